@@ -1,0 +1,41 @@
+# rbmtools: `make test` and (later) `make demo` work from a fresh clone with nothing but python3.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.pyproject.sha256
+
+.PHONY: venv test lint format bench clean
+
+# (Re)build the virtualenv when it is missing or pyproject.toml changed since it was built.
+venv:
+	@if [ -x "$(BIN)/python" ] && [ -f "$(STAMP)" ] && sha256sum pyproject.toml | cmp -s - "$(STAMP)"; then \
+		:; \
+	else \
+		echo "Building $(VENV) (missing, or pyproject.toml changed)"; \
+		rm -rf "$(VENV)" && \
+		$(PYTHON) -m venv "$(VENV)" && \
+		"$(BIN)/python" -m pip install --quiet --upgrade pip && \
+		"$(BIN)/python" -m pip install --quiet -e '.[test]' && \
+		sha256sum pyproject.toml > "$(STAMP)"; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: venv
+	@set -e; for script in benchmarks/*.py; do \
+		[ -e "$$script" ] || { echo "no benchmarks yet"; break; }; \
+		echo "== $$script"; \
+		$(BIN)/python "$$script"; \
+	done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

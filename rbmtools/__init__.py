@@ -1,0 +1,43 @@
+"""rbmtools: send, revoke and analyze Google RCS Business Messaging (RBM) traffic.
+
+The public API is re-exported here; ``rbmtools.wire`` holds the protocol itself.
+"""
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
+from rbmtools.errors import ApiError, AuthError, RbmError, SignatureError, ValidationError
+from rbmtools.wire import (
+    EventType,
+    ShortExpiryWarning,
+    TrafficType,
+    agent_message,
+    format_duration,
+    format_timestamp,
+    normalize_phone,
+    parse_duration,
+    parse_timestamp,
+)
+
+try:
+    __version__ = _version("rbmtools")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "EventType",
+    "RbmError",
+    "ShortExpiryWarning",
+    "SignatureError",
+    "TrafficType",
+    "ValidationError",
+    "__version__",
+    "agent_message",
+    "format_duration",
+    "format_timestamp",
+    "normalize_phone",
+    "parse_duration",
+    "parse_timestamp",
+]

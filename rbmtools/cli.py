@@ -1,0 +1,63 @@
+"""The ``rbmtools`` command: one entry point, subcommands contributed by the subsystems.
+
+Each subsystem module listed in ``COMMAND_MODULES`` exposes ``register(subparsers)``, which adds
+its subcommands and sets ``func`` on their parsers. ``func(args)`` returns the exit code:
+0 success, 1 the platform said no (a revoke answered 404, an unreachable phone), 2 usage or
+validation error, 3 API or transport failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from rbmtools import __version__
+from rbmtools.errors import RbmError, ValidationError
+
+__all__ = ["COMMAND_MODULES", "EXIT_FAILURE", "EXIT_NO", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
+
+#: Modules that contribute subcommands, in the order ``--help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every subsystem's subcommands registered."""
+    parser = argparse.ArgumentParser(
+        prog="rbmtools",
+        description=(
+            "Send and revoke Google RCS Business Messaging (RBM) messages, run a local RBM "
+            "platform emulator, and analyze webhook logs."
+        ),
+        epilog="Exit codes: 0 success, 1 the platform said no, 2 usage or validation error, "
+        "3 API or transport failure.",
+    )
+    parser.add_argument("--version", action="version", version=f"rbmtools {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_OK
+    try:
+        return int(func(args) or EXIT_OK)
+    except ValidationError as exc:
+        print(f"rbmtools: invalid input: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RbmError as exc:  # ApiError, AuthError and the rest: the platform or transport failed
+        print(f"rbmtools: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("rbmtools: interrupted", file=sys.stderr)
+        return 130
