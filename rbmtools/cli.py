@@ -21,7 +21,9 @@ __all__ = ["COMMAND_MODULES", "EXIT_FAILURE", "EXIT_NO", "EXIT_OK", "EXIT_USAGE"
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    # one line per subsystem; each module defines register(subparsers)
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
