@@ -1,0 +1,454 @@
+"""``RbmClient``: send, revoke, capability and agent-event calls against the RBM API.
+
+Each call validates its input before any I/O (``rbmtools.wire``), sends it through google-auth's
+``AuthorizedSession`` with explicit timeouts, retries what may succeed when repeated (see
+``retry``), turns expected outcomes (404 unreachable, 404 already delivered) into result values,
+raises ``ApiError`` for the rest, and appends every send and revoke to the outbox log if one is
+configured. Nothing it raises, logs or prints carries the key or the bearer token.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import google.auth.exceptions
+import requests
+
+from rbmtools.client.outbox import OutboxWriter
+from rbmtools.client.ratelimit import RateLimiter
+from rbmtools.client.results import AgentEventResult, RevokeResult, SendResult
+from rbmtools.client.retry import RetryPolicy, retry_after_seconds
+from rbmtools.client.session import ClientConfig, authorized_session, load_credentials
+from rbmtools.errors import ApiError, AuthError, ValidationError
+from rbmtools.wire.api import (
+    agent_events_path,
+    batch_get_path,
+    capabilities_path,
+    messages_path,
+    revoke_path,
+    validate_agent_id,
+    validate_message_id,
+)
+from rbmtools.wire.message import agent_message, normalize_traffic_type, validate_agent_message
+from rbmtools.wire.phone import normalize_phone
+from rbmtools.wire.records import RevokeRecord, SendRecord
+from rbmtools.wire.status import api_error
+from rbmtools.wire.times import parse_timestamp, utc_now
+
+__all__ = ["DEFAULT_TIMEOUT", "RbmClient"]
+
+log = logging.getLogger("rbmtools.client")
+
+#: (connect, read) seconds for each HTTP attempt.
+DEFAULT_TIMEOUT = (5.0, 30.0)
+#: users.batchGet accepts at most this many numbers per call ...
+BATCH_GET_MAX_USERS = 10_000
+#: ... and at most 600 calls a minute.
+BATCH_GET_CALLS_PER_SECOND = 10.0
+
+
+class RbmClient:
+    """A client for one RBM agent.
+
+    Build it with ``from_service_account_file``, ``from_env`` or ``from_emulator``. ``clock``
+    returns "now" on the platform's clock (the wall clock for Google; the virtual clock for the
+    emulator) and stamps revoke requests in the outbox. Thread-safe: the bulk helpers share one
+    client across worker threads.
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        agent_id: str,
+        *,
+        base_url: str,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        outbox: str | os.PathLike[str] | OutboxWriter | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.agent_id = validate_agent_id(agent_id)
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.clock = clock
+        self._session = session
+        self._sleep = sleep
+        self._owns_outbox = outbox is not None and not isinstance(outbox, OutboxWriter)
+        self.outbox = OutboxWriter(outbox) if self._owns_outbox else outbox  # type: ignore[arg-type]
+        self._batch_limiter = RateLimiter(BATCH_GET_CALLS_PER_SECOND)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_service_account_file(
+        cls,
+        path: str | os.PathLike[str],
+        agent_id: str,
+        region: str | None = None,
+        base_url: str | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        *,
+        pool_size: int = 16,
+        **kwargs: Any,
+    ) -> RbmClient:
+        """A client authenticated with a service-account key file (pass its *path*).
+
+        ``region`` is ``us``, ``europe`` or ``asia`` (None: the global endpoint); ``base_url``
+        overrides it (the emulator, a proxy). ``pool_size`` should be at least the bulk
+        ``concurrency`` you intend to use. Other keyword arguments go to the constructor
+        (``retry``, ``outbox``, ``clock``).
+        """
+        config = ClientConfig.from_values(path, agent_id, region=region, base_url=base_url)
+        return cls._from_config(config, timeout=timeout, pool_size=pool_size, **kwargs)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> RbmClient:
+        """A client configured by ``RBM_SERVICE_ACCOUNT`` (key path), ``RBM_AGENT_ID``,
+        ``RBM_REGION`` and ``RBM_BASE_URL``; a missing variable is named in the error."""
+        return cls._from_config(ClientConfig.from_env(environ), **kwargs)
+
+    @classmethod
+    def from_emulator(cls, emulator: Any, agent_id: str | None = None, **kwargs: Any) -> RbmClient:
+        """A client for a running ``rbmtools.emulator.Emulator``: its URL, key and clock."""
+        config = ClientConfig.from_values(
+            emulator.key_file, agent_id or emulator.agent_id, base_url=emulator.base_url
+        )
+        kwargs.setdefault("clock", emulator.clock.now)
+        return cls._from_config(config, **kwargs)
+
+    @classmethod
+    def _from_config(
+        cls,
+        config: ClientConfig,
+        *,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        pool_size: int = 16,
+        **kwargs: Any,
+    ) -> RbmClient:
+        session = authorized_session(load_credentials(config.key_path), pool_size=pool_size)
+        return cls(session, config.agent_id, base_url=config.base_url, timeout=timeout, **kwargs)
+
+    def close(self) -> None:
+        """Close the HTTP session and the outbox file (if the client opened it)."""
+        self._session.close()
+        if self._owns_outbox and self.outbox is not None:
+            self.outbox.close()
+
+    def __enter__(self) -> RbmClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RbmClient(agent_id={self.agent_id!r}, base_url={self.base_url!r})"
+
+    # ------------------------------------------------------------------ transport
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: Any = None,
+    ) -> tuple[requests.Response, int]:
+        """One logical call with retries; returns the final response and the attempt count.
+
+        Retryable statuses are returned once attempts or time run out (the caller turns them
+        into ``ApiError``); transport failures that outlast the budget raise ``ApiError`` with
+        status 0. Credential failures raise ``AuthError``.
+        """
+        url = self.base_url + path
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._session.request(
+                    method, url, params=params, json=body, timeout=self.timeout
+                )
+            except google.auth.exceptions.RefreshError as exc:
+                raise AuthError(
+                    f"the token endpoint refused the service-account credentials: {_first_arg(exc)}"
+                ) from None
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                google.auth.exceptions.TransportError,
+            ) as exc:
+                delay = self.retry.next_delay(attempt, started)
+                log.debug("%s %s attempt %d failed: %s", method, path, attempt, type(exc).__name__)
+                if delay is None:
+                    raise ApiError(
+                        0,
+                        "UNAVAILABLE",
+                        f"no answer after {attempt} attempt(s): {type(exc).__name__}",
+                        method=method,
+                        url=url,
+                        retryable=True,
+                    ) from None
+                self._sleep(delay)
+                continue
+            log.debug("%s %s attempt %d -> %d", method, path, attempt, response.status_code)
+            if response.status_code in self.retry.statuses:
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                delay = self.retry.next_delay(attempt, started, wait)
+                if delay is not None:
+                    self._sleep(delay)
+                    continue
+            return response, attempt
+
+    def _record(self, record: SendRecord | RevokeRecord) -> None:
+        if self.outbox is not None:
+            self.outbox.write(record)
+
+    # ------------------------------------------------------------------ messages
+
+    def send(
+        self,
+        phone: str,
+        text: str | None = None,
+        message: Mapping[str, Any] | None = None,
+        *,
+        message_id: str | None = None,
+        ttl: object = None,
+        expire_time: str | datetime | None = None,
+        traffic_type: str | None = None,
+        use_case: str | None = None,
+        suggestions: Iterable[Mapping[str, Any]] = (),
+        experiment: str | None = None,
+        arm: str | None = None,
+    ) -> SendResult:
+        """Send one message; returns ``SendResult`` (``reachable=False`` on 404).
+
+        Give ``text`` (with optional ``suggestions``) or a ready ``message`` body (see
+        ``rbmtools.wire.agent_message``). ``message_id`` defaults to a new UUID4; pass your own
+        to make a re-run safe: the platform ignores an id it has already seen. ``ttl`` takes
+        seconds, a ``timedelta`` or "10m"; ``expire_time`` an aware datetime or RFC 3339 text.
+        ``use_case``, ``experiment`` and ``arm`` are labels for the outbox log.
+        """
+        phone = normalize_phone(phone)
+        body = _message_body(text, message, ttl, expire_time, traffic_type, suggestions)
+        message_id = validate_message_id(message_id) if message_id else str(uuid.uuid4())
+        params = {"messageId": message_id, "agentId": self.agent_id}
+        asked_at = self.clock()
+        labels = {"use_case": use_case, "experiment": experiment, "arm": arm}
+        record = {
+            "message_id": message_id,
+            "phone": phone,
+            "agent_id": self.agent_id,
+            "traffic_type": body.get("messageTrafficType"),
+            "ttl": body.get("ttl"),
+            **labels,
+        }
+        try:
+            response, attempts = self._request("POST", messages_path(phone), params, body)
+        except ApiError as exc:
+            self._record(
+                SendRecord(send_time=asked_at, status=exc.status, error=str(exc), **record)
+            )
+            raise
+        if response.status_code == 200:
+            answer = _json(response)
+            sent = _time_or(answer.get("sendTime"), asked_at, "sendTime")
+            expires = _time_or(answer.get("expireTime"), None, "expireTime")
+            if expires is None and body.get("expireTime"):
+                expires = parse_timestamp(body["expireTime"], "expireTime")
+            result = SendResult(message_id, phone, 200, True, sent, expires, attempts)
+        elif response.status_code == 404:
+            result = SendResult(message_id, phone, 404, False, asked_at, None, attempts)
+        else:
+            error = api_error(
+                response.status_code, response.content, method="POST", url=response.url
+            )
+            self._record(
+                SendRecord(send_time=asked_at, status=error.status, error=str(error), **record)
+            )
+            raise error
+        self._record(
+            SendRecord(
+                send_time=result.send_time,
+                status=result.status,
+                expire_time=result.expire_time,
+                **record,
+            )
+        )
+        return result
+
+    def revoke(
+        self,
+        phone: str,
+        message_id: str,
+        *,
+        attempt: int = 1,
+        experiment: str | None = None,
+        arm: str | None = None,
+    ) -> RevokeResult:
+        """Revoke a message that was sent but not yet delivered; returns ``RevokeResult``.
+
+        200 means revoked: the platform removed it from the user's queue. 404 means it was
+        already delivered (or the id is unknown): ``revoked=False``, not an exception.
+
+        The race: a revoke that arrives while the platform is handing the message to the
+        device can be answered 200 and still be followed by a DELIVERED event. Google's
+        documented recovery: after a 200, watch the webhook for DELIVERED for a short grace
+        period; if none comes, revoke once more (``attempt=2`` labels it in the outbox), and
+        only then fall back (e.g. SMS). The experiment runner does exactly this.
+        """
+        phone = normalize_phone(phone)
+        path = revoke_path(phone, message_id)
+        at = self.clock()
+        record = {
+            "message_id": message_id,
+            "phone": phone,
+            "agent_id": self.agent_id,
+            "requested_at": at,
+            "attempt": attempt,
+            "experiment": experiment,
+            "arm": arm,
+        }
+        try:
+            response, attempts = self._request("DELETE", path, {"agentId": self.agent_id})
+        except ApiError as exc:
+            self._record(RevokeRecord(status=exc.status, error=str(exc), **record))
+            raise
+        if response.status_code not in (200, 404):
+            error = api_error(
+                response.status_code, response.content, method="DELETE", url=response.url
+            )
+            self._record(RevokeRecord(status=error.status, error=str(error), **record))
+            raise error
+        self._record(RevokeRecord(status=response.status_code, **record))
+        return RevokeResult(
+            message_id, phone, response.status_code == 200, response.status_code, at, attempts
+        )
+
+    # ------------------------------------------------------------------ capabilities and events
+
+    def capabilities(self, phone: str) -> list[str] | None:
+        """The RCS features of ``phone`` (e.g. ``RICHCARD_STANDALONE``), or None if unreachable."""
+        phone = normalize_phone(phone)
+        params = {"requestId": str(uuid.uuid4()), "agentId": self.agent_id}
+        response, _ = self._request("GET", capabilities_path(phone), params)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise api_error(response.status_code, response.content, method="GET", url=response.url)
+        features = _json(response).get("features", [])
+        return [str(f) for f in features]
+
+    def batch_capabilities(self, phones: Iterable[str]) -> dict[str, bool]:
+        """Which of ``phones`` are reachable over RCS, via users.batchGet.
+
+        Numbers are normalised, de-duplicated and sent in chunks of at most 10,000, with the
+        calls spaced to stay under 600 a minute. Returns ``{phone: reachable}`` for every
+        distinct number given.
+        """
+        distinct = list(dict.fromkeys(normalize_phone(p) for p in phones))
+        reachable: set[str] = set()
+        for start in range(0, len(distinct), BATCH_GET_MAX_USERS):
+            chunk = distinct[start : start + BATCH_GET_MAX_USERS]
+            self._batch_limiter.acquire()
+            body = {"users": chunk, "agentId": self.agent_id}
+            response, _ = self._request("POST", batch_get_path(), {"agentId": self.agent_id}, body)
+            if response.status_code != 200:
+                raise api_error(
+                    response.status_code, response.content, method="POST", url=response.url
+                )
+            for phone in _json(response).get("reachableUsers", []):
+                reachable.add(normalize_phone(phone, "reachableUsers"))
+        return {phone: phone in reachable for phone in distinct}
+
+    def send_read(self, phone: str, message_id: str) -> AgentEventResult:
+        """Tell the user their message ``message_id`` was read (a READ receipt)."""
+        body = {"eventType": "READ", "messageId": validate_message_id(message_id)}
+        return self._agent_event(phone, body)
+
+    def send_typing(self, phone: str) -> AgentEventResult:
+        """Show the typing indicator to the user (not queued if they are offline)."""
+        return self._agent_event(phone, {"eventType": "IS_TYPING"})
+
+    def _agent_event(self, phone: str, body: Mapping[str, str]) -> AgentEventResult:
+        phone = normalize_phone(phone)
+        event_id = str(uuid.uuid4())
+        params = {"eventId": event_id, "agentId": self.agent_id}
+        response, attempts = self._request("POST", agent_events_path(phone), params, dict(body))
+        if response.status_code not in (200, 404):
+            raise api_error(response.status_code, response.content, method="POST", url=response.url)
+        status = response.status_code
+        return AgentEventResult(event_id, phone, body["eventType"], status, status == 200, attempts)
+
+    # ------------------------------------------------------------------ bulk
+
+    def send_many(self, rows: Any, **options: Any) -> Any:
+        """Send one message per row of a DataFrame or iterable of dicts; see ``bulk.send_many``."""
+        from rbmtools.client.bulk import send_many
+
+        return send_many(self, rows, **options)
+
+    def revoke_many(self, rows: Any, **options: Any) -> Any:
+        """Revoke one message per row (``phone``, ``message_id``); see ``bulk.revoke_many``."""
+        from rbmtools.client.bulk import revoke_many
+
+        return revoke_many(self, rows, **options)
+
+
+def _message_body(
+    text: str | None,
+    message: Mapping[str, Any] | None,
+    ttl: object,
+    expire_time: object,
+    traffic_type: str | None,
+    suggestions: Iterable[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The validated AgentMessage body for ``send``'s arguments."""
+    if (text is None) == (message is None):
+        raise ValidationError(
+            "text/message", {"text": text, "message": message}, "give exactly one"
+        )
+    if text is not None:
+        return agent_message(
+            text,
+            suggestions=list(suggestions),  # type: ignore[arg-type]
+            traffic_type=traffic_type,
+            ttl=ttl,
+            expire_time=expire_time,  # type: ignore[arg-type]
+        )
+    if not isinstance(message, Mapping):
+        raise ValidationError("message", message, "must be an AgentMessage body (a dict)")
+    body = dict(message) if "contentMessage" in message else {"contentMessage": dict(message)}
+    if (ttl is not None or expire_time is not None) and ("ttl" in body or "expireTime" in body):
+        raise ValidationError("ttl", ttl or expire_time, "the message already carries an expiry")
+    if ttl is not None:
+        body["ttl"] = ttl
+    if expire_time is not None:
+        body["expireTime"] = expire_time
+    if traffic_type is not None:
+        body["messageTrafficType"] = normalize_traffic_type(traffic_type)
+    return validate_agent_message(body)
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        value = response.json()
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _time_or(value: object, default: datetime | None, field: str) -> datetime | None:
+    return default if value is None else parse_timestamp(value, field)  # type: ignore[arg-type]
+
+
+def _first_arg(exc: BaseException) -> str:
+    """A short description of a google-auth error without the token endpoint's full answer."""
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    return text[:200]
