@@ -1,0 +1,317 @@
+"""The webhook's HTTP face (aiohttp): handshake, signature check, durable append, then 200.
+
+The platform POSTs each event as a Pub/Sub push body signed with ``X-Goog-Signature`` and
+retries anything but 200 for days, so the receiver answers 200 only after the event's line is
+fsynced (``EventLog`` group-commits concurrent requests) and answers fast otherwise. Statuses:
+200 stored (or the handshake's bare secret), 400 malformed envelope/base64/JSON or not an RBM
+event, 401 signature missing/malformed/mismatch, 403 handshake with a wrong clientToken,
+413 body over ``max_body``, 503 the log cannot take it now (the platform retries).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from rbmtools.errors import SignatureError, ValidationError
+from rbmtools.webhook.dedup import RecentKeys
+from rbmtools.webhook.layout import REJECTS_DIR
+from rbmtools.webhook.rejects import DEFAULT_REJECTS_BYTES, RejectsLog
+from rbmtools.webhook.store import DEFAULT_SEGMENT_BYTES, EventLog, LogClosedError
+from rbmtools.wire import (
+    SIGNATURE_HEADER,
+    error_body,
+    format_timestamp,
+    parse_event,
+    parse_handshake,
+    parse_push,
+    utc_now,
+    verify_signature,
+)
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_BODY",
+    "REJECT_REASONS",
+    "ReceiverServer",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_MAX_BODY = 1024 * 1024
+#: Every reason a request can be rejected for, as counted under ``stats()["rejected"]``.
+REJECT_REASONS = (
+    "signature_missing",
+    "signature_malformed",
+    "signature_mismatch",
+    "body_too_large",
+    "bad_envelope",
+    "bad_json",
+    "bad_event",
+    "handshake_token",
+    "unavailable",
+)
+_RESERVED_PATHS = ("/healthz", "/stats")
+_RETRY_AFTER_SECONDS = "5"
+
+logger = logging.getLogger("rbmtools.webhook")
+
+
+def _check_path(path: str) -> str:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValidationError("path", path, "must start with '/'")
+    if path in _RESERVED_PATHS:
+        raise ValidationError("path", path, f"is reserved ({', '.join(_RESERVED_PATHS)})")
+    return path
+
+
+class ReceiverServer:
+    """The receiver on the current asyncio loop: ``await start()``, ``await stop()``.
+
+    ``client_token`` verifies signatures and the handshake (it never appears in a repr, a log
+    line or an answer). ``verify=False`` stores unverified pushes with ``"verified": false``
+    (for replaying trusted captures); a push that does carry a valid signature is still
+    recorded as verified. ``port=0`` picks a free port; ``url`` is known after ``start``.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str],
+        *,
+        client_token: str | None = None,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        path: str = "/",
+        verify: bool = True,
+        max_body: int = DEFAULT_MAX_BODY,
+        max_segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        rejects_bytes: int | None = DEFAULT_REJECTS_BYTES,
+        drain_timeout: float = 30.0,
+        clock: Callable[[], datetime] = utc_now,
+        dedup_capacity: int | None = 1_000_000,
+    ) -> None:
+        if client_token is not None and (not isinstance(client_token, str) or not client_token):
+            raise ValidationError("clientToken", "<hidden>", "must be a non-empty string")
+        if verify and client_token is None:
+            raise ValidationError(
+                "clientToken",
+                None,
+                "is required to verify X-Goog-Signature (pass verify=False only to replay "
+                "trusted captures)",
+            )
+        if not isinstance(max_body, int) or max_body < 1:
+            raise ValidationError("max_body", max_body, "must be a positive number of bytes")
+        self.log_dir = Path(log_dir)
+        self.host = host
+        self.port = port
+        self.path = _check_path(path)
+        self.verify = verify
+        self.max_body = max_body
+        self.drain_timeout = drain_timeout
+        self._token = client_token
+        self.log = EventLog(self.log_dir, max_segment_bytes=max_segment_bytes, clock=clock)
+        self.rejects = (
+            None if rejects_bytes is None else RejectsLog(self.log_dir / REJECTS_DIR, rejects_bytes)
+        )
+        self._recent = RecentKeys(dedup_capacity)
+        self._runner: web.AppRunner | None = None
+        self._stopping = False
+        self.started_at: datetime | None = None
+        self.accepted = 0
+        self.duplicates = 0
+        self.handshakes = 0
+        self.bytes_received = 0
+        self.in_flight = 0
+        self.rejected: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return (
+            f"ReceiverServer(url={self.url!r}, log_dir={str(self.log_dir)!r}, verify={self.verify})"
+        )
+
+    @property
+    def url(self) -> str:
+        """The full webhook URL (including the path) to register with the platform."""
+        return f"http://{self.host}:{self.port}{self.path}"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def make_app(self) -> web.Application:
+        # aiohttp enforces the limit itself too when a body arrives without Content-Length.
+        app = web.Application(client_max_size=self.max_body)
+        app.router.add_post(self.path, self._handle_post)
+        app.router.add_get("/healthz", self._handle_health)
+        app.router.add_get("/stats", self._handle_stats)
+        return app
+
+    async def start(self) -> None:
+        """Open the log (taking its writer lock), then bind and listen."""
+        self.log.open()
+        try:
+            runner = web.AppRunner(
+                self.make_app(), access_log=None, shutdown_timeout=self.drain_timeout
+            )
+            await runner.setup()
+            site = web.TCPSite(runner, self.host, self.port, backlog=1024)
+            await site.start()
+        except BaseException:
+            self.log.close()
+            raise
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        self.started_at = utc_now()
+        if not self.verify:
+            logger.warning(
+                "signature verification is OFF: pushes are stored without checking "
+                "X-Goog-Signature (recorded as verified=false). Use only to replay trusted data."
+            )
+
+    async def stop(self) -> None:
+        """Stop listening, let in-flight requests finish (their lines fsynced), close the log."""
+        self._stopping = True
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self.log.close()
+        if self.rejects is not None:
+            self.rejects.close()
+
+    # ------------------------------------------------------------------ handlers
+
+    def _reject(
+        self,
+        reason: str,
+        status: int,
+        message: str,
+        request: web.Request,
+        body: bytes | None = None,
+    ) -> web.Response:
+        self.rejected[reason] += 1
+        if self.rejects is not None:
+            self.rejects.record(reason, status, body=body, remote=request.remote)
+        response = web.json_response(error_body(status, message), status=status)
+        if status == 503:
+            response.headers["Retry-After"] = _RETRY_AFTER_SECONDS
+        return response
+
+    async def _handle_post(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        try:
+            return await self._receive(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _receive(self, request: web.Request) -> web.StreamResponse:
+        if self._stopping:
+            return self._reject("unavailable", 503, "the receiver is shutting down", request)
+        declared = request.content_length
+        if declared is not None and declared > self.max_body:
+            response = self._reject(
+                "body_too_large", 413, f"body over {self.max_body} bytes", request
+            )
+            response.force_close()  # do not read megabytes we will not keep
+            return response
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            response = self._reject(
+                "body_too_large", 413, f"body over {self.max_body} bytes", request
+            )
+            response.force_close()
+            return response
+        self.bytes_received += len(body)
+        try:
+            obj = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            return self._reject("bad_envelope", 400, "the body is not JSON", request, body)
+        handshake = parse_handshake(obj) if isinstance(obj, dict) else None
+        if handshake is not None:
+            return self._handshake(handshake, request)
+        try:
+            push = parse_push(obj)
+        except ValidationError as exc:
+            return self._reject("bad_envelope", 400, str(exc), request, body)
+        signature = request.headers.get(SIGNATURE_HEADER)
+        verified = False
+        if self.verify or (self._token is not None and signature):
+            try:
+                verify_signature(push.data, signature, self._token)  # type: ignore[arg-type]
+                verified = True
+            except SignatureError as exc:
+                if self.verify:
+                    return self._reject(f"signature_{exc.reason}", 401, str(exc), request, body)
+        try:
+            payload = push.event()
+        except ValidationError:
+            return self._reject("bad_json", 400, "message.data is not JSON", request, body)
+        try:
+            event = parse_event(payload)
+        except ValidationError as exc:
+            return self._reject("bad_event", 400, f"not an RBM event: {exc}", request, body)
+        try:
+            await self.log.append(payload, verified)
+        except (OSError, LogClosedError) as exc:
+            logger.error("could not store an event: %s", exc)
+            return self._reject("unavailable", 503, "the event log cannot store it now", request)
+        self.accepted += 1
+        if self._recent.seen(event.dedup_key):
+            self.duplicates += 1
+        return web.Response(status=200)
+
+    def _handshake(self, handshake: tuple[str, str], request: web.Request) -> web.Response:
+        token, secret = handshake
+        expected = self._token
+        if expected is None or not hmac.compare_digest(
+            token.encode("utf-8"), expected.encode("utf-8")
+        ):
+            # The body holds a clientToken: never keep it, even in the rejects log.
+            return self._reject("handshake_token", 403, "clientToken does not match", request)
+        self.handshakes += 1
+        return web.Response(text=secret, content_type="text/plain")
+
+    async def _handle_health(self, request: web.Request) -> web.Response:
+        healthy = not self._stopping and not self.log.closed
+        body = {"status": "ok" if healthy else "stopping", "verify": self.verify}
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def _handle_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(self) -> dict[str, Any]:
+        """Accepted, rejected by reason, duplicates seen, bytes, fsync batches and more.
+
+        Call it on the server's loop (``Receiver.stats()`` does that for you).
+        """
+        log = self.log.stats()
+        return {
+            "accepted": self.accepted,
+            "rejected": {reason: self.rejected.get(reason, 0) for reason in REJECT_REASONS},
+            "rejected_total": sum(self.rejected.values()),
+            "duplicates": self.duplicates,
+            "handshakes": self.handshakes,
+            "bytes_received": self.bytes_received,
+            "bytes_logged": log["bytes"],
+            "fsync_batches": log["fsync_batches"],
+            "events_per_batch_mean": round(log["events_per_batch_mean"], 3),
+            "events_per_batch_max": log["events_per_batch_max"],
+            "events_per_batch_histogram": log["events_per_batch_histogram"],
+            "fsync_seconds_total": log["fsync_seconds_total"],
+            "segments_opened": log["segments_opened"],
+            "write_errors": log["write_errors"],
+            "segment": log["segment"],
+            "in_flight": self.in_flight,
+            "verify": self.verify,
+            "started_at": None if self.started_at is None else format_timestamp(self.started_at),
+            "log_dir": str(self.log_dir),
+            "rejects_logged": 0 if self.rejects is None else self.rejects.written,
+        }
