@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from rbmtools.errors import ApiError, AuthError, RbmError, SignatureError, ValidationError
+from rbmtools.webhook import Receiver, follow, read_events
 from rbmtools.wire import (
     EventType,
     ShortExpiryWarning,
@@ -29,15 +30,18 @@ __all__ = [
     "AuthError",
     "EventType",
     "RbmError",
+    "Receiver",
     "ShortExpiryWarning",
     "SignatureError",
     "TrafficType",
     "ValidationError",
     "__version__",
     "agent_message",
+    "follow",
     "format_duration",
     "format_timestamp",
     "normalize_phone",
     "parse_duration",
     "parse_timestamp",
+    "read_events",
 ]

@@ -62,17 +62,20 @@ def test_public_api_is_pinned():
             "AuthError",
             "EventType",
             "RbmError",
+            "Receiver",
             "ShortExpiryWarning",
             "SignatureError",
             "TrafficType",
             "ValidationError",
             "__version__",
             "agent_message",
+            "follow",
             "format_duration",
             "format_timestamp",
             "normalize_phone",
             "parse_duration",
             "parse_timestamp",
+            "read_events",
         ]
     )
     for name in rbmtools.__all__:
