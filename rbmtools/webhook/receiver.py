@@ -10,6 +10,7 @@ event, 401 signature missing/malformed/mismatch, 403 handshake with a wrong clie
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -61,6 +62,8 @@ REJECT_REASONS = (
 )
 _RESERVED_PATHS = ("/healthz", "/stats")
 _RETRY_AFTER_SECONDS = "5"
+#: After in-flight requests have drained, how long aiohttp may wait for the rest to close.
+_CLOSE_IDLE_TIMEOUT = 0.5
 
 logger = logging.getLogger("rbmtools.webhook")
 
@@ -157,7 +160,7 @@ class ReceiverServer:
         self.log.open()
         try:
             runner = web.AppRunner(
-                self.make_app(), access_log=None, shutdown_timeout=self.drain_timeout
+                self.make_app(), access_log=None, shutdown_timeout=_CLOSE_IDLE_TIMEOUT
             )
             await runner.setup()
             site = web.TCPSite(runner, self.host, self.port, backlog=1024)
@@ -176,9 +179,16 @@ class ReceiverServer:
 
     async def stop(self) -> None:
         """Stop listening, let in-flight requests finish (their lines fsynced), close the log."""
-        self._stopping = True
-        if self._runner is not None:
-            await self._runner.cleanup()
+        self._stopping = True  # from now on a request is answered 503 at once
+        runner = self._runner
+        if runner is not None:
+            for site in list(runner.sites):
+                await site.stop()  # no new connections
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.drain_timeout
+            while self.in_flight and loop.time() < deadline:
+                await asyncio.sleep(0.005)  # handlers waiting for their fsync finish
+            await runner.cleanup()  # then close the remaining (idle) connections
             self._runner = None
         self.log.close()
         if self.rejects is not None:
