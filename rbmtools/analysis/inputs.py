@@ -1,0 +1,88 @@
+"""Turning the paths a user gives (files, globs, directories) into the log files to read.
+
+A directory is searched recursively, because the webhook receiver writes
+``<dir>/date=YYYY-MM-DD/events-*.jsonl`` segments rotated by size. JSON Lines files may be
+gzip-compressed (``.jsonl.gz``); Parquet files end in ``.parquet``. A path that matches nothing
+is an error (a typo must not read as "no traffic").
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rbmtools.errors import ValidationError
+
+__all__ = ["JSONL_SUFFIXES", "PARQUET_SUFFIXES", "LogFiles", "resolve_paths"]
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class LogFiles:
+    """The files of one log, split by format, each list sorted and free of repeats."""
+
+    jsonl: tuple[str, ...] = ()
+    parquet: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return self.jsonl + self.parquet
+
+    def __len__(self) -> int:
+        return len(self.jsonl) + len(self.parquet)
+
+
+def _is_log_file(name: str) -> bool:
+    lower = name.lower()
+    return lower.endswith(JSONL_SUFFIXES + PARQUET_SUFFIXES)
+
+
+def _walk(directory: Path) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(root, f) for f in sorted(files) if _is_log_file(f))
+    return found
+
+
+def resolve_paths(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None, field: str
+) -> LogFiles:
+    """The log files named by ``paths``: files as given, directories searched recursively
+    for ``*.jsonl[.gz]`` / ``*.json[.gz]`` / ``*.ndjson[.gz]`` / ``*.parquet``, glob patterns
+    (``**`` allowed) expanded. ``field`` names the argument in errors."""
+    if paths is None:
+        return LogFiles()
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    files: list[str] = []
+    for item in items:
+        text = os.fspath(item)
+        if _GLOB_CHARS & set(text):
+            matched = sorted(glob.glob(text, recursive=True))
+            expanded = []
+            for match in matched:
+                expanded.extend(_walk(Path(match)) if os.path.isdir(match) else [match])
+            if not expanded:
+                raise ValidationError(field, text, "matches no file")
+            files.extend(expanded)
+        elif os.path.isdir(text):
+            found = _walk(Path(text))
+            if not found:
+                raise ValidationError(
+                    field, text, "is a directory with no .jsonl, .jsonl.gz or .parquet files"
+                )
+            files.extend(found)
+        elif os.path.isfile(text):
+            files.append(text)
+        else:
+            raise ValidationError(field, text, "does not exist")
+    unique = sorted({os.path.abspath(f) for f in files})
+    parquet = tuple(f for f in unique if f.lower().endswith(PARQUET_SUFFIXES))
+    jsonl = tuple(f for f in unique if f not in set(parquet))
+    return LogFiles(jsonl=jsonl, parquet=parquet)

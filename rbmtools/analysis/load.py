@@ -1,0 +1,226 @@
+"""Loading the event log and the outbox log into one analysable ``Dataset``.
+
+``load`` reads every file once: Pub/Sub push bodies are decoded, times normalised to UTC,
+duplicates (same eventId, or same messageId + eventType + sendTime) counted once, and lines
+that are not events counted and set aside, never failing the load. What remains is one row of
+facts per message, from which the lifecycle, the metrics and the best TTL are derived. The
+``LoadReport`` says what was read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from rbmtools.analysis import sql
+from rbmtools.analysis.engine import DuckDBEngine
+from rbmtools.analysis.inputs import LogFiles, resolve_paths
+from rbmtools.analysis.schema import validate_by
+from rbmtools.errors import ValidationError
+from rbmtools.wire import dumps_line, format_timestamp
+
+__all__ = ["Dataset", "LoadReport", "load"]
+
+PathsArg = str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What one load read. ``lines`` counts non-blank event-log lines; ``events`` the distinct
+    events among them; ``duplicates`` the repeated copies; ``malformed`` the lines that are no
+    event (kept aside, see ``Dataset.malformed``)."""
+
+    files: int
+    lines: int
+    events: int
+    duplicates: int
+    malformed: int
+    outbox_files: int
+    outbox_records: int
+    outbox_malformed: int
+    messages: int
+    unverified: int
+    other_events: int
+    unknown_message_events: int
+    unknown_messages: int
+    failed_sends: int
+    outbox_without_send: int
+    span_start: datetime | None
+    span_end: datetime | None
+    seconds: float
+    malformed_files: tuple[str, ...] = field(default=(), repr=False)
+    outbox_malformed_files: tuple[str, ...] = field(default=(), repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``read`` block of the analysis document (times as RFC 3339 UTC)."""
+        out = asdict(self)
+        out.pop("malformed_files")
+        out.pop("outbox_malformed_files")
+        for key in ("span_start", "span_end"):
+            out[key] = None if out[key] is None else format_timestamp(out[key])
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+    def __str__(self) -> str:
+        span = (
+            f"{format_timestamp(self.span_start)} .. {format_timestamp(self.span_end)}"
+            if self.span_start and self.span_end
+            else "no timestamps"
+        )
+        return (
+            f"events: {self.files} files, {self.lines} lines, {self.events} events, "
+            f"{self.duplicates} duplicates, {self.malformed} malformed\n"
+            f"outbox: {self.outbox_files} files, {self.outbox_records} records, "
+            f"{self.outbox_malformed} malformed\n"
+            f"messages: {self.messages} sent; {self.unknown_message_events} events about "
+            f"{self.unknown_messages} unknown messages; {self.other_events} other events "
+            f"(replies, typing, subscriptions); {self.failed_sends} sends that failed; "
+            f"{self.unverified} unverified events\n"
+            f"span: {span} (read in {self.seconds:.2f} s)"
+        )
+
+
+def _to_datetime(value: Any) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+
+
+class Dataset:
+    """Both logs, loaded: ``report``, ``lifecycle()``, ``aggregates(by)`` and the rest.
+
+    Holds an embedded DuckDB connection; use it as a context manager or call ``close()``.
+    """
+
+    def __init__(
+        self, engine: DuckDBEngine, events: LogFiles, outbox: LogFiles, report: LoadReport
+    ):
+        self.engine = engine
+        self.event_files = events
+        self.outbox_files = outbox
+        self.report = report
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __repr__(self) -> str:
+        r = self.report
+        return (
+            f"Dataset(messages={r.messages}, events={r.events}, files={r.files}, "
+            f"outbox_files={r.outbox_files}, malformed={r.malformed})"
+        )
+
+    def lifecycle(self) -> pd.DataFrame:
+        """One row per sent message: the columns and ``outcome`` of log-format section 3."""
+        return self.engine.df('SELECT * FROM rbm_lifecycle ORDER BY "sendTime", "messageId"')
+
+    def query(self, statement: str) -> pd.DataFrame:
+        """Run SQL against the loaded data (views ``rbm_lifecycle`` and ``rbm_facts``)."""
+        return self.engine.df(statement)
+
+    def summary(self, by: str | Iterable[str] = ("experiment", "arm")) -> pd.DataFrame:
+        """Lifecycle counts per group (per experiment arm by default): messages, outcomes,
+        revoke attempts and successes, reads, stale and double deliveries."""
+        return self.engine.df(sql.group_counts_sql(validate_by(by)))
+
+    def aggregates(self, by: str | Iterable[str] | None = None):
+        """The compact aggregates every statistic is computed from (see ``Aggregates``)."""
+        from rbmtools.analysis.aggregates import compute_aggregates
+
+        return compute_aggregates(self.engine, validate_by(by))
+
+    def malformed(self) -> pd.DataFrame:
+        """Every line set aside: ``log`` (events / outbox), ``file``, ``line`` (1-based) and
+        ``text``. Re-reads only the files that had malformed lines."""
+        rows = []
+        for kind, files in (
+            ("events", self.report.malformed_files),
+            ("outbox", self.report.outbox_malformed_files),
+        ):
+            for path in files:
+                for number, text in self.engine.bad_rows(path, kind):
+                    rows.append({"log": kind, "file": path, "line": number, "text": text})
+        return pd.DataFrame(rows, columns=["log", "file", "line", "text"])
+
+    def write_quarantine(self, path: str | os.PathLike[str]) -> int:
+        """Write the malformed lines to ``path`` as JSON Lines (one object per set-aside line,
+        with its origin); returns how many were written."""
+        frame = self.malformed()
+        with open(path, "w", encoding="utf-8") as handle:
+            for record in frame.to_dict("records"):
+                handle.write(dumps_line(record))
+        return len(frame)
+
+
+def load(
+    events: PathsArg = None,
+    outbox: PathsArg = None,
+    *,
+    quarantine: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    progress: bool = False,
+) -> Dataset:
+    """Read an event log and an outbox log (files, globs or directories; JSON Lines, ``.gz``
+    or Parquet) into a ``Dataset``. ``quarantine`` writes the set-aside lines there.
+
+    Lifecycles need the outbox (it says what was sent); events alone still load and report.
+    """
+    started = time.perf_counter()
+    event_files = resolve_paths(events, "events")
+    outbox_files = resolve_paths(outbox, "outbox")
+    if not event_files and not outbox_files:
+        raise ValidationError("events", events, "give at least one event or outbox log")
+    engine = DuckDBEngine(threads=threads, memory_limit=memory_limit)
+    try:
+        if progress:
+            engine.execute("SET enable_progress_bar = true")
+        engine.register_logs(event_files, outbox_files)
+        engine.create_table("rbm_facts", sql.FACTS)
+        engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
+        counts = engine.row(sql.LOAD_REPORT)
+        bad = engine.df(
+            "SELECT row_kind, bad_file FROM rbm_facts WHERE row_kind IN "
+            "('malformed_event_lines', 'malformed_outbox_lines') ORDER BY bad_file"
+        )
+    except BaseException:
+        engine.close()
+        raise
+    report = LoadReport(
+        files=len(event_files),
+        lines=int(counts["lines"]),
+        events=int(counts["events"]),
+        duplicates=int(counts["duplicates"]),
+        malformed=int(counts["malformed"]),
+        outbox_files=len(outbox_files),
+        outbox_records=int(counts["outbox_records"]),
+        outbox_malformed=int(counts["outbox_malformed"]),
+        messages=int(counts["messages"]),
+        unverified=int(counts["unverified"]),
+        other_events=int(counts["other_events"]),
+        unknown_message_events=int(counts["unknown_message_events"]),
+        unknown_messages=int(counts["unknown_messages"]),
+        failed_sends=int(counts["failed_sends"]),
+        outbox_without_send=int(counts["outbox_without_send"]),
+        span_start=_to_datetime(counts["span_start"]),
+        span_end=_to_datetime(counts["span_end"]),
+        seconds=time.perf_counter() - started,
+        malformed_files=tuple(bad.loc[bad.row_kind == "malformed_event_lines", "bad_file"]),
+        outbox_malformed_files=tuple(bad.loc[bad.row_kind == "malformed_outbox_lines", "bad_file"]),
+    )
+    dataset = Dataset(engine, event_files, outbox_files, report)
+    if quarantine is not None:
+        dataset.write_quarantine(quarantine)
+    return dataset

@@ -1,0 +1,585 @@
+"""The heavy part of the analysis, defined once as SQL: events + outbox -> lifecycle -> aggregates.
+
+Everything here is plain SQL in DuckDB's dialect, written so that sqlglot can transpile it to
+Spark SQL and BigQuery (``transpile``). It reads two relations that an engine provides with
+fixed column names (``rbm_event_rows`` and ``rbm_outbox_rows``, see ``EVENT_ROW_COLUMNS`` and
+``OUTBOX_ROW_COLUMNS``) and one engine function, ``rbm_decode_push(data)``, which turns the
+base64 ``message.data`` of a Pub/Sub push into the event struct (``sendTime`` left as text,
+NULL fields when the data is not base64 of a JSON object). Reading files and decoding JSON
+are the engine's business (``engine.py``); the rules of the lifecycle live only here.
+
+Stages: ``FACTS`` (one row per message joining both logs, plus a few rows that carry counts of
+malformed lines and of events that belong to no message), ``LIFECYCLE`` (the outcomes and
+columns of log-format section 3, derived from the facts), and the compact aggregates per group
+(``group_counts_sql``, ``latency_bins_sql``, ``read_bins_sql``) that Python turns into
+statistics.
+"""
+
+# SQL is assembled here from constants and validated column names only (validate_by); no
+# user text reaches these strings, so the string-built-query rule does not apply.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import sqlglot
+
+from rbmtools.analysis.schema import BIN_FLOOR_SECONDS, BINS_PER_DECADE, OUTCOMES, validate_by
+
+__all__ = [
+    "EVENT_ROW_COLUMNS",
+    "EVENT_STRUCT_FIELDS",
+    "FACTS",
+    "LIFECYCLE",
+    "LOAD_REPORT",
+    "OUTBOX_ROW_COLUMNS",
+    "bin_expression",
+    "group_counts_sql",
+    "latency_bins_sql",
+    "read_bins_sql",
+    "transpile",
+]
+
+#: Fields of a decoded RBM event that the analysis reads, with their SQL types.
+EVENT_STRUCT_FIELDS: dict[str, str] = {
+    "agentId": "VARCHAR",
+    "senderPhoneNumber": "VARCHAR",
+    "phoneNumber": "VARCHAR",
+    "messageId": "VARCHAR",
+    "eventId": "VARCHAR",
+    "sendTime": "TIMESTAMPTZ",
+    "eventType": "VARCHAR",
+    "text": "JSON",
+    "suggestionResponse": "JSON",
+    "location": "JSON",
+    "userFile": "JSON",
+}
+
+
+def _struct(fields: dict[str, str]) -> str:
+    return "STRUCT(" + ", ".join(f"{name} {kind}" for name, kind in fields.items()) + ")"
+
+
+#: The event relation an engine provides: the union of the three line shapes of the event log
+#: (receiver record, Pub/Sub push body, bare decoded event) plus the file each row came from.
+#: A line that is not JSON, or does not fit these types, arrives as a row of NULLs.
+EVENT_ROW_COLUMNS: dict[str, str] = {
+    "receivedAt": "TIMESTAMPTZ",
+    "verified": "BOOLEAN",
+    "event": _struct(EVENT_STRUCT_FIELDS),
+    **EVENT_STRUCT_FIELDS,
+    "message": "STRUCT(data VARCHAR, messageId VARCHAR, publishTime TIMESTAMPTZ)",
+}
+
+#: The outbox relation an engine provides: the union of send, revoke and fallback records.
+OUTBOX_ROW_COLUMNS: dict[str, str] = {
+    "kind": "VARCHAR",
+    "messageId": "VARCHAR",
+    "phone": "VARCHAR",
+    "agentId": "VARCHAR",
+    "sendTime": "TIMESTAMPTZ",
+    "useCase": "VARCHAR",
+    "trafficType": "VARCHAR",
+    "ttl": "VARCHAR",
+    "expireTime": "TIMESTAMPTZ",
+    "status": "INTEGER",
+    "experiment": "VARCHAR",
+    "arm": "VARCHAR",
+    "error": "VARCHAR",
+    "requestedAt": "TIMESTAMPTZ",
+    "attempt": "INTEGER",
+    "channel": "VARCHAR",
+    "sentAt": "TIMESTAMPTZ",
+    "reason": "VARCHAR",
+}
+
+#: The lifecycle event types, with the column prefix each gets in the facts.
+KEY_EVENTS = {
+    "DELIVERED": "delivered",
+    "READ": "read",
+    "TTL_EXPIRATION_REVOKED": "ttl_revoked",
+    "TTL_EXPIRATION_REVOKE_FAILED": "ttl_failed",
+}
+
+
+def _seconds(start: str, end: str) -> str:
+    """Seconds from ``start`` to ``end`` (microsecond precision, transpilable)."""
+    return f"(DATE_DIFF('microsecond', {start}, {end}) / 1000000.0)"
+
+
+def bin_expression(seconds: str) -> str:
+    """SQL assigning the latency bin of a duration; ``schema.bin_index`` is its twin."""
+    return (
+        f"CASE WHEN {seconds} <= {BIN_FLOOR_SECONDS} THEN 0 "
+        f"ELSE CAST(FLOOR(LOG10({seconds} / {BIN_FLOOR_SECONDS}) * {BINS_PER_DECADE}) AS INTEGER)"
+        f" + 1 END"
+    )
+
+
+def _field(name: str) -> str:
+    """One event field, whichever line shape carried it."""
+    return (
+        f"CASE shape WHEN 'receiver' THEN event.{name} WHEN 'push' THEN push_event.{name} "
+        f"ELSE {name} END"
+    )
+
+
+_SHAPE = (
+    "CASE WHEN receivedAt IS NOT NULL AND event IS NOT NULL THEN 'receiver' "
+    "WHEN message IS NOT NULL THEN 'push' ELSE 'decoded' END"
+)
+
+# Stage 1: every line as one normalised event (or a malformed line), shape by shape.
+_EVENT_LINES = f"""
+rbm_event_shapes AS (
+    SELECT *,
+        {_SHAPE} AS shape,
+        CASE WHEN message IS NOT NULL AND NOT (receivedAt IS NOT NULL AND event IS NOT NULL)
+             THEN rbm_decode_push(message.data) END AS push_event
+    FROM {{source}}
+),
+rbm_events AS (
+    SELECT
+        source_file,
+        verified,
+        CASE shape WHEN 'receiver' THEN receivedAt WHEN 'push' THEN message.publishTime
+        END AS received_at,
+        {_field("messageId")} AS message_id,
+        {_field("eventId")} AS event_id,
+        {_field("eventType")} AS event_type,
+        CASE shape WHEN 'receiver' THEN event.sendTime
+            WHEN 'push' THEN TRY_CAST(push_event.sendTime AS TIMESTAMPTZ) ELSE sendTime
+        END AS send_time,
+        {_field("senderPhoneNumber")} AS sender_phone,
+        {_field("phoneNumber")} AS server_phone,
+        ({_field("text")}) IS NOT NULL OR ({_field("suggestionResponse")}) IS NOT NULL
+            OR ({_field("location")}) IS NOT NULL OR ({_field("userFile")}) IS NOT NULL
+            AS has_content,
+        COALESCE(shape = 'push' AND push_event.sendTime IS NOT NULL
+            AND TRY_CAST(push_event.sendTime AS TIMESTAMPTZ) IS NULL, FALSE) AS bad_time
+    FROM rbm_event_shapes
+),
+rbm_classified AS (
+    SELECT *,
+        CASE
+            WHEN bad_time THEN 'malformed'
+            WHEN sender_phone IS NOT NULL AND event_type IS NOT NULL AND message_id IS NOT NULL
+                THEN 'message'
+            WHEN sender_phone IS NOT NULL AND (event_type IS NOT NULL OR has_content)
+                THEN 'other'
+            WHEN server_phone IS NOT NULL AND event_type IS NOT NULL AND message_id IS NOT NULL
+                THEN 'message'
+            WHEN server_phone IS NOT NULL AND event_type IS NOT NULL THEN 'other'
+            ELSE 'malformed'
+        END AS cls
+    FROM rbm_events
+)"""
+
+# Stage 2 and 3: one row per message from the classified lines.
+_EVENTS_PER_MESSAGE = f"""
+-- Stage 2: duplicates count once (same eventId, or same messageId + eventType + sendTime).
+rbm_event_keys AS (
+    SELECT
+        cls,
+        message_id,
+        event_type,
+        CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
+        MIN(send_time) AS send_time,
+        MIN(received_at) AS received_at,
+        COUNT(*) AS copies,
+        COUNT(*) FILTER (WHERE verified = FALSE) AS unverified
+    FROM rbm_classified
+    GROUP BY cls, message_id, event_type, COALESCE(event_id, ''),
+        CASE WHEN event_id IS NULL THEN send_time END,
+        CASE WHEN cls = 'malformed' THEN source_file END
+),
+-- Stage 3: per message, the first event of each kind that matters (min is order-free, so
+-- out-of-order arrival cannot change it), plus counts.
+rbm_message_events AS (
+    SELECT
+        cls,
+        message_id,
+        bad_file,
+        {
+    ", ".join(
+        f"MIN(send_time) FILTER (WHERE event_type = '{kind}') AS {name}_at, "
+        f"ARG_MIN(received_at, send_time) FILTER (WHERE event_type = '{kind}') AS {name}_rx"
+        for kind, name in KEY_EVENTS.items()
+    )
+}
+        ,
+        CASE WHEN cls = 'malformed' THEN 0 ELSE COUNT(*) END AS events,
+        SUM(copies) AS lines,
+        SUM(unverified) AS unverified,
+        MIN(send_time) AS first_event_at,
+        MAX(send_time) AS last_event_at,
+        MIN(received_at) AS first_received_at,
+        MAX(received_at) AS last_received_at
+    FROM rbm_event_keys
+    GROUP BY cls, message_id, bad_file
+)"""
+
+
+def event_line_classes_sql(source: str) -> str:
+    """The class of each row of ``source`` (an event-row relation), in its order:
+    ``message``, ``other`` (replies, typing, subscriptions) or ``malformed``."""
+    return f"WITH {_EVENT_LINES.format(source=source)} SELECT cls FROM rbm_classified"
+
+
+def outbox_line_ok_sql(source: str) -> str:
+    """Whether each row of ``source`` (an outbox-row relation) is a usable record, in order."""
+    return f"WITH {_OUTBOX_LINES.format(source=source)} SELECT ok FROM rbm_outbox"
+
+
+def _send(condition: str = "") -> str:
+    return f"kind = 'send'{condition}"
+
+
+# Stage 4: the outbox per message: the send record (200 preferred, then 404, then the first
+# attempt), revoke attempts and their answers, the first fallback.
+_OUTBOX_LINES = """
+rbm_outbox AS (
+    SELECT *,
+        CASE
+            WHEN kind = 'send' THEN messageId IS NOT NULL AND sendTime IS NOT NULL
+                AND status IS NOT NULL
+            WHEN kind = 'revoke' THEN messageId IS NOT NULL AND requestedAt IS NOT NULL
+                AND status IS NOT NULL
+            WHEN kind = 'fallback' THEN messageId IS NOT NULL AND sentAt IS NOT NULL
+            ELSE FALSE
+        END AS ok
+    FROM {source}
+)"""
+
+_OUTBOX_PER_MESSAGE = f"""
+rbm_message_outbox AS (
+    SELECT
+        CASE WHEN ok THEN messageId END AS message_id,
+        CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
+        ok,
+        COUNT(*) AS outbox_lines,
+        COUNT(*) FILTER (WHERE {_send()}) AS send_attempts,
+        CASE
+            WHEN COUNT(*) FILTER (WHERE {_send(" AND status = 200")}) > 0 THEN 200
+            WHEN COUNT(*) FILTER (WHERE {_send(" AND status = 404")}) > 0 THEN 404
+            ELSE MAX(status) FILTER (WHERE {_send()})
+        END AS send_status,
+        COALESCE(
+            MIN(sendTime) FILTER (WHERE {_send(" AND status = 200")}),
+            MIN(sendTime) FILTER (WHERE {_send(" AND status = 404")}),
+            MIN(sendTime) FILTER (WHERE {_send()})
+        ) AS send_time,
+        COALESCE(
+            MIN(expireTime) FILTER (WHERE {_send(" AND status = 200")}),
+            MIN(expireTime) FILTER (WHERE {_send()})
+        ) AS expire_time,
+        MIN(TRY_CAST(REGEXP_EXTRACT(ttl, '^([0-9]+(\\.[0-9]+)?)s$', 1) AS DOUBLE))
+            FILTER (WHERE {_send()}) AS ttl_seconds,
+        MIN(useCase) FILTER (WHERE {_send()}) AS use_case,
+        MIN(trafficType) FILTER (WHERE {_send()}) AS traffic_type,
+        MIN(experiment) FILTER (WHERE {_send()}) AS experiment,
+        MIN(arm) FILTER (WHERE {_send()}) AS arm,
+        MIN(agentId) FILTER (WHERE {_send()}) AS agent_id,
+        MIN(phone) FILTER (WHERE {_send()}) AS phone,
+        COUNT(*) FILTER (WHERE kind = 'revoke') AS api_revoke_attempts,
+        MIN(requestedAt) FILTER (WHERE kind = 'revoke') AS api_revoke_first_at,
+        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 200) AS api_revoked_at,
+        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 404) AS api_refused_at,
+        COUNT(*) FILTER (WHERE kind = 'revoke' AND status NOT IN (200, 404)) AS api_revoke_errors,
+        COUNT(*) FILTER (WHERE kind = 'fallback') AS fallbacks,
+        MIN(sentAt) FILTER (WHERE kind = 'fallback') AS fallback_at,
+        ARG_MIN(channel, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_channel,
+        ARG_MIN(reason, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_reason,
+        MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
+        MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
+    FROM rbm_outbox
+    GROUP BY 1, 2, 3
+)"""
+
+_EVENT_FACT_COLUMNS = [
+    *(f"{name}_{suffix}" for name in KEY_EVENTS.values() for suffix in ("at", "rx")),
+    "events",
+    "lines",
+    "unverified",
+    "first_event_at",
+    "last_event_at",
+    "first_received_at",
+    "last_received_at",
+]
+_OUTBOX_FACT_COLUMNS = [
+    "outbox_lines",
+    "send_attempts",
+    "send_status",
+    "send_time",
+    "expire_time",
+    "ttl_seconds",
+    "use_case",
+    "traffic_type",
+    "experiment",
+    "arm",
+    "agent_id",
+    "phone",
+    "api_revoke_attempts",
+    "api_revoke_first_at",
+    "api_revoked_at",
+    "api_refused_at",
+    "api_revoke_errors",
+    "fallbacks",
+    "fallback_at",
+    "fallback_channel",
+    "fallback_reason",
+    "first_outbox_at",
+    "last_outbox_at",
+]
+
+_ROW_KIND = """CASE
+            WHEN o.send_attempts > 0 AND o.send_status IN (200, 404) THEN 'message'
+            WHEN o.send_attempts > 0 THEN 'failed_send'
+            WHEN o.message_id IS NOT NULL THEN 'outbox_without_send'
+            ELSE 'unknown_message'
+        END"""
+
+#: The facts: one row per message id seen in either log (``row_kind`` says what it is), plus
+#: rows carrying the counts of malformed lines (per file) and of events about no message.
+FACTS = f"""WITH
+{_EVENT_LINES.format(source="rbm_event_rows")},
+{_EVENTS_PER_MESSAGE},
+{_OUTBOX_LINES.format(source="rbm_outbox_rows")},
+{_OUTBOX_PER_MESSAGE}
+SELECT
+    COALESCE(o.message_id, e.message_id) AS message_id,
+    {_ROW_KIND} AS row_kind,
+    NULL AS bad_file,
+    {", ".join(f"o.{c}" for c in _OUTBOX_FACT_COLUMNS)},
+    {", ".join(f"e.{c}" for c in _EVENT_FACT_COLUMNS)}
+FROM (SELECT * FROM rbm_message_outbox WHERE ok) AS o
+FULL OUTER JOIN (SELECT * FROM rbm_message_events WHERE cls = 'message') AS e
+    ON o.message_id = e.message_id
+UNION ALL
+SELECT
+    NULL AS message_id,
+    CASE WHEN cls = 'malformed' THEN 'malformed_event_lines' ELSE 'other_events' END AS row_kind,
+    bad_file,
+    {", ".join(f"NULL AS {c}" for c in _OUTBOX_FACT_COLUMNS)},
+    {", ".join(_EVENT_FACT_COLUMNS)}
+FROM rbm_message_events
+WHERE cls <> 'message'
+UNION ALL
+SELECT
+    NULL AS message_id,
+    'malformed_outbox_lines' AS row_kind,
+    bad_file,
+    outbox_lines,
+    {", ".join(f"NULL AS {c}" for c in _OUTBOX_FACT_COLUMNS[1:])},
+    {", ".join(f"NULL AS {c}" for c in _EVENT_FACT_COLUMNS)}
+FROM rbm_message_outbox
+WHERE NOT ok
+"""
+
+#: What a load read, from the facts: one row of counts (see ``load.LoadReport``).
+LOAD_REPORT = """
+SELECT
+    COALESCE(SUM(lines), 0) AS lines,
+    COALESCE(SUM(events), 0) AS events,
+    COALESCE(SUM(lines) FILTER (WHERE row_kind <> 'malformed_event_lines'), 0)
+        - COALESCE(SUM(events), 0) AS duplicates,
+    COALESCE(SUM(lines) FILTER (WHERE row_kind = 'malformed_event_lines'), 0) AS malformed,
+    COALESCE(SUM(unverified), 0) AS unverified,
+    COALESCE(SUM(events) FILTER (WHERE row_kind = 'other_events'), 0) AS other_events,
+    COALESCE(SUM(events) FILTER (WHERE row_kind = 'unknown_message'), 0) AS unknown_message_events,
+    COUNT(*) FILTER (WHERE row_kind = 'unknown_message') AS unknown_messages,
+    COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind <> 'malformed_outbox_lines'), 0)
+        AS outbox_records,
+    COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind = 'malformed_outbox_lines'), 0)
+        AS outbox_malformed,
+    COUNT(*) FILTER (WHERE row_kind = 'message') AS messages,
+    COUNT(*) FILTER (WHERE row_kind = 'failed_send') AS failed_sends,
+    COUNT(*) FILTER (WHERE row_kind = 'outbox_without_send') AS outbox_without_send,
+    LEAST(MIN(first_event_at), MIN(first_received_at), MIN(first_outbox_at)) AS span_start,
+    GREATEST(MAX(last_event_at), MAX(last_received_at), MAX(last_outbox_at)) AS span_end
+FROM rbm_facts
+"""
+
+_OUTCOME = """CASE
+        WHEN send_status = 404 THEN 'not_rcs'
+        WHEN delivered_at IS NOT NULL AND revoke_ok_at IS NOT NULL
+            AND revoke_ok_at <= delivered_at THEN 'delivered_after_revoke'
+        WHEN delivered_at IS NOT NULL THEN 'delivered'
+        WHEN revoke_ok_at IS NOT NULL THEN 'revoked'
+        WHEN api_refused_at IS NOT NULL OR ttl_failed_at IS NOT NULL
+            THEN 'revoke_failed_undelivered'
+        ELSE 'pending'
+    END"""
+
+_REVOKE_METHOD = """CASE
+        WHEN api_revoke_attempts > 0
+            AND (ttl_event_at IS NULL OR api_revoke_first_at <= ttl_event_at) THEN 'api'
+        WHEN ttl_event_at IS NOT NULL THEN 'ttl'
+        WHEN api_revoke_attempts > 0 THEN 'api'
+    END"""
+
+
+def _out_of_order() -> str:
+    """True when a key event with an earlier sendTime arrived after one with a later sendTime."""
+    names = list(KEY_EVENTS.values())
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            pairs.append(
+                f"({a}_at < {b}_at AND {a}_rx > {b}_rx) OR ({b}_at < {a}_at AND {b}_rx > {a}_rx)"
+            )
+    return "COALESCE(" + " OR ".join(f"({p})" for p in pairs) + ", FALSE)"
+
+
+#: The lifecycle of log-format section 3, one row per sent message, from ``rbm_facts``.
+LIFECYCLE = f"""
+WITH rbm_span AS (
+    SELECT GREATEST(MAX(last_event_at), MAX(last_received_at), MAX(last_outbox_at))
+        AS observed_until
+    FROM rbm_facts
+),
+rbm_timed AS (
+    SELECT f.*, s.observed_until,
+        LEAST(api_revoked_at, ttl_revoked_at) AS revoke_ok_at,
+        LEAST(ttl_revoked_at, ttl_failed_at) AS ttl_event_at,
+        COALESCE({_seconds("send_time", "expire_time")}, ttl_seconds) AS expires_after
+    FROM rbm_facts AS f CROSS JOIN rbm_span AS s
+    WHERE row_kind = 'message'
+),
+rbm_ruled AS (
+    SELECT *,
+        {_OUTCOME} AS outcome,
+        {_REVOKE_METHOD} AS revoke_method,
+        GREATEST({_seconds("send_time", "delivered_at")}, 0.0) AS latency,
+        GREATEST(LEAST(
+            {_seconds("send_time", "revoke_ok_at")},
+            {_seconds("send_time", "api_refused_at")},
+            {_seconds("send_time", "ttl_failed_at")},
+            expires_after,
+            {_seconds("send_time", "observed_until")}
+        ), 0.0) AS censored_after
+    FROM rbm_timed
+)
+SELECT
+    message_id AS "messageId",
+    agent_id AS "agentId",
+    phone,
+    use_case AS "useCase",
+    traffic_type AS "trafficType",
+    experiment,
+    arm,
+    CAST(send_time AS DATE) AS day,
+    send_time AS "sendTime",
+    send_status AS "sendStatus",
+    send_attempts AS "sendAttempts",
+    ttl_seconds AS "ttlSeconds",
+    expire_time AS "expireTime",
+    expires_after AS "expiresAfterSeconds",
+    delivered_at AS "deliveredAt",
+    read_at AS "readAt",
+    api_revoke_attempts AS "revokeAttempts",
+    api_revoke_first_at AS "revokeRequestedAt",
+    api_revoked_at AS "revokedAt",
+    api_refused_at AS "revokeRefusedAt",
+    api_revoke_errors AS "revokeErrors",
+    ttl_revoked_at AS "ttlRevokedAt",
+    ttl_failed_at AS "ttlRevokeFailedAt",
+    fallbacks,
+    fallback_at AS "fallbackAt",
+    fallback_channel AS "fallbackChannel",
+    fallback_reason AS "fallbackReason",
+    outcome,
+    revoke_method AS "revokeMethod",
+    outcome = 'revoked' AS "revokeSucceeded",
+    delivered_at IS NOT NULL AND outcome <> 'not_rcs' AS delivered,
+    CASE WHEN outcome IN ('delivered', 'delivered_after_revoke') THEN latency END
+        AS "latencySeconds",
+    CASE
+        WHEN outcome = 'not_rcs' THEN NULL
+        WHEN outcome IN ('delivered', 'delivered_after_revoke') THEN latency
+        ELSE censored_after
+    END AS "observedSeconds",
+    COALESCE(outcome IN ('delivered', 'delivered_after_revoke') AND latency > expires_after,
+        FALSE) AS "staleDelivery",
+    COALESCE(outcome IN ('delivered', 'delivered_after_revoke') AND delivered_at > fallback_at,
+        FALSE) AS "doubleDelivery",
+    CASE WHEN outcome IN ('delivered', 'delivered_after_revoke') AND read_at IS NOT NULL
+        THEN GREATEST({_seconds("delivered_at", "read_at")}, 0.0) END AS "readSeconds",
+    COALESCE(events, 0) AS events,
+    CAST(COALESCE(lines - events, 0) AS BIGINT) AS "duplicateEvents",
+    COALESCE(first_event_at < send_time, FALSE) AS "clockSkew",
+    {_out_of_order()} AS "outOfOrder"
+FROM rbm_ruled
+"""
+
+
+def _group_select(by: list[str]) -> tuple[str, str, str]:
+    cols = ", ".join(f'"{c}"' for c in by)
+    if not cols:
+        return "", "", ""
+    return cols + ", ", f"GROUP BY {cols}", f"ORDER BY {cols}"
+
+
+def group_counts_sql(by: list[str], source: str = "rbm_lifecycle") -> str:
+    """Per group: messages, outcome counts, revoke attempts and successes by method, and the
+    counts behind read rate, stale and double deliveries and the revoke race."""
+    by = validate_by(by)
+    select, group, order = _group_select(by)
+    outcomes = ", ".join(f"COUNT(*) FILTER (WHERE outcome = '{o}') AS {o}" for o in OUTCOMES)
+    return f"""
+SELECT {select}
+    COUNT(*) AS messages,
+    {outcomes},
+    COUNT(*) FILTER (WHERE "revokeMethod" IS NOT NULL) AS revoke_tried,
+    COUNT(*) FILTER (WHERE "revokeMethod" = 'api') AS api_tried,
+    COUNT(*) FILTER (WHERE "revokeMethod" = 'api' AND outcome = 'revoked') AS api_revoked,
+    COUNT(*) FILTER (WHERE "revokeMethod" = 'ttl') AS ttl_tried,
+    COUNT(*) FILTER (WHERE "revokeMethod" = 'ttl' AND outcome = 'revoked') AS ttl_revoked,
+    COUNT(*) FILTER (WHERE "readSeconds" IS NOT NULL) AS read,
+    COUNT(*) FILTER (WHERE "staleDelivery") AS stale_deliveries,
+    COUNT(*) FILTER (WHERE "doubleDelivery") AS double_deliveries,
+    COUNT(*) FILTER (WHERE fallbacks > 0) AS fallbacks,
+    COUNT(*) FILTER (WHERE "clockSkew") AS clock_skew,
+    COUNT(*) FILTER (WHERE "outOfOrder") AS out_of_order,
+    CAST(COALESCE(SUM("duplicateEvents"), 0) AS BIGINT) AS duplicate_events,
+    MIN("sendTime") AS first_send,
+    MAX("sendTime") AS last_send
+FROM {source}
+{group}
+{order}
+"""
+
+
+def latency_bins_sql(by: list[str], source: str = "rbm_lifecycle") -> str:
+    """Per group and latency bin: deliveries and censorings (messages that entered RCS)."""
+    by = validate_by(by)
+    select, group, _ = _group_select(by)
+    group = f"{group}, bin" if group else "GROUP BY bin"
+    return f"""
+SELECT {select}
+    {bin_expression('"observedSeconds"')} AS bin,
+    COUNT(*) FILTER (WHERE delivered) AS delivered,
+    COUNT(*) FILTER (WHERE NOT delivered) AS censored
+FROM {source}
+WHERE "observedSeconds" IS NOT NULL
+{group}
+"""
+
+
+def read_bins_sql(by: list[str], source: str = "rbm_lifecycle") -> str:
+    """Per group and bin of the time from delivery to READ: how many messages were read."""
+    by = validate_by(by)
+    select, group, _ = _group_select(by)
+    group = f"{group}, bin" if group else "GROUP BY bin"
+    return f"""
+SELECT {select}
+    {bin_expression('"readSeconds"')} AS bin,
+    COUNT(*) AS read
+FROM {source}
+WHERE "readSeconds" IS NOT NULL
+{group}
+"""
+
+
+def transpile(sql: str, dialect: str) -> str:
+    """The same statement in another engine's dialect (``"spark"``, ``"bigquery"``, ...)."""
+    return ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True))
