@@ -149,14 +149,9 @@ def run_serve(args: argparse.Namespace) -> int:
         max_segment_bytes=args.segment_bytes,
         drain_timeout=args.drain_timeout,
     )
-    logging.basicConfig(level=logging.WARNING, format="rbmtools webhook: %(message)s")
-    if not verify:
-        print(
-            "rbmtools webhook: WARNING: --no-verify: X-Goog-Signature is NOT checked; anyone "
-            "who can reach this port can write events. Use only to replay trusted captures.",
-            file=sys.stderr,
-            flush=True,
-        )
+    logging.basicConfig(
+        level=logging.WARNING, format="rbmtools webhook: %(levelname)s: %(message)s"
+    )
     try:
         return asyncio.run(_serve(server))
     except OSError as exc:

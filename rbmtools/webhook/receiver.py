@@ -173,8 +173,10 @@ class ReceiverServer:
         self.started_at = utc_now()
         if not self.verify:
             logger.warning(
-                "signature verification is OFF: pushes are stored without checking "
-                "X-Goog-Signature (recorded as verified=false). Use only to replay trusted data."
+                "signature verification is OFF: X-Goog-Signature is NOT checked, so anyone "
+                "who can reach %s can write events (stored as verified=false). Use this only "
+                "to replay trusted captures.",
+                self.url,
             )
 
     async def stop(self) -> None:

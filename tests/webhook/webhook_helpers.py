@@ -50,3 +50,62 @@ def lines_of(log_dir) -> list[dict[str, Any]]:
     for path in list_segments(log_dir):
         out.extend(json.loads(line) for line in path.read_text().splitlines())
     return out
+
+
+class ServeProcess:
+    """``rbmtools webhook serve`` as a real subprocess; its output is collected line by line."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+        import threading
+
+        full_env = dict(os.environ)
+        full_env.pop("RBM_CLIENT_TOKEN", None)
+        full_env.update(env or {})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rbmtools", "webhook", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.process.stdout, self.stdout)),
+            threading.Thread(target=self._pump, args=(self.process.stderr, self.stderr)),
+        ]
+        for thread in self._readers:
+            thread.daemon = True
+            thread.start()
+
+    @staticmethod
+    def _pump(stream, into: list[str]) -> None:
+        for text in stream:
+            into.append(text)
+
+    def wait_listening(self, timeout: float = 20.0) -> str:
+        """The URL from the "listening on" line (fails if the process exits first)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for text in self.stdout:
+                if "listening on " in text:
+                    return text.split("listening on ", 1)[1].split()[0]
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited {self.process.returncode}: {self.output}")
+            time.sleep(0.02)
+        raise AssertionError(f"serve did not start: {self.output}")
+
+    def finish(self, timeout: float = 30.0) -> int:
+        code = self.process.wait(timeout)
+        for thread in self._readers:
+            thread.join(5)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "".join(self.stdout) + "".join(self.stderr)
