@@ -1,0 +1,371 @@
+"""The emulator's HTTP face: the RBM API under ``/v1``, OAuth at ``/token``, admin under
+``/emulator/v1``, all on one aiohttp application.
+
+API calls need a bearer token from ``/token`` (401 in Google's envelope otherwise) and the
+``agentId`` query parameter (403 without). Bad input gets a Google-style 400 whose message
+names the field; bodies over 1 MiB get 413; an unexpected error gets 500 and is logged, so no
+request crashes the server. The model is touched only from the event loop. A ticker task
+applies due transitions as platform time passes and hands the events to the dispatcher, whose
+pushes never hold up an API answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from rbmtools.emulator.auth import TOKEN_PATH, TokenIssuer, TrustedKey, ensure_key_file
+from rbmtools.emulator.clock import VirtualClock
+from rbmtools.emulator.dispatch import Dispatcher
+from rbmtools.emulator.faults import ApiFault, ApiFaults
+from rbmtools.emulator.model import Answer, PlatformEvent, PlatformModel
+from rbmtools.emulator.profiles import Profile, load_profile
+from rbmtools.emulator.responses import error_answer, json_answer
+from rbmtools.errors import ValidationError
+from rbmtools.wire import error_body, event_payload, format_timestamp, phone_from_path
+
+__all__ = ["ADMIN_PREFIX", "MAX_BODY_BYTES", "EmulatorServer"]
+
+log = logging.getLogger("rbmtools.emulator")
+
+ADMIN_PREFIX = "/emulator/v1"
+MAX_BODY_BYTES = 1024 * 1024
+TICK_SECONDS = 0.02  # the longest the ticker sleeps (real seconds)
+CHUNK = 2000  # heap entries applied per slice, so API requests interleave with a backlog
+
+_FAULT_MESSAGES = {
+    429: "Resource has been exhausted (e.g. check quota).",
+    500: "Internal error encountered.",
+    502: "Bad gateway.",
+    503: "The service is currently unavailable.",
+    504: "Deadline expired before operation could complete.",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _loads(raw: bytes, field: str) -> Any:
+    if not raw.strip():
+        raise ValidationError(field, "", "the request body is empty; a JSON object is required")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        shown = raw[:60].decode("utf-8", "replace")
+        raise ValidationError(field, shown, f"is not valid JSON ({exc})") from None
+
+
+class EmulatorServer:
+    """Everything one emulator runs: clock, model, token issuer, dispatcher, faults, routes."""
+
+    def __init__(
+        self,
+        *,
+        profile: str | Path | Mapping[str, Any] | Profile = "default",
+        speed: float = 600.0,
+        seed: int | str = 7,
+        agent_id: str | None = None,
+        legacy_revoke: bool = False,
+        start: datetime | str | None = None,
+        max_in_flight: int = 64,
+        webhook_timeout: float = 10.0,
+    ) -> None:
+        self.clock = VirtualClock(speed, start)
+        self.model = PlatformModel(
+            load_profile(profile),
+            seed=seed,
+            epoch=self.clock.start,
+            only_agent=agent_id,
+            legacy_revoke=legacy_revoke,
+        )
+        self.dispatcher = Dispatcher(
+            self.clock,
+            render=self._render,
+            seed=seed,
+            max_in_flight=max_in_flight,
+            timeout=webhook_timeout,
+        )
+        self.issuer = TokenIssuer()
+        self.faults = ApiFaults()
+        self.calls: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.base_url: str | None = None
+        self.token_url: str | None = None
+        self._runner: web.AppRunner | None = None
+        self._ticker_task: asyncio.Task[None] | None = None
+        self._tick_wake: asyncio.Event | None = None
+        self._max_lag = 0.0
+
+    # ---------------------------------------------------------------------------- lifecycle
+
+    def build_app(self) -> web.Application:
+        from rbmtools.emulator.admin import add_admin_routes
+
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors])
+        r = app.router
+        r.add_post(TOKEN_PATH, self._token)
+        r.add_post("/v1/phones/{phone}/agentMessages", self._api("send", self._send))
+        r.add_delete(
+            "/v1/phones/{phone}/agentMessages/{messageId}", self._api("revoke", self._revoke)
+        )
+        r.add_get("/v1/phones/{phone}/capabilities", self._api("capabilities", self._capabilities))
+        r.add_post("/v1/phones/{phone}/agentEvents", self._api("agentEvents", self._agent_event))
+        r.add_post("/v1/phones/{phone}/testers", self._api("testers", self._tester))
+        r.add_post("/v1/users:batchGet", self._api("batchGet", self._batch_get))
+        add_admin_routes(app, self)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Bind, start the ticker and the dispatcher; returns the base URL."""
+        self._runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, backlog=1024)
+        await site.start()
+        bound = self._runner.addresses[0][1]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 (a check)
+        if ":" in shown:
+            shown = f"[{shown}]"
+        self.base_url = f"http://{shown}:{bound}"
+        self.token_url = self.base_url + TOKEN_PATH
+        self.issuer.audiences.update(
+            {
+                self.token_url,
+                f"http://127.0.0.1:{bound}{TOKEN_PATH}",
+                f"http://localhost:{bound}{TOKEN_PATH}",
+            }
+        )
+        await self.dispatcher.start()
+        self._tick_wake = asyncio.Event()
+        self._ticker_task = asyncio.get_running_loop().create_task(self._ticker())
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop the ticker, the dispatcher and the HTTP server."""
+        if self._ticker_task is not None:
+            self._ticker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker_task
+        await self.dispatcher.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def use_key_file(self, path: str | Path) -> TrustedKey:
+        """Write (or reuse) a service-account key at ``path`` pointing here, and trust it."""
+        assert self.token_url is not None, "start() first: the key names the token URL"
+        key = ensure_key_file(path, self.token_url)
+        self.issuer.trust(key)
+        return key
+
+    # ------------------------------------------------------------------------------- ticker
+
+    def wake(self) -> None:
+        if self._tick_wake is not None:
+            self._tick_wake.set()
+
+    def _step(self, now: float, limit: int | None = CHUNK) -> bool:
+        """Apply due transitions (one slice); publish their events. True if more are due."""
+        events = self.model.advance(now, limit)
+        if events:
+            self.dispatcher.publish(events, now)
+        self.dispatcher.release_due(now)
+        next_due = self.model.next_due()
+        return next_due is not None and next_due <= now
+
+    async def catch_up(self) -> None:
+        """Apply everything due by the clock's now, yielding to the loop between slices."""
+        while self._step(self.clock.seconds()):
+            await asyncio.sleep(0)
+
+    async def _ticker(self) -> None:
+        assert self._tick_wake is not None
+        while True:
+            try:
+                now = self.clock.seconds()
+                more = self._step(now)
+                self._max_lag = max(self._max_lag, self.lag_seconds())
+                if more:
+                    await asyncio.sleep(0)
+                    continue
+                due = [t for t in (self.model.next_due(), self.dispatcher.next_due()) if t]
+                delay = self.clock.real_delay(min(due) - now) if due else None
+                sleep = TICK_SECONDS if delay is None else min(TICK_SECONDS, max(delay, 0.001))
+                self._tick_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._tick_wake.wait(), sleep)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep ticking whatever one slice did
+                log.exception("emulator ticker failed; continuing")
+                await asyncio.sleep(TICK_SECONDS)
+
+    def lag_seconds(self) -> float:
+        """How far (in real seconds) the model's applied transitions trail the clock."""
+        now = self.clock.seconds()
+        behind = now - self.model.processed_until(now)
+        speed = self.clock.speed
+        return behind / speed if speed else 0.0
+
+    def take_max_lag(self) -> float:
+        """The largest lag seen by the ticker since the last call (and reset it)."""
+        worst, self._max_lag = max(self._max_lag, self.lag_seconds()), 0.0
+        return worst
+
+    def _render(self, event: PlatformEvent) -> dict[str, Any]:
+        return event_payload(
+            agent_id=event.agent_id,
+            phone=event.phone,
+            event_type=event.event_type,
+            event_id=self.model.event_id(event),
+            send_time=self.clock.to_datetime(event.at),
+            message_id=event.message_id,
+        )
+
+    # ------------------------------------------------------------------------ HTTP plumbing
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Google's envelope for every error, including unknown paths and oversized bodies."""
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            if exc.status == 413:
+                message = f"The request body is larger than {MAX_BODY_BYTES} bytes"
+            elif exc.status == 404:
+                message = f"Method not found: {request.method} {request.path}"
+            elif exc.status == 405:
+                message = f"{request.method} is not allowed on {request.path}"
+            else:
+                message = exc.reason
+            return error_answer(exc.status, message)
+        except ValidationError as exc:
+            return error_answer(400, f"Invalid argument: {exc}")
+        except Exception:
+            log.exception("emulator: unexpected error on %s %s", request.method, request.path)
+            return error_answer(500, "Internal error encountered.")
+
+    def _api(
+        self, method: str, action: Callable[[web.Request, str | None, float], Awaitable[Answer]]
+    ) -> Handler:
+        """Wrap an RBM method: auth, agentId, injected faults, bad input, bookkeeping."""
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            self.calls[method] += 1
+            if not self.issuer.authorized(request.headers.get("Authorization")):
+                self.statuses["401"] += 1
+                return error_answer(
+                    401,
+                    "Request had invalid authentication credentials. Expected OAuth 2 access "
+                    "token, login cookie or other valid authentication credential.",
+                    {"WWW-Authenticate": 'Bearer realm="rbmtools-emulator"'},
+                )
+            fault = self.faults.take(method)
+            if fault is not None and fault.when == "before":
+                response = await self._fault_answer(fault)
+                if response is not None:
+                    return response
+            try:
+                answer = await action(request, request.query.get("agentId"), self.clock.seconds())
+            except ValidationError as exc:
+                answer = Answer(400, error_body(400, f"Invalid argument: {exc}"))
+            if fault is not None and fault.when == "after":
+                response = await self._fault_answer(fault)
+                if response is not None:
+                    return response
+            self.statuses[str(answer.status)] += 1
+            return json_answer(answer.status, answer.body)
+
+        return handle
+
+    async def _fault_answer(self, fault: ApiFault) -> web.Response | None:
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.status is None:
+            return None
+        self.statuses[str(fault.status)] += 1
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        message = _FAULT_MESSAGES.get(fault.status, "Injected fault")
+        return error_answer(fault.status, f"{message} (injected fault)", headers)
+
+    # ---------------------------------------------------------------------------- endpoints
+
+    async def _token(self, request: web.Request) -> web.StreamResponse:
+        self.calls["token"] += 1
+        fault = self.faults.take("token")
+        if fault is not None:
+            response = await self._fault_answer(fault)
+            if response is not None:
+                return response
+        form = await request.post()
+        status, body = self.issuer.exchange({k: str(v) for k, v in form.items()})
+        return json_answer(status, body, {"Cache-Control": "no-store"})
+
+    async def _send(self, request: web.Request, agent: str | None, now: float) -> Answer:
+        phone = phone_from_path(request.match_info["phone"])
+        body = _loads(await request.read(), "agentMessage")
+        answer = self.model.send(agent, phone, request.query.get("messageId"), body, now)
+        self.wake()
+        return answer
+
+    async def _revoke(self, request: web.Request, agent: str | None, now: float) -> Answer:
+        # Google's documented curl sends Content-Type: application/json and no body: the body
+        # of a DELETE is never read.
+        phone = phone_from_path(request.match_info["phone"])
+        return self.model.revoke(agent, phone, request.match_info["messageId"], now)
+
+    async def _capabilities(self, request: web.Request, agent: str | None, now: float) -> Answer:
+        return self.model.capabilities(agent, phone_from_path(request.match_info["phone"]), now)
+
+    async def _agent_event(self, request: web.Request, agent: str | None, now: float) -> Answer:
+        phone = phone_from_path(request.match_info["phone"])
+        body = _loads(await request.read(), "agentEvent")
+        return self.model.agent_event(agent, phone, request.query.get("eventId"), body, now)
+
+    async def _tester(self, request: web.Request, agent: str | None, now: float) -> Answer:
+        return self.model.invite_tester(agent, phone_from_path(request.match_info["phone"]), now)
+
+    async def _batch_get(self, request: web.Request, agent: str | None, now: float) -> Answer:
+        body = _loads(await request.read(), "body")
+        if not isinstance(body, dict):
+            raise ValidationError("body", body, "must be a JSON object with 'users'")
+        unknown = sorted(set(body) - {"users", "agentId"})
+        if unknown:
+            raise ValidationError(unknown[0], body[unknown[0]], "is not a known field")
+        agent = body.get("agentId") or agent
+        return self.model.batch_get(
+            agent if isinstance(agent, str) else None, body.get("users"), now
+        )
+
+    # ------------------------------------------------------------------------------ helpers
+
+    async def register_webhook(self, url: str, client_token: str) -> None:
+        await self.dispatcher.register(url, client_token)
+
+    def trust_keys(self, keys: Iterable[TrustedKey]) -> None:
+        for key in keys:
+            self.issuer.trust(key)
+
+    def stats(self) -> dict[str, Any]:
+        model = self.model.stats()
+        return {
+            "now": format_timestamp(self.clock.now()),
+            "speed": self.clock.speed,
+            "lagSeconds": round(self.lag_seconds(), 6),
+            "maxLagSeconds": round(self.take_max_lag(), 6),
+            **model,
+            "api": {"calls": dict(self.calls), "statuses": dict(self.statuses)},
+            "faultsUsed": self.faults.used,
+            "tokens": {"issued": self.issuer.issued, "refused": self.issuer.refused},
+            "webhook": self.dispatcher.stats(),
+        }
