@@ -6,6 +6,7 @@ The public API is re-exported here; ``rbmtools.wire`` holds the protocol itself.
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+from rbmtools.emulator import Emulator
 from rbmtools.errors import ApiError, AuthError, RbmError, SignatureError, ValidationError
 from rbmtools.webhook import Receiver, follow, read_events
 from rbmtools.wire import (
@@ -28,6 +29,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "ApiError",
     "AuthError",
+    "Emulator",
     "EventType",
     "RbmError",
     "Receiver",

@@ -24,6 +24,7 @@ EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per subsystem; each module defines register(subparsers)
     "rbmtools.webhook.cli",
+    "rbmtools.emulator.cli",
 )
 
 

@@ -60,6 +60,7 @@ def test_public_api_is_pinned():
         [
             "ApiError",
             "AuthError",
+            "Emulator",
             "EventType",
             "RbmError",
             "Receiver",
