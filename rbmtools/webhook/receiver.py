@@ -83,6 +83,8 @@ class ReceiverServer:
     line or an answer). ``verify=False`` stores unverified pushes with ``"verified": false``
     (for replaying trusted captures); a push that does carry a valid signature is still
     recorded as verified. ``port=0`` picks a free port; ``url`` is known after ``start``.
+    ``max_batch`` caps the events per fsync (``None``, the default, lets a batch take every
+    request that is waiting; 1 means one fsync per event, for comparison).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class ReceiverServer:
         drain_timeout: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
         dedup_capacity: int | None = 1_000_000,
+        max_batch: int | None = None,
     ) -> None:
         if client_token is not None and (not isinstance(client_token, str) or not client_token):
             raise ValidationError("clientToken", "<hidden>", "must be a non-empty string")
@@ -120,7 +123,9 @@ class ReceiverServer:
         self.max_body = max_body
         self.drain_timeout = drain_timeout
         self._token = client_token
-        self.log = EventLog(self.log_dir, max_segment_bytes=max_segment_bytes, clock=clock)
+        self.log = EventLog(
+            self.log_dir, max_segment_bytes=max_segment_bytes, clock=clock, max_batch=max_batch
+        )
         self.rejects = (
             None if rejects_bytes is None else RejectsLog(self.log_dir / REJECTS_DIR, rejects_bytes)
         )
