@@ -238,3 +238,19 @@ def test_a_line_of_invalid_utf8_is_malformed_not_fatal(tmp_path):
     reader = read_events(path)
     assert len(list(reader)) == 2 and reader.counts.malformed == 1
     assert json.dumps(reader.counts.as_dict())  # the counts are plain JSON
+
+
+def test_duckdb_reads_the_receivers_log_with_the_documented_glob(tmp_path):
+    """The analysis side globs ``**/*.jsonl``: the writer lock and rejects log stay out of it."""
+    import duckdb
+
+    from rbmtools.webhook import EventLog
+
+    with EventLog(tmp_path, max_segment_bytes=1_000) as log:
+        for index in range(12):
+            log.append_wait(make_event(index))
+    (tmp_path / "_rejects").mkdir()
+    (tmp_path / "_rejects" / "rejects.log").write_text('{"reason": "signature_mismatch"}\n')
+    query = "SELECT event.eventId AS id, verified FROM read_json(?) ORDER BY id"
+    rows = duckdb.execute(query, [f"{tmp_path}/**/*.jsonl"]).fetchall()
+    assert rows == [(f"evt-{i:06d}", True) for i in range(12)]
