@@ -162,6 +162,7 @@ class ReceiverServer:
 
     async def start(self) -> None:
         """Open the log (taking its writer lock), then bind and listen."""
+        self._stopping = False
         self.log.open()
         try:
             runner = web.AppRunner(

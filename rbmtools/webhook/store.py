@@ -145,9 +145,11 @@ class EventLog:
 
     def open(self) -> Self:
         """Create ``log_dir``, take its writer lock and start the writer thread."""
-        if self._opened:
+        if self._opened and not self._closing:
             return self
-        self.log_dir.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
+        if not self.log_dir.is_dir():
+            self.log_dir.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
+            _fsync_dir(self.log_dir.parent)
         lock_fd = os.open(self.log_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -157,7 +159,7 @@ class EventLog:
                 f"another receiver is already writing to {self.log_dir} (it holds {LOCK_NAME})"
             ) from None
         self._lock_fd = lock_fd
-        self._opened = True
+        self._opened, self._closing = True, False
         self._thread = threading.Thread(target=self._run, name="rbmtools-event-log", daemon=True)
         self._thread.start()
         return self
@@ -235,7 +237,7 @@ class EventLog:
                     del self._pending[: self.max_batch]
             try:
                 outcomes = self._commit(batch)
-            except BaseException as exc:  # never leave a request waiting forever
+            except Exception as exc:  # never leave a request waiting forever
                 outcomes = [exc] * len(batch)
             self._deliver(batch, outcomes)
         self._close_segment()
@@ -334,6 +336,8 @@ class EventLog:
         for entry, outcome in zip(batch, outcomes, strict=True):
             waiter = entry.waiter
             if isinstance(waiter, concurrent.futures.Future):
+                if not waiter.set_running_or_notify_cancel():
+                    continue  # the caller gave up on it
                 if isinstance(outcome, BaseException):
                     waiter.set_exception(outcome)
                 else:

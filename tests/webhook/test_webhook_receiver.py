@@ -276,3 +276,20 @@ def test_a_push_signed_for_other_data_is_a_mismatch(receiver):
     response = post(receiver, json.dumps(envelope).encode(), {SIGNATURE_HEADER: signature})
     assert response.status_code == 401
     assert receiver.stats()["rejected"]["signature_mismatch"] == 1
+
+
+def test_a_receiver_can_be_stopped_and_started_again_on_the_same_url(tmp_path):
+    rx = Receiver(tmp_path, client_token=TOKEN)
+    with rx:
+        url = rx.url
+        body, headers = signed(make_event(1))
+        assert post(rx, body, headers).status_code == 200
+    assert not rx.running
+    with rx:
+        assert rx.url == url
+        body, headers = signed(make_event(2))
+        assert post(rx, body, headers).status_code == 200
+        assert rx.stats()["accepted"] == 2
+    reader = read_events(tmp_path)
+    assert [e.event.event_id for e in reader] == ["evt-000001", "evt-000002"]
+    assert len(reader.files) == 2  # each start begins its own segment
