@@ -7,10 +7,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from webhook_helpers import T0, TOKEN, make_event
 
 from rbmtools import ValidationError
-from rbmtools.webhook import EventLog, Receiver, follow
+from rbmtools.webhook import EventLog, Receiver, follow, read_events
 from rbmtools.webhook.loadgen import SignedLoad, sample_events
 from rbmtools.wire import event_record_line
 
@@ -151,3 +153,34 @@ def test_following_a_live_receiver_sees_every_acknowledged_event(tmp_path):
     thread.join(5)
     assert len(load.acked) == 500
     assert sorted(seen) == sorted(load.acked)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 15), min_size=1, max_size=25),
+    st.lists(st.integers(1, 500), max_size=40),
+    st.booleans(),
+)
+def test_property_tailing_random_chunks_yields_exactly_a_full_read(
+    tmp_path_factory, ids, cuts, with_junk
+):
+    """However the bytes arrive, follow yields what read_events finds in the finished file."""
+    lines = [line(i) for i in ids]
+    if with_junk:
+        lines.insert(len(lines) // 2, b"junk that is no event\n")
+    data = b"".join(lines)
+    directory = tmp_path_factory.mktemp("tail")
+    segment = directory / "events-000001.jsonl"
+    segment.write_bytes(b"")
+    follower = follow(directory, timeout=0, poll=POLL)
+    got: list[str] = []
+    position = 0
+    for cut in [*cuts, len(data)]:
+        with open(segment, "ab") as stream:
+            stream.write(data[position : position + cut])
+        position += cut
+        got.extend(e.event.event_id for e in follower)
+    full = read_events(segment)
+    assert got == [e.event.event_id for e in full]
+    assert follower.counts.malformed == full.counts.malformed == int(with_junk)
+    assert follower.counts.duplicates == full.counts.duplicates

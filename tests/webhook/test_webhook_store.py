@@ -200,3 +200,19 @@ def test_an_unopened_log_refuses_appends_and_repr_is_safe(tmp_path):
     assert "new" in repr(log)
     with pytest.raises(ValueError, match="max_segment_bytes"):
         EventLog(tmp_path, max_segment_bytes=0)
+
+
+def test_the_rejects_log_cannot_fill_the_disk(tmp_path):
+    from rbmtools.webhook.rejects import RejectsLog
+
+    rejects = RejectsLog(tmp_path, max_bytes=4_000)
+    for index in range(500):
+        rejects.record("signature_mismatch", 401, body=b"x" * 5_000, remote=f"10.0.0.{index}")
+    rejects.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["rejects.1.log", "rejects.log"]
+    assert all((tmp_path / name).stat().st_size <= 4_000 for name in files)
+    assert rejects.written == 500
+    last = json.loads((tmp_path / "rejects.log").read_text().splitlines()[-1])
+    assert last["remote"] == "10.0.0.499" and last["bodyBytes"] == 5_000
+    assert len(last["bodyHead"]) == 1024  # only the head of a body is kept
