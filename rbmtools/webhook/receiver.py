@@ -248,7 +248,7 @@ class ReceiverServer:
         self.bytes_received += len(body)
         try:
             obj = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return self._reject("bad_envelope", 400, "the body is not JSON", request, body)
         handshake = parse_handshake(obj) if isinstance(obj, dict) else None
         if handshake is not None:
@@ -268,7 +268,7 @@ class ReceiverServer:
                     return self._reject(f"signature_{exc.reason}", 401, str(exc), request, body)
         try:
             payload = push.event()
-        except ValidationError:
+        except (ValidationError, RecursionError):
             return self._reject("bad_json", 400, "message.data is not JSON", request, body)
         try:
             event = parse_event(payload)
@@ -276,6 +276,8 @@ class ReceiverServer:
             return self._reject("bad_event", 400, f"not an RBM event: {exc}", request, body)
         try:
             await self.log.append(payload, verified)
+        except (ValueError, RecursionError) as exc:  # not writable as JSON (e.g. too deep)
+            return self._reject("bad_event", 400, f"cannot be logged: {exc}", request, body)
         except (OSError, LogClosedError) as exc:
             logger.error("could not store an event: %s", exc)
             return self._reject("unavailable", 503, "the event log cannot store it now", request)

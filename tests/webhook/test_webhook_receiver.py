@@ -79,6 +79,13 @@ def _bad_requests() -> dict[str, tuple[bytes, dict[str, str], int, str]]:
         ),
         "event missing fields": (missing_body, missing_headers, 400, "bad_event"),
         "5 MiB body": (b"{" + b" " * (5 * 1024 * 1024) + b"}", headers, 413, "body_too_large"),
+        "deeply nested body": (b"[" * 200_000, headers, 400, "bad_envelope"),
+        "deeply nested data": (
+            _envelope_with(base64.b64encode(b"[" * 200_000).decode()),
+            {SIGNATURE_HEADER: sign(b"[" * 200_000, TOKEN)},
+            400,
+            "bad_json",
+        ),
     }
 
 
