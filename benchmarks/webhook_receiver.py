@@ -232,6 +232,11 @@ def main() -> int:
         "fsync batch sizes (events per fsync, all runs): "
         + ", ".join(f"{bucket}: {count}" for bucket, count in histogram.items() if count)
     )
+    cpu_per_event = statistics.median(r["server_cpu_ms_per_event"] for r in results)
+    print(
+        f"receiver CPU per event: {cpu_per_event:.3f} ms, i.e. about "
+        f"{1000 / cpu_per_event:.0f} events/s per core it has to itself (less noisy than events/s)"
+    )
     print(
         f"ratios in this run: receiver / bare aiohttp 200 = "
         f"{median_rate / bare['events_per_second']:.2f}; group commit / fsync per event = "
