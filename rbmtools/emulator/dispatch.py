@@ -18,9 +18,10 @@ What a webhook sees (this is the contract receivers are tested against):
   platform seconds (±10 % deterministic jitter) and dropped 7 platform days after its first
   publish. At-least-once: a push whose 200 was lost is sent again; order is not guaranteed.
 - **Flow control.** At most ``max_in_flight`` pushes are outstanding. Each failure halves that
-  window (down to 1) and pauses all pushes briefly (1, 2, 4... up to 60 platform seconds, and
-  at least 50 real milliseconds); each success widens the window by one. A slow or failing
-  webhook therefore only makes events wait: it never blocks the caller (the API).
+  window (down to 1) and pauses all pushes for 50 real milliseconds, so a dead webhook costs
+  at most about 20 attempts a second whatever the backlog; each success widens the window by
+  one. A slow or failing webhook therefore only makes events wait: it never blocks the caller
+  (the API).
 - **No webhook yet.** Events published before a webhook is registered wait in the backlog and
   go out once one is registered (still dropped after 7 platform days).
 - **Faults** (for testing receivers): ``duplicate`` (each event is pushed twice, for the next
@@ -65,8 +66,7 @@ __all__ = [
 MIN_BACKOFF = 10.0  # platform seconds before the first retry
 MAX_BACKOFF = 600.0  # the longest gap between retries
 RETRY_FOR = 7 * 86_400.0  # how long an event is retried before it is dropped
-_MAX_PAUSE = 60.0  # platform seconds: the longest global pause after failures
-_MIN_REAL_PAUSE = 0.05  # real seconds: the shortest global pause after a failure
+_FAILURE_PAUSE = 0.05  # real seconds every push waits after a failed attempt
 _USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 _FAULT_KINDS = ("duplicate", "delay", "outage")
 
@@ -150,9 +150,7 @@ class Dispatcher:
         self._next_id = 0
         self._in_flight = 0
         self._window = self.max_in_flight
-        self._failures_in_a_row = 0
-        self._pause_platform = -1.0
-        self._pause_real = 0.0
+        self._pause_until = 0.0  # time.monotonic() before which no push starts
         self.published = 0
         self.sent = 0
         self.attempts_failed = 0
@@ -268,15 +266,12 @@ class Dispatcher:
             if fault.kind == "outage" and fault.until is not None and fault.until <= now:
                 fault.count = 0
         self._faults = [f for f in self._faults if f.count != 0]
-        if moved or (self._ready and not self._paused()):
+        if moved:
             self._kick()
 
     def next_due(self) -> float | None:
         """The platform second at which a waiting push becomes due, if any."""
-        times = [self._waiting[0][0]] if self._waiting else []
-        if self._pause_platform > self.clock.seconds():
-            times.append(self._pause_platform)
-        return min(times) if times else None
+        return self._waiting[0][0] if self._waiting else None
 
     def clear(self) -> None:
         """Forget every queued push and reset the counters (pushes in flight still finish)."""
@@ -355,7 +350,7 @@ class Dispatcher:
         heapq.heappush(self._waiting, (due, self._seq, push))
 
     def _paused(self) -> bool:
-        return time.monotonic() < self._pause_real or self.clock.seconds() < self._pause_platform
+        return time.monotonic() < self._pause_until
 
     async def _pump(self) -> None:
         assert self._wake is not None
@@ -365,9 +360,10 @@ class Dispatcher:
                 self._url and self._ready and self._in_flight < self._window and not self._paused()
             ):
                 self._wake.clear()
-                if time.monotonic() < self._pause_real:
+                pause = self._pause_until - time.monotonic()
+                if pause > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), _MIN_REAL_PAUSE)
+                        await asyncio.wait_for(self._wake.wait(), pause)
                     continue
                 await self._wake.wait()
                 continue
@@ -417,7 +413,6 @@ class Dispatcher:
             return
         if ok:
             self.sent += 1
-            self._failures_in_a_row = 0
             self._window = min(self.max_in_flight, self._window + 1)
         else:
             self._failed(push)
@@ -426,11 +421,8 @@ class Dispatcher:
     def _failed(self, push: _Push) -> None:
         now = self.clock.seconds()
         self.attempts_failed += 1
-        self._failures_in_a_row += 1
         self._window = max(1, self._window // 2)
-        pause = min(_MAX_PAUSE, 2.0 ** min(self._failures_in_a_row - 1, 10))
-        self._pause_platform = now + pause
-        self._pause_real = time.monotonic() + _MIN_REAL_PAUSE
+        self._pause_until = time.monotonic() + _FAILURE_PAUSE
         jitter = 0.9 + 0.2 * stable_uniform(self.seed, "backoff", push.pubsub_id, push.attempts)
         backoff = min(MAX_BACKOFF, MIN_BACKOFF * 2.0 ** (push.attempts - 1) * jitter)
         if now + backoff > push.publish_at + RETRY_FOR:
@@ -448,7 +440,8 @@ class Dispatcher:
 
     @property
     def idle(self) -> bool:
-        """True when nothing is ready to push and nothing is in flight."""
+        """True when no push is in flight and none can start (none is ready, or no webhook is
+        registered). Pushes waiting for a later platform time do not count."""
         return not self._in_flight and (not self._ready or self._url is None)
 
     async def wait_idle(self, timeout: float) -> bool:

@@ -5,7 +5,8 @@ share that goes offline and never comes back, how long phones stay online and of
 alternating process of log-normal spells), how long a delivery takes while online, how often
 and how soon users read, and the hand-off window in which revokes and expiries race with a
 delivery. Every field is optional in a file: what a file leaves out comes from the shipped
-``default`` profile. Durations are seconds or duration strings such as ``"90s"`` or ``"4h"``.
+profile its ``extends`` field names (``default`` unless given). Durations are seconds or
+duration strings such as ``"90s"`` or ``"4h"``.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ _READERS = {"share": _share, "spell": _spell, "seconds": _seconds, "bool": _bool
 
 def _merge(base: Profile, data: Mapping[str, Any], origin: str) -> Profile:
     """``base`` with every field that ``data`` names replaced (and checked)."""
-    known = {"name", "description", "capabilities", *_LAYOUT}
+    known = {"name", "description", "extends", "capabilities", *_LAYOUT}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValidationError(f"profile.{unknown[0]}", data[unknown[0]], "is not a known field")
@@ -258,15 +259,25 @@ def _default() -> Profile:
 def load_profile(source: str | Path | Mapping[str, Any] | Profile = "default") -> Profile:
     """A profile from a shipped name, a YAML/JSON file path, a mapping, or a ``Profile``.
 
-    Fields the source leaves out take the shipped ``default`` profile's values; unknown fields,
+    Fields the source leaves out take the values of the shipped profile named by its
+    ``extends`` field (``default`` unless given); unknown fields,
     out-of-range shares and bad durations raise ``ValidationError`` naming the field.
     """
     if isinstance(source, Profile):
         return source
-    base = _default()
     if isinstance(source, Mapping):
-        return _merge(base, source, str(source.get("name", "custom")))
-    if str(source) == "default":
-        return base
-    text, origin = _read_text(source)
-    return _merge(base, _parse(text, origin), origin)
+        data, origin = source, str(source.get("name", "custom"))
+    elif str(source) == "default":
+        return _default()
+    else:
+        text, origin = _read_text(source)
+        data = _parse(text, origin)
+    extends = data.get("extends", "default")
+    if not isinstance(extends, str) or "/" in extends or extends not in profile_names():
+        raise ValidationError(
+            "profile.extends",
+            extends,
+            f"must name a shipped profile ({', '.join(profile_names())})",
+        )
+    base = _default() if extends == "default" else load_profile(extends)
+    return _merge(base, data, origin)
