@@ -6,6 +6,18 @@ The public API is re-exported here; ``rbmtools.wire`` holds the protocol itself.
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+from rbmtools.client import (
+    AgentEventResult,
+    OutboxWriter,
+    RbmClient,
+    RetryPolicy,
+    RevokeResult,
+    SendResult,
+    default_client,
+    revoke,
+    send,
+    set_default_client,
+)
 from rbmtools.emulator import Emulator
 from rbmtools.errors import ApiError, AuthError, RbmError, SignatureError, ValidationError
 from rbmtools.webhook import Receiver, follow, read_events
@@ -27,18 +39,25 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "AgentEventResult",
     "ApiError",
     "AuthError",
     "Emulator",
     "EventType",
+    "OutboxWriter",
+    "RbmClient",
     "RbmError",
     "Receiver",
+    "RetryPolicy",
+    "RevokeResult",
+    "SendResult",
     "ShortExpiryWarning",
     "SignatureError",
     "TrafficType",
     "ValidationError",
     "__version__",
     "agent_message",
+    "default_client",
     "follow",
     "format_duration",
     "format_timestamp",
@@ -46,4 +65,7 @@ __all__ = [
     "parse_duration",
     "parse_timestamp",
     "read_events",
+    "revoke",
+    "send",
+    "set_default_client",
 ]

@@ -23,6 +23,7 @@ EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per subsystem; each module defines register(subparsers)
+    "rbmtools.client.cli",
     "rbmtools.webhook.cli",
     "rbmtools.emulator.cli",
 )

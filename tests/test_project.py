@@ -58,18 +58,25 @@ def test_python_version_matches():
 def test_public_api_is_pinned():
     assert sorted(rbmtools.__all__) == sorted(
         [
+            "AgentEventResult",
             "ApiError",
             "AuthError",
             "Emulator",
             "EventType",
+            "OutboxWriter",
+            "RbmClient",
             "RbmError",
             "Receiver",
+            "RetryPolicy",
+            "RevokeResult",
+            "SendResult",
             "ShortExpiryWarning",
             "SignatureError",
             "TrafficType",
             "ValidationError",
             "__version__",
             "agent_message",
+            "default_client",
             "follow",
             "format_duration",
             "format_timestamp",
@@ -77,6 +84,9 @@ def test_public_api_is_pinned():
             "parse_duration",
             "parse_timestamp",
             "read_events",
+            "revoke",
+            "send",
+            "set_default_client",
         ]
     )
     for name in rbmtools.__all__:
