@@ -127,7 +127,8 @@ class Dataset:
         return self.engine.df('SELECT * FROM rbm_lifecycle ORDER BY "sendTime", "messageId"')
 
     def query(self, statement: str) -> pd.DataFrame:
-        """Run SQL against the loaded data (views ``rbm_lifecycle`` and ``rbm_facts``)."""
+        """Run SQL (DuckDB dialect) against the loaded data: the view ``rbm_lifecycle`` (one
+        row per message) and the table ``rbm_facts`` it is derived from."""
         return self.engine.df(statement)
 
     def summary(self, by: str | Iterable[str] = ("experiment", "arm")) -> pd.DataFrame:
@@ -189,12 +190,12 @@ def load(
             engine.execute("SET enable_progress_bar = true")
         engine.register_logs(event_files, outbox_files)
         engine.create_table("rbm_facts", sql.FACTS)
-        engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
         counts = engine.row(sql.LOAD_REPORT)
         bad = engine.df(
             "SELECT row_kind, bad_file FROM rbm_facts WHERE row_kind IN "
             "('malformed_event_lines', 'malformed_outbox_lines') ORDER BY bad_file"
         )
+        engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
     except BaseException:
         engine.close()
         raise

@@ -23,7 +23,13 @@ from __future__ import annotations
 
 import sqlglot
 
-from rbmtools.analysis.schema import BIN_FLOOR_SECONDS, BINS_PER_DECADE, OUTCOMES, validate_by
+from rbmtools.analysis.schema import (
+    BIN_FLOOR_SECONDS,
+    BINS_PER_DECADE,
+    OUTCOMES,
+    REVOKE_METHODS,
+    validate_by,
+)
 
 __all__ = [
     "EVENT_ROW_COLUMNS",
@@ -48,10 +54,6 @@ EVENT_STRUCT_FIELDS: dict[str, str] = {
     "eventId": "VARCHAR",
     "sendTime": "TIMESTAMPTZ",
     "eventType": "VARCHAR",
-    "text": "JSON",
-    "suggestionResponse": "JSON",
-    "location": "JSON",
-    "userFile": "JSON",
 }
 
 
@@ -116,45 +118,31 @@ def bin_expression(seconds: str) -> str:
 
 
 def _field(name: str) -> str:
-    """One event field, whichever line shape carried it."""
-    return (
-        f"CASE shape WHEN 'receiver' THEN event.{name} WHEN 'push' THEN push_event.{name} "
-        f"ELSE {name} END"
-    )
+    """One event field, whichever line shape carried it (receiver, decoded, push)."""
+    return f"COALESCE(event.{name}, {name}, push_event.{name})"
 
-
-_SHAPE = (
-    "CASE WHEN receivedAt IS NOT NULL AND event IS NOT NULL THEN 'receiver' "
-    "WHEN message IS NOT NULL THEN 'push' ELSE 'decoded' END"
-)
 
 # Stage 1: every line as one normalised event (or a malformed line), shape by shape.
 _EVENT_LINES = f"""
 rbm_event_shapes AS (
-    SELECT *,
-        {_SHAPE} AS shape,
-        CASE WHEN message IS NOT NULL AND NOT (receivedAt IS NOT NULL AND event IS NOT NULL)
-             THEN rbm_decode_push(message.data) END AS push_event
+    SELECT source_file, verified, receivedAt, event, message,
+        {", ".join(EVENT_STRUCT_FIELDS)},
+        CASE WHEN message.data IS NOT NULL THEN rbm_decode_push(message.data) END AS push_event
     FROM {{source}}
 ),
 rbm_events AS (
     SELECT
         source_file,
         verified,
-        CASE shape WHEN 'receiver' THEN receivedAt WHEN 'push' THEN message.publishTime
-        END AS received_at,
+        COALESCE(receivedAt, message.publishTime) AS received_at,
         {_field("messageId")} AS message_id,
         {_field("eventId")} AS event_id,
         {_field("eventType")} AS event_type,
-        CASE shape WHEN 'receiver' THEN event.sendTime
-            WHEN 'push' THEN TRY_CAST(push_event.sendTime AS TIMESTAMPTZ) ELSE sendTime
-        END AS send_time,
+        COALESCE(event.sendTime, sendTime, TRY_CAST(push_event.sendTime AS TIMESTAMPTZ))
+            AS send_time,
         {_field("senderPhoneNumber")} AS sender_phone,
         {_field("phoneNumber")} AS server_phone,
-        ({_field("text")}) IS NOT NULL OR ({_field("suggestionResponse")}) IS NOT NULL
-            OR ({_field("location")}) IS NOT NULL OR ({_field("userFile")}) IS NOT NULL
-            AS has_content,
-        COALESCE(shape = 'push' AND push_event.sendTime IS NOT NULL
+        COALESCE(push_event.sendTime IS NOT NULL
             AND TRY_CAST(push_event.sendTime AS TIMESTAMPTZ) IS NULL, FALSE) AS bad_time
     FROM rbm_event_shapes
 ),
@@ -164,7 +152,7 @@ rbm_classified AS (
             WHEN bad_time THEN 'malformed'
             WHEN sender_phone IS NOT NULL AND event_type IS NOT NULL AND message_id IS NOT NULL
                 THEN 'message'
-            WHEN sender_phone IS NOT NULL AND (event_type IS NOT NULL OR has_content)
+            WHEN sender_phone IS NOT NULL AND (event_type IS NOT NULL OR message_id IS NOT NULL)
                 THEN 'other'
             WHEN server_phone IS NOT NULL AND event_type IS NOT NULL AND message_id IS NOT NULL
                 THEN 'message'
@@ -172,50 +160,6 @@ rbm_classified AS (
             ELSE 'malformed'
         END AS cls
     FROM rbm_events
-)"""
-
-# Stage 2 and 3: one row per message from the classified lines.
-_EVENTS_PER_MESSAGE = f"""
--- Stage 2: duplicates count once (same eventId, or same messageId + eventType + sendTime).
-rbm_event_keys AS (
-    SELECT
-        cls,
-        message_id,
-        event_type,
-        CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
-        MIN(send_time) AS send_time,
-        MIN(received_at) AS received_at,
-        COUNT(*) AS copies,
-        COUNT(*) FILTER (WHERE verified = FALSE) AS unverified
-    FROM rbm_classified
-    GROUP BY cls, message_id, event_type, COALESCE(event_id, ''),
-        CASE WHEN event_id IS NULL THEN send_time END,
-        CASE WHEN cls = 'malformed' THEN source_file END
-),
--- Stage 3: per message, the first event of each kind that matters (min is order-free, so
--- out-of-order arrival cannot change it), plus counts.
-rbm_message_events AS (
-    SELECT
-        cls,
-        message_id,
-        bad_file,
-        {
-    ", ".join(
-        f"MIN(send_time) FILTER (WHERE event_type = '{kind}') AS {name}_at, "
-        f"ARG_MIN(received_at, send_time) FILTER (WHERE event_type = '{kind}') AS {name}_rx"
-        for kind, name in KEY_EVENTS.items()
-    )
-}
-        ,
-        CASE WHEN cls = 'malformed' THEN 0 ELSE COUNT(*) END AS events,
-        SUM(copies) AS lines,
-        SUM(unverified) AS unverified,
-        MIN(send_time) AS first_event_at,
-        MAX(send_time) AS last_event_at,
-        MIN(received_at) AS first_received_at,
-        MAX(received_at) AS last_received_at
-    FROM rbm_event_keys
-    GROUP BY cls, message_id, bad_file
 )"""
 
 
@@ -230,12 +174,26 @@ def outbox_line_ok_sql(source: str) -> str:
     return f"WITH {_OUTBOX_LINES.format(source=source)} SELECT ok FROM rbm_outbox"
 
 
-def _send(condition: str = "") -> str:
-    return f"kind = 'send'{condition}"
+# Stage 2: duplicates count once (same eventId, or same messageId + eventType + sendTime).
+# Copies of one event share its messageId, so the key is hashed within the message.
+_EVENT_KEYS = """
+rbm_event_keys AS (
+    SELECT
+        cls,
+        CASE WHEN cls = 'message' THEN message_id END AS message_id,
+        MIN(event_type) AS event_type,
+        CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
+        MIN(send_time) AS send_time,
+        MIN(received_at) AS received_at,
+        COUNT(*) AS copies,
+        COUNT(*) FILTER (WHERE verified = FALSE) AS unverified
+    FROM rbm_classified
+    GROUP BY cls, message_id,
+        CASE WHEN event_id IS NOT NULL THEN HASH(event_id) ELSE HASH(event_type, send_time) END,
+        CASE WHEN cls = 'malformed' THEN source_file END
+)"""
 
-
-# Stage 4: the outbox per message: the send record (200 preferred, then 404, then the first
-# attempt), revoke attempts and their answers, the first fallback.
+# The outbox, record by record: ``ok`` when it is a usable send, revoke or fallback.
 _OUTBOX_LINES = """
 rbm_outbox AS (
     SELECT *,
@@ -250,63 +208,113 @@ rbm_outbox AS (
     FROM {source}
 )"""
 
-_OUTBOX_PER_MESSAGE = f"""
-rbm_message_outbox AS (
+_KEY_EVENT_AGGREGATES = ",\n        ".join(
+    f"MIN(send_time) FILTER (WHERE event_type = '{kind}') AS {name}_at"
+    for kind, name in KEY_EVENTS.items()
+)
+
+# Stage 3: per message (or per kind of non-message row), the first event of each kind that
+# matters (MIN is order-free, so out-of-order arrival cannot change it) and counts.
+_EVENTS_PER_MESSAGE = f"""
+rbm_message_events AS (
     SELECT
-        CASE WHEN ok THEN messageId END AS message_id,
-        CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
-        ok,
-        COUNT(*) AS outbox_lines,
-        COUNT(*) FILTER (WHERE {_send()}) AS send_attempts,
-        CASE
-            WHEN COUNT(*) FILTER (WHERE {_send(" AND status = 200")}) > 0 THEN 200
-            WHEN COUNT(*) FILTER (WHERE {_send(" AND status = 404")}) > 0 THEN 404
-            ELSE MAX(status) FILTER (WHERE {_send()})
-        END AS send_status,
-        COALESCE(
-            MIN(sendTime) FILTER (WHERE {_send(" AND status = 200")}),
-            MIN(sendTime) FILTER (WHERE {_send(" AND status = 404")}),
-            MIN(sendTime) FILTER (WHERE {_send()})
-        ) AS send_time,
-        COALESCE(
-            MIN(expireTime) FILTER (WHERE {_send(" AND status = 200")}),
-            MIN(expireTime) FILTER (WHERE {_send()})
-        ) AS expire_time,
-        MIN(TRY_CAST(REGEXP_EXTRACT(ttl, '^([0-9]+(\\.[0-9]+)?)s$', 1) AS DOUBLE))
-            FILTER (WHERE {_send()}) AS ttl_seconds,
-        MIN(useCase) FILTER (WHERE {_send()}) AS use_case,
-        MIN(trafficType) FILTER (WHERE {_send()}) AS traffic_type,
-        MIN(experiment) FILTER (WHERE {_send()}) AS experiment,
-        MIN(arm) FILTER (WHERE {_send()}) AS arm,
-        MIN(agentId) FILTER (WHERE {_send()}) AS agent_id,
-        MIN(phone) FILTER (WHERE {_send()}) AS phone,
-        COUNT(*) FILTER (WHERE kind = 'revoke') AS api_revoke_attempts,
-        MIN(requestedAt) FILTER (WHERE kind = 'revoke') AS api_revoke_first_at,
-        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 200) AS api_revoked_at,
-        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 404) AS api_refused_at,
-        COUNT(*) FILTER (WHERE kind = 'revoke' AND status NOT IN (200, 404)) AS api_revoke_errors,
-        COUNT(*) FILTER (WHERE kind = 'fallback') AS fallbacks,
-        MIN(sentAt) FILTER (WHERE kind = 'fallback') AS fallback_at,
-        ARG_MIN(channel, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_channel,
-        ARG_MIN(reason, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_reason,
-        MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
-        MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
-    FROM rbm_outbox
-    GROUP BY 1, 2, 3
+        CASE cls WHEN 'message' THEN 'message' WHEN 'other' THEN 'other_events'
+            ELSE 'malformed_event_lines' END AS row_class,
+        message_id,
+        bad_file,
+        {_KEY_EVENT_AGGREGATES},
+        CASE WHEN cls = 'malformed' THEN 0 ELSE COUNT(*) END AS events,
+        SUM(copies) AS lines,
+        SUM(unverified) AS unverified,
+        MIN(send_time) AS first_event_at,
+        ARG_MIN(received_at, send_time) AS first_event_rx,
+        MIN(received_at) AS first_received_at,
+        GREATEST(MAX(send_time), MAX(received_at)) AS last_event_seen
+    FROM rbm_event_keys
+    GROUP BY cls, message_id, bad_file
 )"""
 
-_EVENT_FACT_COLUMNS = [
-    *(f"{name}_{suffix}" for name in KEY_EVENTS.values() for suffix in ("at", "rx")),
+# Stage 4: the outbox per message: the send record (200 preferred, then 404, then the first
+# attempt; retries keep the messageId), revoke attempts and their answers, the first fallback.
+_OUTBOX_PER_MESSAGE = """
+rbm_sends AS (
+    SELECT
+        messageId AS message_id,
+        COUNT(*) AS send_attempts,
+        ARG_MIN(
+            {
+                'send_time': sendTime,
+                'send_status': status,
+                'expire_time': expireTime,
+                'ttl': ttl,
+                'use_case': useCase,
+                'traffic_type': trafficType,
+                'experiment': experiment,
+                'arm': arm,
+                'agent_id': agentId,
+                'phone': phone
+            },
+            {'rank': CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END, 'at': sendTime}
+        ) AS chosen
+    FROM rbm_outbox
+    WHERE ok AND kind = 'send'
+    GROUP BY messageId
+),
+rbm_revokes AS (
+    SELECT
+        messageId AS message_id,
+        COUNT(*) AS api_revoke_attempts,
+        MIN(requestedAt) AS api_revoke_first_at,
+        MIN(requestedAt) FILTER (WHERE status = 200) AS api_revoked_at,
+        MIN(requestedAt) FILTER (WHERE status = 404) AS api_refused_at,
+        COUNT(*) FILTER (WHERE status NOT IN (200, 404)) AS api_revoke_errors,
+        MAX(requestedAt) AS last_revoke_at
+    FROM rbm_outbox
+    WHERE ok AND kind = 'revoke'
+    GROUP BY messageId
+),
+rbm_fallbacks AS (
+    SELECT
+        messageId AS message_id,
+        COUNT(*) AS fallbacks,
+        MIN(sentAt) AS fallback_at,
+        ARG_MIN(channel, sentAt) AS fallback_channel,
+        ARG_MIN(reason, sentAt) AS fallback_reason,
+        MAX(sentAt) AS last_fallback_at
+    FROM rbm_outbox
+    WHERE ok AND kind = 'fallback'
+    GROUP BY messageId
+),
+rbm_outbox_counts AS (
+    SELECT
+        CASE WHEN ok THEN 'outbox_records' ELSE 'malformed_outbox_lines' END AS row_class,
+        CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
+        COUNT(*) AS outbox_lines,
+        MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_seen_at,
+        MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_seen_at
+    FROM rbm_outbox
+    GROUP BY 1, 2
+)"""
+
+_MESSAGE_KEYS = """
+rbm_message_ids AS (
+    SELECT message_id FROM rbm_sends
+    UNION
+    SELECT message_id FROM rbm_revokes
+    UNION
+    SELECT message_id FROM rbm_fallbacks
+)"""
+
+_EVENT_COLUMNS = (
+    *(f"{name}_at" for name in KEY_EVENTS.values()),
     "events",
     "lines",
     "unverified",
     "first_event_at",
-    "last_event_at",
+    "first_event_rx",
     "first_received_at",
-    "last_received_at",
-]
-_OUTBOX_FACT_COLUMNS = [
-    "outbox_lines",
+)
+_OUTBOX_COLUMNS = (
     "send_attempts",
     "send_status",
     "send_time",
@@ -327,53 +335,84 @@ _OUTBOX_FACT_COLUMNS = [
     "fallback_at",
     "fallback_channel",
     "fallback_reason",
-    "first_outbox_at",
-    "last_outbox_at",
-]
+)
 
-_ROW_KIND = """CASE
-            WHEN o.send_attempts > 0 AND o.send_status IN (200, 404) THEN 'message'
-            WHEN o.send_attempts > 0 THEN 'failed_send'
-            WHEN o.message_id IS NOT NULL THEN 'outbox_without_send'
-            ELSE 'unknown_message'
-        END"""
+
+def _nulls(columns: tuple[str, ...], types: dict[str, str] | None = None) -> str:
+    return ", ".join(f"NULL AS {c}" for c in columns)
+
 
 #: The facts: one row per message id seen in either log (``row_kind`` says what it is), plus
-#: rows carrying the counts of malformed lines (per file) and of events about no message.
+#: rows carrying the counts of malformed lines (per file), of events about no message and of
+#: outbox records. Sends, revokes and fallbacks are joined to the events by messageId.
 FACTS = f"""WITH
 {_EVENT_LINES.format(source="rbm_event_rows")},
+{_EVENT_KEYS},
 {_EVENTS_PER_MESSAGE},
-{_OUTBOX_LINES.format(source="rbm_outbox_rows")},
-{_OUTBOX_PER_MESSAGE}
+rbm_outbox AS MATERIALIZED ({_OUTBOX_LINES.format(source="rbm_outbox_rows").split("AS (", 1)[1]},
+{_OUTBOX_PER_MESSAGE},
+rbm_outbox_messages AS (
+    SELECT COALESCE(s.message_id, r.message_id, f.message_id) AS message_id,
+        s.send_attempts,
+        s.chosen.send_time AS send_time,
+        s.chosen.send_status AS send_status,
+        s.chosen.expire_time AS expire_time,
+        TRY_CAST(REPLACE(s.chosen.ttl, 's', '') AS DOUBLE) AS ttl_seconds,
+        s.chosen.use_case AS use_case,
+        s.chosen.traffic_type AS traffic_type,
+        s.chosen.experiment AS experiment,
+        s.chosen.arm AS arm,
+        s.chosen.agent_id AS agent_id,
+        s.chosen.phone AS phone,
+        r.* EXCLUDE (message_id, last_revoke_at),
+        f.* EXCLUDE (message_id, last_fallback_at),
+        GREATEST(s.chosen.send_time, r.last_revoke_at, f.last_fallback_at) AS last_outbox_at
+    FROM rbm_sends AS s
+    FULL OUTER JOIN rbm_revokes AS r ON s.message_id = r.message_id
+    FULL OUTER JOIN rbm_fallbacks AS f ON COALESCE(s.message_id, r.message_id) = f.message_id
+)
 SELECT
+    CASE
+        WHEN o.send_attempts > 0 AND o.send_status IN (200, 404) THEN 'message'
+        WHEN o.send_attempts > 0 THEN 'failed_send'
+        WHEN o.message_id IS NOT NULL THEN 'outbox_without_send'
+        ELSE 'unknown_message'
+    END AS row_kind,
     COALESCE(o.message_id, e.message_id) AS message_id,
-    {_ROW_KIND} AS row_kind,
-    NULL AS bad_file,
-    {", ".join(f"o.{c}" for c in _OUTBOX_FACT_COLUMNS)},
-    {", ".join(f"e.{c}" for c in _EVENT_FACT_COLUMNS)}
-FROM (SELECT * FROM rbm_message_outbox WHERE ok) AS o
-FULL OUTER JOIN (SELECT * FROM rbm_message_events WHERE cls = 'message') AS e
+    CAST(NULL AS VARCHAR) AS bad_file,
+    {", ".join(f"e.{c}" for c in _EVENT_COLUMNS)},
+    {", ".join(f"o.{c}" for c in _OUTBOX_COLUMNS)},
+    CAST(NULL AS BIGINT) AS outbox_lines,
+    LEAST(e.first_event_at, e.first_received_at, o.send_time) AS first_seen_at,
+    GREATEST(e.last_event_seen, o.last_outbox_at) AS last_seen_at
+FROM rbm_outbox_messages AS o
+FULL OUTER JOIN (SELECT * FROM rbm_message_events WHERE row_class = 'message') AS e
     ON o.message_id = e.message_id
 UNION ALL
 SELECT
+    row_class AS row_kind,
     NULL AS message_id,
-    CASE WHEN cls = 'malformed' THEN 'malformed_event_lines' ELSE 'other_events' END AS row_kind,
     bad_file,
-    {", ".join(f"NULL AS {c}" for c in _OUTBOX_FACT_COLUMNS)},
-    {", ".join(_EVENT_FACT_COLUMNS)}
+    {", ".join(_EVENT_COLUMNS)},
+    {_nulls(_OUTBOX_COLUMNS)},
+    NULL AS outbox_lines,
+    LEAST(first_event_at, first_received_at) AS first_seen_at,
+    last_event_seen AS last_seen_at
 FROM rbm_message_events
-WHERE cls <> 'message'
+WHERE row_class <> 'message'
 UNION ALL
 SELECT
+    row_class AS row_kind,
     NULL AS message_id,
-    'malformed_outbox_lines' AS row_kind,
     bad_file,
+    {_nulls(_EVENT_COLUMNS)},
+    {_nulls(_OUTBOX_COLUMNS)},
     outbox_lines,
-    {", ".join(f"NULL AS {c}" for c in _OUTBOX_FACT_COLUMNS[1:])},
-    {", ".join(f"NULL AS {c}" for c in _EVENT_FACT_COLUMNS)}
-FROM rbm_message_outbox
-WHERE NOT ok
+    first_seen_at,
+    last_seen_at
+FROM rbm_outbox_counts
 """
+
 
 #: What a load read, from the facts: one row of counts (see ``load.LoadReport``).
 LOAD_REPORT = """
@@ -385,17 +424,18 @@ SELECT
     COALESCE(SUM(lines) FILTER (WHERE row_kind = 'malformed_event_lines'), 0) AS malformed,
     COALESCE(SUM(unverified), 0) AS unverified,
     COALESCE(SUM(events) FILTER (WHERE row_kind = 'other_events'), 0) AS other_events,
-    COALESCE(SUM(events) FILTER (WHERE row_kind = 'unknown_message'), 0) AS unknown_message_events,
+    COALESCE(SUM(events) FILTER (WHERE row_kind = 'unknown_message'), 0)
+        AS unknown_message_events,
     COUNT(*) FILTER (WHERE row_kind = 'unknown_message') AS unknown_messages,
-    COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind <> 'malformed_outbox_lines'), 0)
+    COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind = 'outbox_records'), 0)
         AS outbox_records,
     COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind = 'malformed_outbox_lines'), 0)
         AS outbox_malformed,
     COUNT(*) FILTER (WHERE row_kind = 'message') AS messages,
     COUNT(*) FILTER (WHERE row_kind = 'failed_send') AS failed_sends,
     COUNT(*) FILTER (WHERE row_kind = 'outbox_without_send') AS outbox_without_send,
-    LEAST(MIN(first_event_at), MIN(first_received_at), MIN(first_outbox_at)) AS span_start,
-    GREATEST(MAX(last_event_at), MAX(last_received_at), MAX(last_outbox_at)) AS span_end
+    MIN(first_seen_at) AS span_start,
+    MAX(last_seen_at) AS span_end
 FROM rbm_facts
 """
 
@@ -417,25 +457,12 @@ _REVOKE_METHOD = """CASE
         WHEN api_revoke_attempts > 0 THEN 'api'
     END"""
 
-
-def _out_of_order() -> str:
-    """True when a key event with an earlier sendTime arrived after one with a later sendTime."""
-    names = list(KEY_EVENTS.values())
-    pairs = []
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            pairs.append(
-                f"({a}_at < {b}_at AND {a}_rx > {b}_rx) OR ({b}_at < {a}_at AND {b}_rx > {a}_rx)"
-            )
-    return "COALESCE(" + " OR ".join(f"({p})" for p in pairs) + ", FALSE)"
-
+_DELIVERED = "outcome IN ('delivered', 'delivered_after_revoke')"
 
 #: The lifecycle of log-format section 3, one row per sent message, from ``rbm_facts``.
 LIFECYCLE = f"""
 WITH rbm_span AS (
-    SELECT GREATEST(MAX(last_event_at), MAX(last_received_at), MAX(last_outbox_at))
-        AS observed_until
-    FROM rbm_facts
+    SELECT MAX(last_seen_at) AS observed_until FROM rbm_facts
 ),
 rbm_timed AS (
     SELECT f.*, s.observed_until,
@@ -490,24 +517,21 @@ SELECT
     outcome,
     revoke_method AS "revokeMethod",
     outcome = 'revoked' AS "revokeSucceeded",
-    delivered_at IS NOT NULL AND outcome <> 'not_rcs' AS delivered,
-    CASE WHEN outcome IN ('delivered', 'delivered_after_revoke') THEN latency END
-        AS "latencySeconds",
+    {_DELIVERED} AS delivered,
+    CASE WHEN {_DELIVERED} THEN latency END AS "latencySeconds",
     CASE
         WHEN outcome = 'not_rcs' THEN NULL
-        WHEN outcome IN ('delivered', 'delivered_after_revoke') THEN latency
+        WHEN {_DELIVERED} THEN latency
         ELSE censored_after
     END AS "observedSeconds",
-    COALESCE(outcome IN ('delivered', 'delivered_after_revoke') AND latency > expires_after,
-        FALSE) AS "staleDelivery",
-    COALESCE(outcome IN ('delivered', 'delivered_after_revoke') AND delivered_at > fallback_at,
-        FALSE) AS "doubleDelivery",
-    CASE WHEN outcome IN ('delivered', 'delivered_after_revoke') AND read_at IS NOT NULL
+    COALESCE({_DELIVERED} AND latency > expires_after, FALSE) AS "staleDelivery",
+    COALESCE({_DELIVERED} AND delivered_at > fallback_at, FALSE) AS "doubleDelivery",
+    CASE WHEN {_DELIVERED} AND read_at IS NOT NULL
         THEN GREATEST({_seconds("delivered_at", "read_at")}, 0.0) END AS "readSeconds",
-    COALESCE(events, 0) AS events,
-    CAST(COALESCE(lines - events, 0) AS BIGINT) AS "duplicateEvents",
+    events,
+    CAST(COALESCE(lines, 0) - events AS BIGINT) AS "duplicateEvents",
     COALESCE(first_event_at < send_time, FALSE) AS "clockSkew",
-    {_out_of_order()} AS "outOfOrder"
+    COALESCE(first_event_rx > first_received_at, FALSE) AS "outOfOrder"
 FROM rbm_ruled
 """
 
@@ -525,6 +549,11 @@ def group_counts_sql(by: list[str], source: str = "rbm_lifecycle") -> str:
     by = validate_by(by)
     select, group, order = _group_select(by)
     outcomes = ", ".join(f"COUNT(*) FILTER (WHERE outcome = '{o}') AS {o}" for o in OUTCOMES)
+    by_method = ", ".join(
+        f"COUNT(*) FILTER (WHERE \"revokeMethod\" = '{m}' AND outcome = '{o}') AS {m}_outcome_{o}"
+        for m in REVOKE_METHODS
+        for o in OUTCOMES
+    )
     return f"""
 SELECT {select}
     COUNT(*) AS messages,
@@ -534,15 +563,14 @@ SELECT {select}
     COUNT(*) FILTER (WHERE "revokeMethod" = 'api' AND outcome = 'revoked') AS api_revoked,
     COUNT(*) FILTER (WHERE "revokeMethod" = 'ttl') AS ttl_tried,
     COUNT(*) FILTER (WHERE "revokeMethod" = 'ttl' AND outcome = 'revoked') AS ttl_revoked,
+    {by_method},
     COUNT(*) FILTER (WHERE "readSeconds" IS NOT NULL) AS read,
     COUNT(*) FILTER (WHERE "staleDelivery") AS stale_deliveries,
     COUNT(*) FILTER (WHERE "doubleDelivery") AS double_deliveries,
     COUNT(*) FILTER (WHERE fallbacks > 0) AS fallbacks,
     COUNT(*) FILTER (WHERE "clockSkew") AS clock_skew,
     COUNT(*) FILTER (WHERE "outOfOrder") AS out_of_order,
-    CAST(COALESCE(SUM("duplicateEvents"), 0) AS BIGINT) AS duplicate_events,
-    MIN("sendTime") AS first_send,
-    MAX("sendTime") AS last_send
+    CAST(COALESCE(SUM("duplicateEvents"), 0) AS BIGINT) AS duplicate_events
 FROM {source}
 {group}
 {order}
