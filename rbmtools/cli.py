@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rbmtools.client.cli",
     "rbmtools.webhook.cli",
     "rbmtools.emulator.cli",
+    "rbmtools.analysis.cli",
 )
 
 
