@@ -109,8 +109,8 @@ class CostPolicy:
 #: ``promo`` (PROMOTION traffic): rich RBM cards cost more, 0.03; an SMS would be 0.04 and arrive
 #: in about 30 s. Promotions tolerate hours: waiting costs 0.002 an hour. After 24 hours the offer
 #: has usually ended: a stale promotion costs 0.05 (annoyance, unsubscribes). Sending a promotion
-#: twice costs 0.05 for the same reason. No SMS fallback for marketing; a lost promotion costs its
-#: expected margin, 0.01.
+#: twice costs 0.05 for the same reason. No SMS fallback for marketing; a promotion that never
+#: arrives loses its expected margin, 0.10 (a 2 % conversion on a 5.00 margin).
 #:
 #: ``alert`` (fraud and security alerts, outage warnings): 0.02 / 0.05 per RBM / SMS, SMS in about
 #: 5 s. Every minute of delay lets a fraud run on, so waiting costs 6.00 an hour (0.10 a minute).
@@ -148,7 +148,7 @@ DEFAULT_POLICIES: dict[str, CostPolicy] = {
         stale_cost=0.05,
         duplicate_cost=0.05,
         fallback=False,
-        lost_cost=0.01,
+        lost_cost=0.10,
     ),
     "alert": CostPolicy(
         rcs_cost=0.02,

@@ -197,7 +197,7 @@ class _Writer:
             gzip.open(path, "wt", encoding="utf-8", compresslevel=1)
             if self.compress
             else open(path, "w", encoding="utf-8")
-        )  # noqa: SIM115
+        )
         self.lines[day] = 0
         return handle
 
