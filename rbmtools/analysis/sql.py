@@ -528,8 +528,8 @@ SELECT
     COALESCE({_DELIVERED} AND delivered_at > fallback_at, FALSE) AS "doubleDelivery",
     CASE WHEN {_DELIVERED} AND read_at IS NOT NULL
         THEN GREATEST({_seconds("delivered_at", "read_at")}, 0.0) END AS "readSeconds",
-    events,
-    CAST(COALESCE(lines, 0) - events AS BIGINT) AS "duplicateEvents",
+    COALESCE(events, 0) AS events,
+    CAST(COALESCE(lines, 0) - COALESCE(events, 0) AS BIGINT) AS "duplicateEvents",
     COALESCE(first_event_at < send_time, FALSE) AS "clockSkew",
     COALESCE(first_event_rx > first_received_at, FALSE) AS "outOfOrder"
 FROM rbm_ruled
