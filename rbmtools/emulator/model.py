@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -200,8 +200,8 @@ class PlatformModel:
         self._heap: list[tuple[float, int, int, Message]] = []
         self._seq = 0
         self._outbox: list[PlatformEvent] = []
-        self._states: Counter[str] = Counter()
-        self._events_emitted: Counter[str] = Counter()
+        self._states: dict[MessageState, int] = dict.fromkeys(MessageState, 0)
+        self._events_emitted: dict[str, int] = dict.fromkeys(EventType, 0)
         self._ignored_ids = 0
         self.now = 0.0  # the latest platform second the model was told about
 
@@ -331,7 +331,7 @@ class PlatformModel:
     def _emit(self, msg: Message, event_type: EventType, at: float) -> None:
         kind = event_type.value
         msg.events.append((kind, at))
-        self._events_emitted[kind] += 1
+        self._events_emitted[event_type] += 1
         self._outbox.append(PlatformEvent(msg.agent_id, msg.phone, msg.message_id, kind, at))
 
     def event_id(self, event: PlatformEvent) -> str:
@@ -447,6 +447,11 @@ class PlatformModel:
         if self._heap and self._heap[0][0] <= now:
             return self._heap[0][0]
         return now
+
+    @property
+    def size(self) -> int:
+        """Messages and agent events the model holds."""
+        return len(self._ids)
 
     @property
     def scheduled(self) -> int:
@@ -705,13 +710,13 @@ class PlatformModel:
 
     def counts(self) -> dict[str, int]:
         """Messages by state (every state listed, zeros included)."""
-        return {state.value: self._states.get(state, 0) for state in MessageState}
+        return {state.value: self._states[state] for state in MessageState}
 
     def stats(self) -> dict[str, Any]:
         return {
             "messages": self.counts(),
             "messagesTotal": sum(self._states.values()),
-            "eventsEmitted": dict(self._events_emitted),
+            "eventsEmitted": {str(k): v for k, v in self._events_emitted.items() if v},
             "ignoredReusedIds": self._ignored_ids,
             "devices": len(self._devices),
             "pinnedPhones": len(self._pins),

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
@@ -40,7 +42,11 @@ log = logging.getLogger("rbmtools.emulator")
 ADMIN_PREFIX = "/emulator/v1"
 MAX_BODY_BYTES = 1024 * 1024
 TICK_SECONDS = 0.02  # the longest the ticker sleeps (real seconds)
-CHUNK = 2000  # heap entries applied per slice, so API requests interleave with a backlog
+CHUNK = 500  # heap entries applied per model call within a slice
+SLICE_SECONDS = 0.01  # real time one slice of due transitions may take before yielding...
+BEHIND_SLICE_SECONDS = 0.05  # ...or this much while the model trails the clock
+BEHIND_LAG = 0.05  # real seconds of lag from which the model gets the longer slices
+FREEZE_EVERY = 20_000  # long-lived objects (messages + queued pushes) between gc.freeze()s
 
 _FAULT_MESSAGES = {
     429: "Resource has been exhausted (e.g. check quota).",
@@ -103,6 +109,8 @@ class EmulatorServer:
         self._ticker_task: asyncio.Task[None] | None = None
         self._tick_wake: asyncio.Event | None = None
         self._max_lag = 0.0
+        self._frozen_at = 0
+        self.gc_freezes = 0
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -156,6 +164,8 @@ class EmulatorServer:
         await self.dispatcher.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.gc_freezes:
+            gc.unfreeze()
 
     def use_key_file(self, path: str | Path) -> TrustedKey:
         """Write (or reuse) a service-account key at ``path`` pointing here, and trust it."""
@@ -170,18 +180,46 @@ class EmulatorServer:
         if self._tick_wake is not None:
             self._tick_wake.set()
 
-    def _step(self, now: float, limit: int | None = CHUNK) -> bool:
-        """Apply due transitions (one slice); publish their events. True if more are due."""
-        events = self.model.advance(now, limit)
-        if events:
-            self.dispatcher.publish(events, now)
+    def _step(self, now: float, budget: float = SLICE_SECONDS) -> bool:
+        """Apply due transitions for up to ``budget`` real seconds and publish their events.
+
+        Returns True if more transitions are due by ``now``.
+        """
+        deadline = time.perf_counter() + budget
+        model = self.model
+        more = True
+        while more:
+            events = model.advance(now, CHUNK)
+            if events:
+                self.dispatcher.publish(events, now)
+            next_due = model.next_due()
+            more = next_due is not None and next_due <= now
+            if time.perf_counter() >= deadline:
+                break
         self.dispatcher.release_due(now)
-        next_due = self.model.next_due()
-        return next_due is not None and next_due <= now
+        self._freeze_long_lived()
+        return more
+
+    def _freeze_long_lived(self) -> None:
+        """Keep CPython's cycle collector off the emulator's long-lived state.
+
+        Messages, devices and queued pushes live long and hold no reference cycles (they are
+        freed by reference counting). With hundreds of thousands of them, each full pass of
+        the cycle collector would stall the loop for a large part of a second, so every
+        ``FREEZE_EVERY`` new objects they are moved to the permanent generation
+        (``gc.freeze``); ``stop`` unfreezes.
+        """
+        size = self.model.size + self.dispatcher.backlog
+        if size - self._frozen_at >= FREEZE_EVERY:
+            gc.freeze()
+            self._frozen_at = size
+            self.gc_freezes += 1
+        elif size < self._frozen_at:
+            self._frozen_at = size
 
     async def catch_up(self) -> None:
         """Apply everything due by the clock's now, yielding to the loop between slices."""
-        while self._step(self.clock.seconds()):
+        while self._step(self.clock.seconds(), BEHIND_SLICE_SECONDS):
             await asyncio.sleep(0)
 
     async def _ticker(self) -> None:
@@ -189,7 +227,8 @@ class EmulatorServer:
         while True:
             try:
                 now = self.clock.seconds()
-                more = self._step(now)
+                behind = self.lag_seconds() > BEHIND_LAG
+                more = self._step(now, BEHIND_SLICE_SECONDS if behind else SLICE_SECONDS)
                 self._max_lag = max(self._max_lag, self.lag_seconds())
                 if more:
                     await asyncio.sleep(0)
@@ -366,6 +405,7 @@ class EmulatorServer:
             **model,
             "api": {"calls": dict(self.calls), "statuses": dict(self.statuses)},
             "faultsUsed": self.faults.used,
+            "gcFreezes": self.gc_freezes,
             "tokens": {"issued": self.issuer.issued, "refused": self.issuer.refused},
             "webhook": self.dispatcher.stats(),
         }
