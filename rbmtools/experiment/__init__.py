@@ -1,0 +1,87 @@
+"""Revoke experiments: split traffic into arms, revoke as each arm says, fall back to SMS.
+
+``ExperimentSpec`` describes the experiment (plain YAML/JSON form); ``run_experiment`` runs it
+on the emulator or live, following Google's recovery procedure for revokes (check for
+DELIVERED, revoke again, then fall back), never messaging anyone twice by accident, and leaves
+an outbox and an event log that ``rbmtools.analysis`` reads as they are. A run interrupted by
+a stop file, Ctrl-C or a crash resumes from its outbox without re-sending anything.
+"""
+
+from rbmtools.experiment.api import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_MAX_RECIPIENTS,
+    TARGETS,
+    ExperimentResult,
+    RunPaths,
+    plan_experiment,
+    read_outbox,
+    run_experiment,
+)
+from rbmtools.experiment.assign import (
+    MESSAGE_ID_NAMESPACE,
+    PlannedMessage,
+    assign,
+    message_id_for,
+    plan_messages,
+    read_phones,
+    synthetic_phones,
+)
+from rbmtools.experiment.plan import ArmPlan, ExperimentPlan, build_plan
+from rbmtools.experiment.runner import ExperimentRunner, RunStats
+from rbmtools.experiment.schedule import MirroredClock, PlatformClock, WallClock
+from rbmtools.experiment.sms import (
+    CallableSmsSender,
+    SinkSmsSender,
+    SmsReceipt,
+    SmsSender,
+    load_sms_sender,
+)
+from rbmtools.experiment.spec import (
+    Arm,
+    Audience,
+    ExperimentSpec,
+    FallbackPolicy,
+    RevokeMethod,
+    load_spec,
+)
+from rbmtools.experiment.state import MessageFacts, Outcome, next_step
+
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_MAX_RECIPIENTS",
+    "MESSAGE_ID_NAMESPACE",
+    "TARGETS",
+    "Arm",
+    "ArmPlan",
+    "Audience",
+    "CallableSmsSender",
+    "ExperimentPlan",
+    "ExperimentResult",
+    "ExperimentRunner",
+    "ExperimentSpec",
+    "FallbackPolicy",
+    "MessageFacts",
+    "MirroredClock",
+    "Outcome",
+    "PlannedMessage",
+    "PlatformClock",
+    "RevokeMethod",
+    "RunPaths",
+    "RunStats",
+    "SinkSmsSender",
+    "SmsReceipt",
+    "SmsSender",
+    "WallClock",
+    "assign",
+    "build_plan",
+    "load_sms_sender",
+    "load_spec",
+    "message_id_for",
+    "next_step",
+    "plan_experiment",
+    "plan_messages",
+    "read_outbox",
+    "read_phones",
+    "run_experiment",
+    "synthetic_phones",
+]

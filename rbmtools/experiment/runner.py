@@ -1,0 +1,585 @@
+"""The experiment runner: sends, revokes on the platform's clock, follows events, falls back.
+
+One thread owns all decisions. It holds each message's facts (``state.MessageFacts``) and a
+heap of platform instants at which a message must be looked at again; worker threads make the
+HTTP calls and the SMS, and a follower thread tails the webhook event log; both report back
+through one inbox, which the decision thread waits on for at most the real time until the next
+due instant. Due revokes and fallbacks go before new sends, so a busy send phase never delays a
+revoke. Every action lands in the outbox (the client writes sends and revokes, the runner its
+fallbacks), which is the checkpoint: a stop file, Ctrl-C or a crash leaves a state that
+``resume`` continues without sending anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from rbmtools.client import OutboxWriter, RbmClient, RevokeResult, SendResult
+from rbmtools.errors import ApiError, AuthError, RbmError, ValidationError
+from rbmtools.experiment.assign import PlannedMessage
+from rbmtools.experiment.schedule import DueHeap, PlatformClock, SendSpacing, real_wait
+from rbmtools.experiment.sms import SmsReceipt, SmsSender
+from rbmtools.experiment.spec import ExperimentSpec
+from rbmtools.experiment.state import (
+    Done,
+    Fallback,
+    MessageFacts,
+    Outcome,
+    Revoke,
+    RevokeAnswer,
+    Wait,
+    next_step,
+)
+from rbmtools.webhook import follow, read_events
+from rbmtools.wire import FallbackRecord, OutboxRecord, UserEvent, parse_duration
+
+__all__ = ["ExperimentRunner", "RunStats"]
+
+log = logging.getLogger("rbmtools.experiment")
+
+#: Statuses after which sending more is pointless: the credentials or the agent are wrong.
+_FATAL_STATUSES = frozenset({401, 403})
+#: Recent event lags (platform seconds) the grace period is stretched by.
+_LAG_WINDOW = 256
+_MAX_WAIT = 0.25  # the longest the decision thread sleeps (real seconds)
+_STOP_FILE_CHECK = 0.1  # real seconds between looks at the stop file
+
+
+@dataclass
+class RunStats:
+    """What one runner session did, and how each message stands at its end.
+
+    ``outcomes`` counts every planned message by its settled outcome (``pending``: not settled
+    when the session ended, ``unsent``: not sent yet). ``late_deliveries`` counts DELIVERED
+    events that arrived after the message's SMS was sent (double deliveries seen live).
+    ``event_lag_p50``/``_max`` are the platform seconds between an event and the runner seeing
+    it; the grace period is stretched by the recent maximum.
+    """
+
+    status: str = "running"
+    stop_reason: str | None = None
+    messages: int = 0
+    sends: int = 0
+    send_calls: int = 0
+    revokes: int = 0
+    revoke_calls: int = 0
+    fallbacks: int = 0
+    fallback_failures: int = 0
+    events: int = 0
+    late_deliveries: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    fallback_reasons: dict[str, int] = field(default_factory=dict)
+    event_lag_p50: float | None = None
+    event_lag_max: float | None = None
+    wall_seconds: float = 0.0
+    platform_start: datetime | None = None
+    platform_end: datetime | None = None
+
+    @property
+    def calls(self) -> int:
+        """HTTP calls made to the RBM API (retries included)."""
+        return self.send_calls + self.revoke_calls
+
+    @property
+    def calls_per_second(self) -> float:
+        return self.calls / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        for key in ("platform_start", "platform_end"):
+            value = out[key]
+            out[key] = None if value is None else value.isoformat()
+        out["calls"] = self.calls
+        out["calls_per_second"] = round(self.calls_per_second, 1)
+        return out
+
+
+class _Stop(Exception):
+    """Raised inside the loop to end the session at once (a fatal platform answer)."""
+
+
+class ExperimentRunner:
+    """Runs (or resumes) the planned messages of ``spec`` against one platform.
+
+    ``client`` must write to ``outbox`` (the same ``OutboxWriter``); ``clock`` is the
+    platform's clock; ``events_dir`` the webhook receiver's log directory; ``sms`` the
+    fallback channel (required unless the policy is ``none``). ``stop_file``: when it exists
+    the runner stops gracefully. Call ``load_history`` before ``run`` to resume.
+    """
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        messages: Iterable[PlannedMessage],
+        *,
+        client: RbmClient,
+        clock: PlatformClock,
+        events_dir: str | os.PathLike[str],
+        outbox: OutboxWriter,
+        sms: SmsSender | None = None,
+        concurrency: int = 8,
+        stop_file: str | os.PathLike[str] | None = None,
+        progress: bool = True,
+        poll: float = 0.01,
+        on_tick: Callable[[ExperimentRunner], None] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValidationError("concurrency", concurrency, "must be at least 1")
+        if sms is None and spec.fallback.value != "none":
+            raise ValidationError(
+                "sms", None, f"the fallback policy {spec.fallback.value!r} needs an SMS sender"
+            )
+        self.spec = spec
+        self.client = client
+        self.clock = clock
+        self.events_dir = Path(events_dir)
+        self.outbox = outbox
+        self.sms = sms
+        self.concurrency = concurrency
+        self.stop_file = None if stop_file is None else Path(stop_file)
+        self.progress = progress
+        self.poll = poll
+        self.on_tick = on_tick
+        self.facts = [MessageFacts(m) for m in messages]
+        for position, facts in enumerate(self.facts):
+            if facts.planned.index != position:
+                raise ValidationError("messages", facts.planned.index, "must be in plan order")
+        self._by_id = {f.planned.message_id: i for i, f in enumerate(self.facts)}
+        self._arms = {arm.name: arm for arm in spec.arms}
+        self._grace = parse_duration(spec.grace)
+        self._observe = parse_duration(spec.observe)
+        self.stats = RunStats(messages=len(self.facts))
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._heap = DueHeap()
+        self._ready: deque[tuple[str, int, Any]] = deque()
+        self._unsent: deque[int] = deque()
+        self._in_flight = 0
+        self._settled = 0
+        self._window_end: datetime | None = None
+        self._lags: deque[float] = deque(maxlen=_LAG_WINDOW)
+        self._all_lags: list[float] = []
+        self._stopping: str | None = None
+        self._fatal: BaseException | None = None
+        self._follower_stop = threading.Event()
+        self._started_at: datetime | None = None
+        self._bars: tuple[Any, Any] | None = None
+
+    # ------------------------------------------------------------------ history (resume)
+
+    def load_history(
+        self, records: Iterable[OutboxRecord], events_dir: str | os.PathLike[str] | None = None
+    ) -> int:
+        """Take in what earlier sessions did (outbox records of this experiment) and what the
+        platform said (the event log so far); returns how many records were about our ids."""
+        used = 0
+        for record in records:
+            if record.experiment not in (None, self.spec.name):
+                continue
+            index = self._by_id.get(record.message_id)
+            if index is not None:
+                self.facts[index].apply_record(record)
+                used += 1
+        source = Path(events_dir) if events_dir is not None else self.events_dir
+        if source.exists():
+            for logged in read_events(source):
+                self._take_event(logged.event, logged.received_at, count=False)
+        return used
+
+    def _take_event(self, event: Any, received_at: datetime | None, *, count: bool) -> int | None:
+        if not isinstance(event, UserEvent) or event.message_id is None:
+            return None
+        index = self._by_id.get(event.message_id)
+        if index is None:
+            return None
+        at = event.send_time or received_at or self.clock.now()
+        self.facts[index].apply_event(event, at)
+        return index
+
+    # ------------------------------------------------------------------ the session
+
+    def run(self) -> RunStats:
+        """Run until every message is settled and the observation window has passed, or
+        until stopped (stop file, Ctrl-C, a fatal answer); returns the session's stats."""
+        started = time.monotonic()
+        self._started_at = self.clock.now()
+        self.stats.platform_start = self._started_at
+        follower = threading.Thread(target=self._follow, name="rbmtools-experiment-events")
+        follower.daemon = True
+        follower.start()
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="rbmtools-experiment")
+        sent_bar = tqdm(
+            total=len(self.facts), desc="send", unit="msg", disable=not self.progress, position=0
+        )
+        settled_bar = tqdm(
+            total=len(self.facts),
+            desc="settled",
+            unit="msg",
+            disable=not self.progress,
+            position=1,
+        )
+        self._bars = (sent_bar, settled_bar)
+        try:
+            self._begin()
+            self._loop(pool)
+        finally:
+            self._follower_stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            follower.join(timeout=10)
+            sent_bar.close()
+            settled_bar.close()
+            self.stats.wall_seconds = time.monotonic() - started
+            self.stats.platform_end = self.clock.now()
+            self._final_counts()
+        if self._fatal is not None:
+            raise self._fatal
+        return self.stats
+
+    def _begin(self) -> None:
+        now = self.clock.now()
+        sent_bar, _ = self._bars or (None, None)
+        for index, facts in enumerate(self.facts):
+            if not facts.sent:
+                self._unsent.append(index)
+                continue
+            if sent_bar is not None:
+                sent_bar.update(1)
+            self._note_window(facts)
+            self._evaluate(index, now)
+
+    def _loop(self, pool: ThreadPoolExecutor) -> None:
+        spacing = SendSpacing(self.spec.send_rate)
+        capacity = self.concurrency * 2
+        next_stop_check = 0.0
+        while True:
+            try:
+                now = self.clock.now()
+                if time.monotonic() >= next_stop_check:
+                    next_stop_check = time.monotonic() + _STOP_FILE_CHECK
+                    if self.stop_file is not None and self.stop_file.exists():
+                        self._stop(f"stop file {self.stop_file} found")
+                if self._stopping is None:
+                    for index in self._heap.pop_due(now):
+                        self._evaluate(index, now)
+                    while self._ready and self._in_flight < capacity:
+                        self._submit(pool, *self._ready.popleft())
+                    while (
+                        self._unsent
+                        and self._in_flight < capacity
+                        and not self._ready
+                        and spacing.ready(now)
+                    ):
+                        spacing.take(now)
+                        self._submit(pool, "send", self._unsent.popleft(), None)
+                if self.on_tick is not None:
+                    self.on_tick(self)
+                if self._in_flight == 0:
+                    if self._stopping is not None:
+                        break
+                    if self._finished(now):
+                        break
+                self._wait(now, spacing)
+            except KeyboardInterrupt:
+                if self._stopping is not None:
+                    raise
+                self._stop("interrupted (Ctrl-C)")
+        self.stats.status = "interrupted" if self._stopping is not None else "complete"
+
+    def _finished(self, now: datetime) -> bool:
+        if self._unsent or self._ready or self._settled < len(self.facts):
+            return False
+        return self._window_end is None or now >= self._window_end + self._observe
+
+    def _wait(self, now: datetime, spacing: SendSpacing) -> None:
+        """Block on the inbox until the next due instant (real time), then drain it."""
+        room = self._in_flight < self.concurrency * 2 and self._stopping is None
+        if self._ready and room:
+            timeout = 0.0
+        else:
+            candidates = [self._heap.next_due()]
+            if self._unsent and not self._ready and room:
+                candidates.append(spacing.next_slot() or now)
+            if self._settled == len(self.facts) and self._window_end is not None:
+                candidates.append(self._window_end + self._observe)
+            due = min((c for c in candidates if c is not None), default=None)
+            timeout = real_wait(self.clock, now, due, _MAX_WAIT)
+        try:
+            item = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
+        except queue.Empty:
+            return
+        self._handle(item)
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(item)
+
+    def _stop(self, reason: str) -> None:
+        if self._stopping is None:
+            self._stopping = reason
+            self.stats.stop_reason = reason
+            log.warning("stopping: %s; finishing %d call(s) in flight", reason, self._in_flight)
+
+    # ------------------------------------------------------------------ decisions
+
+    def _grace_now(self) -> timedelta:
+        """The grace period, stretched by how late events recently reached the runner."""
+        lag = max(self._lags, default=0.0)
+        return self._grace + timedelta(seconds=lag)
+
+    def _evaluate(self, index: int, now: datetime) -> None:
+        facts = self.facts[index]
+        if facts.settled is not None or facts.busy or not facts.sent:
+            return
+        arm = self._arms[facts.planned.arm]
+        step = next_step(facts, arm, self.spec.fallback, self._grace_now(), now)
+        if isinstance(step, Wait):
+            self._heap.push(step.until, index)
+        elif isinstance(step, Revoke):
+            facts.busy = True
+            self._ready.append(("revoke", index, step.attempt))
+        elif isinstance(step, Fallback):
+            facts.busy = True
+            self._ready.append(("sms", index, step.reason))
+        elif isinstance(step, Done):
+            self._settle(facts, step.outcome)
+
+    def _settle(self, facts: MessageFacts, outcome: Outcome) -> None:
+        if facts.settled is None:
+            facts.settled = outcome
+            self._settled += 1
+            if self._bars is not None:
+                self._bars[1].update(1)
+
+    def _note_window(self, facts: MessageFacts) -> None:
+        end = facts.window_end(self._arms[facts.planned.arm])
+        if end is not None and (self._window_end is None or end > self._window_end):
+            self._window_end = end
+
+    # ------------------------------------------------------------------ calls
+
+    def _submit(self, pool: ThreadPoolExecutor, kind: str, index: int, arg: Any) -> None:
+        facts = self.facts[index]
+        if kind == "send":
+            work: Callable[[], Any] = lambda: self._call_send(facts.planned)  # noqa: E731
+        elif kind == "revoke":
+            work = lambda: self._call_revoke(facts.planned, arg)  # noqa: E731
+        else:
+            work = lambda: self._call_sms(facts.planned, arg)  # noqa: E731
+        self._in_flight += 1
+        future = pool.submit(work)
+        future.add_done_callback(lambda f: self._inbox.put(("done", kind, index, arg, f)))
+
+    def _call_send(self, planned: PlannedMessage) -> SendResult:
+        spec, arm = self.spec, self._arms[planned.arm]
+        kwargs: dict[str, Any] = {
+            "message_id": planned.message_id,
+            "traffic_type": arm.traffic_type or spec.traffic_type,
+            "use_case": arm.use_case or spec.use_case,
+            "experiment": spec.name,
+            "arm": arm.name,
+        }
+        if arm.method.value == "ttl":
+            kwargs["ttl"] = arm.duration
+        elif arm.method.value == "expire_time":
+            kwargs["expire_time"] = self.clock.now() + parse_duration(arm.duration)
+        if isinstance(spec.template, str):
+            text = spec.render(
+                spec.template, planned.phone, planned.message_id, arm.name, planned.index
+            )
+            return self.client.send(planned.phone, text, **kwargs)
+        return self.client.send(planned.phone, message=spec.template, **kwargs)
+
+    def _call_revoke(self, planned: PlannedMessage, attempt: int) -> RevokeResult:
+        return self.client.revoke(
+            planned.phone,
+            planned.message_id,
+            attempt=attempt,
+            experiment=self.spec.name,
+            arm=planned.arm,
+        )
+
+    def _call_sms(self, planned: PlannedMessage, reason: str) -> SmsReceipt:
+        assert self.sms is not None
+        spec = self.spec
+        text = spec.render(
+            spec.sms_text_template, planned.phone, planned.message_id, planned.arm, planned.index
+        )
+        receipt = self.sms.send_sms(planned.phone, text, message_id=planned.message_id)
+        if receipt.accepted:
+            self.outbox.write(
+                FallbackRecord(
+                    message_id=planned.message_id,
+                    phone=planned.phone,
+                    channel="sms",
+                    sent_at=receipt.at,
+                    reason=reason,
+                    agent_id=self.client.agent_id,
+                    experiment=spec.name,
+                    arm=planned.arm,
+                )
+            )
+        return receipt
+
+    # ------------------------------------------------------------------ the inbox
+
+    def _handle(self, item: tuple[Any, ...]) -> None:
+        if item[0] == "event":
+            _, event, received_at = item
+            self._on_event(event, received_at)
+        elif item[0] == "done":
+            _, kind, index, arg, future = item
+            self._in_flight -= 1
+            self._on_done(kind, index, arg, future)
+        elif item[0] == "error":
+            self._fatal = item[1]
+            self._stop(f"the event follower failed: {item[1]}")
+
+    def _on_event(self, event: UserEvent, received_at: datetime | None) -> None:
+        index = self._by_id.get(event.message_id or "")
+        if index is None:
+            return
+        facts = self.facts[index]
+        now = self.clock.now()
+        at = event.send_time or received_at or now
+        if received_at is None or self._started_at is None or received_at >= self._started_at:
+            lag = max(0.0, (now - at).total_seconds())
+            self._lags.append(lag)
+            self._all_lags.append(lag)
+        self.stats.events += 1
+        was_delivered = facts.delivered_at is not None
+        if not facts.apply_event(event, at):
+            return
+        if not was_delivered and facts.delivered_at is not None and facts.fallback_at is not None:
+            self.stats.late_deliveries += 1
+        self._evaluate(index, now)
+
+    def _on_done(self, kind: str, index: int, arg: Any, future: Future[Any]) -> None:
+        facts = self.facts[index]
+        facts.busy = False
+        now = self.clock.now()
+        error = future.exception()
+        if kind == "send":
+            self._on_sent(facts, future.result() if error is None else None, error)
+        elif kind == "revoke":
+            self.stats.revokes += 1
+            if error is None:
+                result: RevokeResult = future.result()
+                self.stats.revoke_calls += result.attempts
+                facts.revokes[arg] = RevokeAnswer(result.status, result.at)
+            elif isinstance(error, ApiError):
+                self.stats.revoke_calls += 1
+                facts.revokes[arg] = RevokeAnswer(error.status, now)
+                log.warning("revoke %s failed: %s", facts.planned.message_id, error)
+                self._maybe_fatal(error)
+            else:
+                self._fail(error)
+                return
+        else:
+            if error is None:
+                receipt: SmsReceipt = future.result()
+                if receipt.accepted:
+                    facts.fallback_reason = arg
+                    facts.fallback_at = receipt.at
+                    self.stats.fallbacks += 1
+                else:
+                    facts.fallback_error = receipt.error or "refused"
+            elif isinstance(error, RbmError | OSError | ValueError):
+                facts.fallback_error = f"{type(error).__name__}: {error}"
+            else:
+                self._fail(error)
+                return
+            if facts.fallback_error is not None and facts.fallback_reason is None:
+                self.stats.fallback_failures += 1
+                log.warning("SMS for %s failed: %s", facts.planned.message_id, facts.fallback_error)
+                self._settle(facts, Outcome.FALLBACK_FAILED)
+                return
+        self._evaluate(index, now)
+
+    def _on_sent(
+        self, facts: MessageFacts, result: SendResult | None, error: BaseException | None
+    ) -> None:
+        if self._bars is not None:
+            self._bars[0].update(1)
+        if result is not None:
+            self.stats.sends += 1
+            self.stats.send_calls += result.attempts
+            facts.send_status = result.status
+            facts.send_time = result.send_time
+            facts.expire_time = result.expire_time
+            self._note_window(facts)
+            return
+        self.stats.send_calls += 1
+        if isinstance(error, ApiError | AuthError):
+            facts.send_errors += 1
+            facts.send_error = str(error)
+            facts.send_status = getattr(error, "status", 0) or 0
+            log.warning("send %s failed: %s", facts.planned.message_id, error)
+            self._settle(facts, Outcome.SEND_FAILED)
+            self._maybe_fatal(error)
+        else:
+            assert error is not None
+            self._fail(error)
+
+    def _maybe_fatal(self, error: BaseException) -> None:
+        """Credentials or agent refused: stop (in-flight calls finish; resume after fixing)."""
+        status = getattr(error, "status", None)
+        if isinstance(error, AuthError) or status in _FATAL_STATUSES:
+            if self._fatal is None:
+                self._fatal = error
+            self._stop(f"the platform refused the agent: {error}")
+
+    def _fail(self, error: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = error
+        self._stop(f"unexpected error: {type(error).__name__}: {error}")
+
+    # ------------------------------------------------------------------ events
+
+    def _follow(self) -> None:
+        """The follower thread: tail the event log, pass events about our messages on."""
+        try:
+            for logged in follow(self.events_dir, stop=self._follower_stop, poll=self.poll):
+                event = logged.event
+                if isinstance(event, UserEvent) and event.message_id in self._by_id:
+                    self._inbox.put(("event", event, logged.received_at))
+        except Exception as exc:  # surfaced by the decision thread, which stops the session
+            self._inbox.put(("error", exc))
+
+    # ------------------------------------------------------------------ the end
+
+    def _final_counts(self) -> None:
+        outcomes: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for facts in self.facts:
+            if facts.settled is not None:
+                outcomes[facts.settled.value] += 1
+            elif not facts.sent:
+                outcomes["unsent"] += 1
+            else:
+                outcomes["pending"] += 1
+            if facts.fallback_reason is not None:
+                reasons[facts.fallback_reason] += 1
+        self.stats.outcomes = dict(sorted(outcomes.items()))
+        self.stats.fallback_reasons = dict(sorted(reasons.items()))
+        if self._all_lags:
+            ordered = sorted(self._all_lags)
+            self.stats.event_lag_p50 = round(ordered[len(ordered) // 2], 3)
+            self.stats.event_lag_max = round(ordered[-1], 3)
+
+    def outcome_counts(self) -> Mapping[str, int]:
+        """Messages by settled outcome so far (for progress displays and tests)."""
+        return Counter(f.settled.value for f in self.facts if f.settled is not None)
