@@ -155,6 +155,17 @@ class Dataset:
                     rows.append({"log": kind, "file": path, "line": number, "text": text})
         return pd.DataFrame(rows, columns=["log", "file", "line", "text"])
 
+    def to_parquet(self, directory: str | os.PathLike[str]) -> tuple[str, str]:
+        """Write the events (decoded, flat columns; malformed lines left out) and the outbox
+        records as ``events.parquet`` and ``outbox.parquet`` in ``directory``; ``load`` reads
+        them back to the same lifecycles, faster than JSON Lines."""
+        os.makedirs(directory, exist_ok=True)
+        events = os.path.join(directory, "events.parquet")
+        outbox = os.path.join(directory, "outbox.parquet")
+        self.engine.write_parquet(sql.events_export_sql(), events)
+        self.engine.write_parquet(sql.outbox_export_sql(), outbox)
+        return events, outbox
+
     def write_quarantine(self, path: str | os.PathLike[str]) -> int:
         """Write the malformed lines to ``path`` as JSON Lines (one object per set-aside line,
         with its origin); returns how many were written."""

@@ -169,6 +169,25 @@ def event_line_classes_sql(source: str) -> str:
     return f"WITH {_EVENT_LINES.format(source=source)} SELECT cls FROM rbm_classified"
 
 
+def events_export_sql(source: str = "rbm_event_rows") -> str:
+    """Every event (not the malformed lines) as flat decoded columns, push bodies decoded:
+    the layout ``Dataset.to_parquet`` writes and the Parquet reader maps back."""
+    return f"""WITH {_EVENT_LINES.format(source=source)}
+SELECT received_at AS "receivedAt", verified, message_id AS "messageId", event_id AS "eventId",
+    event_type AS "eventType", send_time AS "sendTime", sender_phone AS "senderPhoneNumber",
+    server_phone AS "phoneNumber"
+FROM rbm_classified
+WHERE cls <> 'malformed'
+ORDER BY "sendTime", "messageId"
+"""
+
+
+def outbox_export_sql(source: str = "rbm_outbox_rows") -> str:
+    """Every usable outbox record, as its flat columns."""
+    return f"""WITH {_OUTBOX_LINES.format(source=source)}
+SELECT * EXCLUDE (source_file, ok) FROM rbm_outbox WHERE ok"""
+
+
 def outbox_line_ok_sql(source: str) -> str:
     """Whether each row of ``source`` (an outbox-row relation) is a usable record, in order."""
     return f"WITH {_OUTBOX_LINES.format(source=source)} SELECT ok FROM rbm_outbox"

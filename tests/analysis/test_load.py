@@ -169,3 +169,15 @@ def test_bad_paths_are_clear_errors(tmp_path):
         load(tmp_path / "empty")
     with pytest.raises(ValidationError, match="at least one"):
         load()
+
+
+def test_to_parquet_round_trips_the_lifecycles(synthetic_dataset, tmp_path):
+    events, outbox = synthetic_dataset.to_parquet(tmp_path / "parquet")
+    before = synthetic_dataset.lifecycle()
+    with load(events, outbox) as data:
+        after = data.lifecycle()
+        report = data.report
+    assert report.malformed == 0 and report.events == synthetic_dataset.report.events
+    assert report.duplicates == synthetic_dataset.report.duplicates
+    columns = ["messageId", "outcome", "revokeMethod", "latencySeconds", "observedSeconds"]
+    assert after[columns].equals(before[columns])
