@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rbmtools.webhook.cli",
     "rbmtools.emulator.cli",
     "rbmtools.analysis.cli",
+    "rbmtools.experiment.cli",
 )
 
 

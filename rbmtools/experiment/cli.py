@@ -1,0 +1,177 @@
+"""``rbmtools experiment run SPEC.yaml [--target emulator|live] [--dry-run] [--resume]``.
+
+Runs a revoke experiment (see ``rbmtools.experiment.run_experiment``) and prints the plan, the
+progress and the per-arm summary. Exit codes: 0 the run completed (or the plan was printed),
+1 it stopped before the end (stop file or Ctrl-C; ``--resume`` continues it), 2 usage or
+validation error (including a refused live run), 3 API or transport failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rbmtools.cli import EXIT_NO, EXIT_OK, EXIT_USAGE
+from rbmtools.experiment.api import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_MAX_RECIPIENTS,
+    TARGETS,
+    ExperimentResult,
+    run_experiment,
+)
+from rbmtools.experiment.sms import load_sms_sender
+from rbmtools.experiment.spec import load_spec
+
+__all__ = ["register"]
+
+#: The summary columns the text output shows, in order (all are in ``--json``).
+SUMMARY_COLUMNS = (
+    "arm",
+    "messages",
+    "delivered",
+    "delivered_after_revoke",
+    "revoked",
+    "revoke_failed_undelivered",
+    "pending",
+    "not_rcs",
+    "fallbacks",
+    "double_deliveries",
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "experiment",
+        help="run revoke experiments (arms, SMS fallback, resumable runs)",
+        description="Run revoke experiments on the emulator or live.",
+    )
+    commands = parser.add_subparsers(title="experiment commands", metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run (or resume) an experiment spec",
+        description=(
+            "Run an experiment spec. The run folder is DATA_DIR/<name>: spec.yaml, run.json, "
+            "outbox.jsonl, events/ and sms.jsonl. Create DATA_DIR/<name>/STOP (or press "
+            "Ctrl-C) to stop after the calls in flight; --resume continues without sending "
+            "anything twice."
+        ),
+        epilog="Exit codes: 0 completed (or plan printed), 1 stopped before the end, "
+        "2 usage or validation error, 3 API or transport failure.",
+    )
+    run.add_argument("spec", type=Path, help="the experiment spec (YAML or JSON)")
+    run.add_argument("--target", choices=TARGETS, default="emulator")
+    run.add_argument("--dry-run", action="store_true", help="print the plan, send nothing")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    run.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where run folders go"
+    )
+    run.add_argument("--concurrency", type=int, default=8, help="parallel API calls")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.add_argument("--stop-file", type=Path, help="stop when this file appears")
+    emulator = run.add_argument_group("emulator target")
+    emulator.add_argument("--speed", type=float, default=600.0, help="emulator clock speed")
+    emulator.add_argument(
+        "--emulator-url", help="attach to an emulator served elsewhere (rbmtools emulator serve)"
+    )
+    live = run.add_argument_group("live target (and --emulator-url)")
+    live.add_argument("--key-file", help="service-account key path (RBM_SERVICE_ACCOUNT)")
+    live.add_argument("--agent-id", help="agent id (RBM_AGENT_ID)")
+    live.add_argument("--region", choices=["us", "europe", "asia"], help="(RBM_REGION)")
+    live.add_argument("--base-url", help="API base URL (RBM_BASE_URL)")
+    live.add_argument("--events-dir", type=Path, help="your webhook receiver's log directory")
+    live.add_argument("--sms", help="SMS provider adapter, 'package.module:name'")
+    live.add_argument("--yes", action="store_true", help="confirm a live run without a prompt")
+    live.add_argument(
+        "--max-recipients",
+        type=int,
+        default=DEFAULT_MAX_RECIPIENTS,
+        help=f"refuse live runs to more numbers (default {DEFAULT_MAX_RECIPIENTS})",
+    )
+    live.add_argument("--allow-many", action="store_true", help="lift --max-recipients")
+    run.set_defaults(func=_run)
+
+
+def _confirm_live(args: argparse.Namespace) -> bool:
+    """--yes, or the experiment's name typed at a terminal."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    name = load_spec(args.spec).name
+    answer = input(f"Type the experiment name ({name}) to send these messages: ")
+    return answer.strip() == name
+
+
+def _run(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {
+        "resume": args.resume,
+        "concurrency": args.concurrency,
+        "progress": not args.no_progress,
+        "stop_file": args.stop_file,
+        "key_file": args.key_file,
+        "agent_id": args.agent_id,
+        "echo": (lambda text: print(text, file=sys.stderr)) if args.json else print,
+    }
+    if args.sms:
+        options["sms"] = load_sms_sender(args.sms)
+    if args.target == "emulator":
+        options.update(emulator=args.emulator_url, speed=args.speed)
+    else:
+        options.update(
+            region=args.region,
+            base_url=args.base_url,
+            events_dir=args.events_dir,
+            max_recipients=args.max_recipients,
+            allow_many=args.allow_many,
+        )
+        if not args.dry_run:
+            run_experiment(args.spec, "live", args.data_dir, dry_run=True, **options)
+            if not _confirm_live(args):
+                print(
+                    "rbmtools: not confirmed: nothing was sent (pass --yes to confirm)",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            options["confirm"] = True
+            options["echo"] = None
+    result = run_experiment(args.spec, args.target, args.data_dir, dry_run=args.dry_run, **options)
+    if args.json:
+        print(json.dumps(_document(result), indent=2, default=str))
+    elif result.summary is not None:
+        print(_table(result))
+    if result.status in ("complete", "dry-run"):
+        return EXIT_OK
+    print(
+        f"rbmtools: the run stopped before the end; continue it with: rbmtools experiment run "
+        f"{args.spec} --resume",
+        file=sys.stderr,
+    )
+    return EXIT_NO
+
+
+def _document(result: ExperimentResult) -> dict[str, Any]:
+    summary = None
+    if result.summary is not None:
+        summary = json.loads(result.summary.to_json(orient="records", date_format="iso"))
+    return {
+        "experiment": result.spec.name,
+        "target": result.target,
+        "status": result.status,
+        "runDir": str(result.run_dir),
+        "outbox": str(result.outbox),
+        "events": str(result.events),
+        "sms": str(result.sms),
+        "plan": result.plan.to_dict(),
+        "stats": None if result.stats is None else result.stats.to_dict(),
+        "summary": summary,
+    }
+
+
+def _table(result: ExperimentResult) -> str:
+    assert result.summary is not None
+    columns = [c for c in SUMMARY_COLUMNS if c in result.summary.columns]
+    return result.summary[columns].to_string(index=False)
