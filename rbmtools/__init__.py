@@ -43,7 +43,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 _ANALYSIS_EXPORTS = {"CostPolicy": "CostPolicy", "analyze": "analyze", "load_logs": "load"}
 
 
-def __getattr__(name: str):  # noqa: ANN202 - module attribute hook
+def __getattr__(name: str) -> object:
     if name in _ANALYSIS_EXPORTS:
         from rbmtools import analysis
 

@@ -5,50 +5,56 @@ out); ``Dataset.lifecycle()`` is one row per message with its outcome; the metri
 group by any of useCase, trafficType, experiment, arm, day; ``analyze(...)`` returns the whole
 analysis as one stable JSON-ready document. The heavy part is one SQL definition (``sql``) run
 by a thin engine layer (``engine``); statistics run in Python on compact aggregates.
+
+Names are imported on first use, so ``import rbmtools`` and the CLI stay quick (DuckDB,
+lifelines and statsmodels load only when an analysis runs).
 """
 
-from rbmtools.analysis.aggregates import Aggregates, compute_aggregates
-from rbmtools.analysis.latency import SurvivalCurve, kaplan_meier
-from rbmtools.analysis.load import Dataset, LoadReport, load
-from rbmtools.analysis.metrics import (
-    compare_arms,
-    delivery_latency,
-    outcome_counts,
-    read_rate,
-    revoke_success,
-    stale_and_double_deliveries,
-    wilson,
-)
-from rbmtools.analysis.policy import DEFAULT_POLICIES, CostPolicy, load_policies
-from rbmtools.analysis.report import Analysis, analyze, build_analysis
-from rbmtools.analysis.schema import GROUP_COLUMNS, OUTCOMES, REVOKE_METHODS
-from rbmtools.analysis.ttl import TtlChoice, best_ttl, expected_cost
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_POLICIES",
-    "GROUP_COLUMNS",
-    "OUTCOMES",
-    "REVOKE_METHODS",
-    "Aggregates",
-    "Analysis",
-    "CostPolicy",
-    "Dataset",
-    "LoadReport",
-    "SurvivalCurve",
-    "TtlChoice",
-    "analyze",
-    "best_ttl",
-    "build_analysis",
-    "compare_arms",
-    "compute_aggregates",
-    "delivery_latency",
-    "expected_cost",
-    "kaplan_meier",
-    "load",
-    "load_policies",
-    "outcome_counts",
-    "read_rate",
-    "revoke_success",
-    "stale_and_double_deliveries",
-    "wilson",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Aggregates": "aggregates",
+    "compute_aggregates": "aggregates",
+    "SurvivalCurve": "latency",
+    "kaplan_meier": "latency",
+    "Dataset": "load",
+    "LoadReport": "load",
+    "load": "load",
+    "compare_arms": "metrics",
+    "delivery_latency": "metrics",
+    "outcome_counts": "metrics",
+    "read_rate": "metrics",
+    "revoke_success": "metrics",
+    "stale_and_double_deliveries": "metrics",
+    "wilson": "metrics",
+    "DEFAULT_POLICIES": "policy",
+    "CostPolicy": "policy",
+    "load_policies": "policy",
+    "Analysis": "report",
+    "analyze": "report",
+    "build_analysis": "report",
+    "GROUP_COLUMNS": "schema",
+    "OUTCOMES": "schema",
+    "REVOKE_METHODS": "schema",
+    "TtlChoice": "ttl",
+    "best_ttl": "ttl",
+    "expected_cost": "ttl",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rbmtools.analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"rbmtools.analysis.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
