@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rbmtools.analysis.load import load
+    from rbmtools.analysis.dataset import load
     from rbmtools.analysis.report import build_analysis
 
     progress = sys.stderr.isatty()

@@ -28,7 +28,7 @@ from rbmtools.analysis.latency import (
     kaplan_meier,
     weighted_quantile,
 )
-from rbmtools.analysis.load import Dataset, LoadReport, load
+from rbmtools.analysis.dataset import Dataset, LoadReport, load
 from rbmtools.analysis.metrics import compare_arms, wilson
 from rbmtools.analysis.policy import CostPolicy, load_policies, resolve_policies
 from rbmtools.analysis.schema import OUTCOMES, REVOKE_METHODS, validate_by
