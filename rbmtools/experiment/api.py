@@ -377,8 +377,11 @@ def run_experiment(
     if stop.exists():
         log.warning("removing the stop file %s left by an earlier session", stop)
         stop.unlink()
+    for earlier in meta.setdefault("sessions", []):
+        if earlier.get("status") == "running":  # that process died without a word
+            earlier["status"] = "died"
     session: dict[str, Any] = {"started": format_timestamp(utc_now()), "status": "running"}
-    meta.setdefault("sessions", []).append(session)
+    meta["sessions"].append(session)
     _write_meta(paths, meta)
     latest = max((_record_time(r) for r in records), default=None)
     with ExitStack() as stack:

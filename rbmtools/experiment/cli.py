@@ -65,9 +65,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--target", choices=TARGETS, default="emulator")
     run.add_argument("--dry-run", action="store_true", help="print the plan, send nothing")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    run.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where run folders go"
-    )
+    run.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where run folders go")
     run.add_argument("--concurrency", type=int, default=8, help="parallel API calls")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
