@@ -325,7 +325,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit (spills beyond)")
+    parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 1GB (spills beyond)")
     parser.add_argument("--skip-pandas", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -340,7 +340,7 @@ def main() -> None:
     print(
         f"data: {info['lines']:,} event lines ({info['event_bytes'] / 1e9:.2f} GB JSON Lines), "
         f"{info['outbox_records']:,} outbox records ({info['outbox_bytes'] / 1e9:.2f} GB); "
-        f"{args.threads} DuckDB threads, memory limit {args.memory_limit}"
+        f"{args.threads} DuckDB threads, memory limit {args.memory_limit or 'DuckDB default'}"
     )
     runs: dict[str, list[dict]] = {"duckdb-jsonl": [], "duckdb-parquet": [], "pandas-jsonl": []}
     for _ in range(args.repeat):

@@ -193,25 +193,6 @@ def outbox_line_ok_sql(source: str) -> str:
     return f"WITH {_OUTBOX_LINES.format(source=source)} SELECT ok FROM rbm_outbox"
 
 
-# Stage 2: duplicates count once (same eventId, or same messageId + eventType + sendTime).
-# Copies of one event share its messageId, so the key is hashed within the message.
-_EVENT_KEYS = """
-rbm_event_keys AS (
-    SELECT
-        cls,
-        CASE WHEN cls = 'message' THEN message_id END AS message_id,
-        MIN(event_type) AS event_type,
-        CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
-        MIN(send_time) AS send_time,
-        MIN(received_at) AS received_at,
-        COUNT(*) AS copies,
-        COUNT(*) FILTER (WHERE verified = FALSE) AS unverified
-    FROM rbm_classified
-    GROUP BY cls, message_id,
-        CASE WHEN event_id IS NOT NULL THEN HASH(event_id) ELSE HASH(event_type, send_time) END,
-        CASE WHEN cls = 'malformed' THEN source_file END
-)"""
-
 # The outbox, record by record: ``ok`` when it is a usable send, revoke or fallback.
 _OUTBOX_LINES = """
 rbm_outbox AS (
@@ -232,25 +213,31 @@ _KEY_EVENT_AGGREGATES = ",\n        ".join(
     for kind, name in KEY_EVENTS.items()
 )
 
-# Stage 3: per message (or per kind of non-message row), the first event of each kind that
-# matters (MIN is order-free, so out-of-order arrival cannot change it) and counts.
+# Stage 2: per message (or per kind of non-message row), the first event of each kind that
+# matters (MIN is order-free and duplicate-free, so out-of-order arrival and repeated copies
+# cannot change it), and counts. Duplicates (same eventId, or same messageId + eventType +
+# sendTime) count once: events are the distinct hashed keys within their message.
 _EVENTS_PER_MESSAGE = f"""
 rbm_message_events AS (
     SELECT
         CASE cls WHEN 'message' THEN 'message' WHEN 'other' THEN 'other_events'
             ELSE 'malformed_event_lines' END AS row_class,
-        message_id,
-        bad_file,
+        CASE WHEN cls = 'message' THEN message_id END AS message_id,
+        CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
         {_KEY_EVENT_AGGREGATES},
-        CASE WHEN cls = 'malformed' THEN 0 ELSE COUNT(*) END AS events,
-        SUM(copies) AS lines,
-        SUM(unverified) AS unverified,
+        COUNT(DISTINCT CASE
+            WHEN cls = 'malformed' THEN NULL
+            WHEN event_id IS NOT NULL THEN HASH(event_id)
+            ELSE HASH(message_id, event_type, send_time)
+        END) AS events,
+        COUNT(*) AS lines,
+        COUNT(*) FILTER (WHERE verified = FALSE) AS unverified,
         MIN(send_time) AS first_event_at,
         ARG_MIN(received_at, send_time) AS first_event_rx,
         MIN(received_at) AS first_received_at,
         GREATEST(MAX(send_time), MAX(received_at)) AS last_event_seen
-    FROM rbm_event_keys
-    GROUP BY cls, message_id, bad_file
+    FROM rbm_classified
+    GROUP BY 1, 2, 3
 )"""
 
 # Stage 4: the outbox per message: the send record (200 preferred, then 404, then the first
@@ -366,7 +353,6 @@ def _nulls(columns: tuple[str, ...], types: dict[str, str] | None = None) -> str
 #: outbox records. Sends, revokes and fallbacks are joined to the events by messageId.
 FACTS = f"""WITH
 {_EVENT_LINES.format(source="rbm_event_rows")},
-{_EVENT_KEYS},
 {_EVENTS_PER_MESSAGE},
 rbm_outbox AS MATERIALIZED ({_OUTBOX_LINES.format(source="rbm_outbox_rows").split("AS (", 1)[1]},
 {_OUTBOX_PER_MESSAGE},
