@@ -30,7 +30,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 OUT = Path(__file__).resolve().parent / "out"
 TARGET_SECONDS = 6.0
@@ -348,7 +347,8 @@ def main() -> None:
             result = _spawn(kind, folder, args)
             runs[kind].append(result)
             print(
-                f"  {kind}: {result['seconds']:.2f} s (load {result['load_seconds']:.2f} s), peak RSS {result['peak_rss_mb']:.0f} MB",
+                f"  {kind}: {result['seconds']:.2f} s (load {result['load_seconds']:.2f} s), "
+                f"peak RSS {result['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
     if not args.skip_pandas:

@@ -85,9 +85,10 @@ def revoke_success(
                 outcomes = {o: c[f"{method}_outcome_{o}"] for o in OUTCOMES}
             tried = sum(outcomes.values())
             rate, lo, hi = wilson(outcomes["revoked"], tried, alpha)
+            breakdown = {f"outcome_{o}": n for o, n in outcomes.items()}
             rows.append(
                 {**group.key, "method": method, "n": tried, "revoked": outcomes["revoked"],
-                 "rate": rate, "lo": lo, "hi": hi, **{f"outcome_{o}": n for o, n in outcomes.items()}}
+                 "rate": rate, "lo": lo, "hi": hi, **breakdown}
             )  # fmt: skip
     return pd.DataFrame(rows)
 

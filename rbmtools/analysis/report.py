@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rbmtools.analysis.aggregates import Aggregates, GroupAggregates
+from rbmtools.analysis.dataset import Dataset, LoadReport, load
 from rbmtools.analysis.latency import (
     DEFAULT_MIN_AT_RISK,
     QUANTILES,
@@ -28,7 +29,6 @@ from rbmtools.analysis.latency import (
     kaplan_meier,
     weighted_quantile,
 )
-from rbmtools.analysis.dataset import Dataset, LoadReport, load
 from rbmtools.analysis.metrics import compare_arms, wilson
 from rbmtools.analysis.policy import CostPolicy, load_policies, resolve_policies
 from rbmtools.analysis.schema import OUTCOMES, REVOKE_METHODS, validate_by
@@ -286,6 +286,7 @@ def render_text(analysis: Analysis) -> str:
         rs = group["revoke_success"]
         ttl = group["best_ttl"]
         outcomes = ", ".join(f"{k} {v}" for k, v in group["outcomes"].items() if v)
+        never, read = lat["never_delivered_share"], group["read"]
         lines += [
             f"== {label}: {group['messages']} messages",
             f"   outcomes: {outcomes or 'none'}",
@@ -294,11 +295,13 @@ def render_text(analysis: Analysis) -> str:
             f" ttl {_fmt_rate(rs['ttl']['rate'], rs['ttl']['lo'], rs['ttl']['hi'])})",
             "   latency: "
             + ", ".join(f"{q} {_fmt_seconds(lat[q])}" for q in ("p50", "p90", "p95", "p99"))
-            + f"; never delivered {_fmt_rate(lat['never_delivered_share'], *lat['ci']['never_delivered_share'])}"
-            + f" (curve supported to {_fmt_seconds(lat['supported_until_seconds'])}; n/e = not estimable)",
-            f"   read: {_fmt_rate(group['read']['rate'], group['read']['lo'], group['read']['hi'])},"
-            f" median {_fmt_seconds(group['read']['median_seconds'])} after delivery;"
-            f" stale {group['stale_deliveries']['count']}, double {group['double_deliveries']['count']}",
+            + f"; never delivered {_fmt_rate(never, *lat['ci']['never_delivered_share'])}"
+            + f" (curve supported to {_fmt_seconds(lat['supported_until_seconds'])};"
+            + " n/e = not estimable)",
+            f"   read: {_fmt_rate(read['rate'], read['lo'], read['hi'])},"
+            f" median {_fmt_seconds(read['median_seconds'])} after delivery;"
+            f" stale {group['stale_deliveries']['count']},"
+            f" double {group['double_deliveries']['count']}",
         ]
         if ttl["policy"] is None:
             lines.append("   best TTL: no cost policy for this group")
@@ -323,8 +326,9 @@ def render_text(analysis: Analysis) -> str:
             if row["difference"] is None:
                 continue
             stratum = ", ".join(f"{k}={row[k]}" for k in analysis.by if k != "arm" and k in row)
+            prefix = f"{stratum}: " if stratum else ""
             lines.append(
-                f"   {stratum + ': ' if stratum else ''}{row['rate']}: {row['arm']} vs {row['reference']}"
+                f"   {prefix}{row['rate']}: {row['arm']} vs {row['reference']}"
                 f" {row['difference']:+.2%} [{row['lo']:+.2%}, {row['hi']:+.2%}]"
             )
     return "\n".join(lines).rstrip() + "\n"
@@ -402,8 +406,8 @@ def render_html(analysis: Analysis, figures: bool = True) -> str:
         parts += ["<h2>Arm comparisons</h2>", _table(analysis.comparisons)]
     if figures:
         for title, figure in plots.all_figures(analysis).items():
-            parts.append(
-                f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{_png(figure)}'>"
-            )
+            name = html.escape(title)
+            image = f"data:image/png;base64,{_png(figure)}"
+            parts.append(f"<h2>{name}</h2><img alt='{name}' src='{image}'>")
     parts.append("</body></html>")
     return "\n".join(parts)

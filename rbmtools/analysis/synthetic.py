@@ -193,11 +193,10 @@ class _Writer:
         )
         path = folder / name
         self.files.append(str(path))
-        handle = (
-            gzip.open(path, "wt", encoding="utf-8", compresslevel=1)
-            if self.compress
-            else open(path, "w", encoding="utf-8")
-        )
+        if self.compress:
+            handle = gzip.open(path, "wt", encoding="utf-8", compresslevel=1)  # noqa: SIM115
+        else:
+            handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.lines[day] = 0
         return handle
 
@@ -538,9 +537,11 @@ def generate_logs(
             if status == 200 and np.isfinite(ttl_s[i]):
                 expiry = f',"ttl":"{ttl_s[i]:g}s","expireTime":"{exp_text[i]}"'
             if retry[i]:
-                ob_t.append(int(send_us[i]) - 500_000)
+                first_try = int(send_us[i]) - 500_000
+                ob_t.append(first_try)
+                first_text = _stamps(np.array([first_try]), "ms")[0]
                 ob_lines.append(
-                    f'{{"kind":"send",{common},"sendTime":"{_stamps(np.array([send_us[i] - 500_000]), "ms")[0]}",'
+                    f'{{"kind":"send",{common},"sendTime":"{first_text}",'
                     f'"useCase":"{a.use_case}","trafficType":"{a.traffic_type}","status":503,'
                     f'"error":"UNAVAILABLE"{tail}}}\n'
                 )
@@ -556,8 +557,9 @@ def generate_logs(
             attempt = 1
             if sim["api_error_first"][i]:
                 ob_t.append(at)
+                failed_at = _stamps(np.array([at]), "ms")[0]
                 ob_lines.append(
-                    f'{{"kind":"revoke",{common},"requestedAt":"{_stamps(np.array([at]), "ms")[0]}",'
+                    f'{{"kind":"revoke",{common},"requestedAt":"{failed_at}",'
                     f'"status":503,"attempt":1,"error":"UNAVAILABLE"}}\n'
                 )
                 at += _US

@@ -55,7 +55,7 @@ def expected_cost(
     last axis; leading axes are bootstrap replicates); ``p_race`` a scalar or one per replicate."""
     times = np.asarray(times, dtype=float)
     survival = np.asarray(survival, dtype=float)
-    previous = np.concatenate([np.ones(survival.shape[:-1] + (1,)), survival[..., :-1]], axis=-1)
+    previous = np.concatenate([np.ones((*survival.shape[:-1], 1)), survival[..., :-1]], axis=-1)
     mass = previous - survival  # share delivered at each time
     per_delivery = policy.rcs_cost + policy.wait_cost(times)
     per_delivery = per_delivery + np.where(times > policy.deadline, policy.stale_cost, 0.0)

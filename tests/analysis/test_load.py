@@ -165,7 +165,7 @@ def test_bad_paths_are_clear_errors(tmp_path):
     with pytest.raises(ValidationError, match="matches no file"):
         load(str(tmp_path / "*.jsonl"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValidationError, match="no .jsonl"):
+    with pytest.raises(ValidationError, match=r"no \.jsonl"):
         load(tmp_path / "empty")
     with pytest.raises(ValidationError, match="at least one"):
         load()

@@ -171,7 +171,10 @@ def test_policies_parse_durations_files_and_refuse_nonsense(tmp_path):
     assert POLICY.sms_latency == 10.0 and POLICY.deadline == 20.0
     yaml_file = tmp_path / "policy.yaml"
     yaml_file.write_text(
-        "otp:\n  deadline: 2m\n  sms_cost: 0.08\nbanking:\n  rcs_cost: 0.01\n  sms_cost: 0.04\n  sms_latency: 3s\n  wait_cost_per_hour: 1\n  deadline: 10m\n  stale_cost: 0.1\n  duplicate_cost: 0.02\n  fallback: true\n"
+        "otp:\n  deadline: 2m\n  sms_cost: 0.08\n"
+        "banking:\n  rcs_cost: 0.01\n  sms_cost: 0.04\n  sms_latency: 3s\n"
+        "  wait_cost_per_hour: 1\n  deadline: 10m\n  stale_cost: 0.1\n"
+        "  duplicate_cost: 0.02\n  fallback: true\n"
     )
     policies = load_policies(yaml_file)
     assert (
