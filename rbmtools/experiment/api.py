@@ -113,7 +113,8 @@ class ExperimentResult:
 
     ``status`` is ``complete``, ``interrupted`` (stopped; ``resume=True`` continues it) or
     ``dry-run``. ``summary`` is the analysis's lifecycle summary per arm (one row per arm:
-    messages, outcomes, revoke tries and successes, fallbacks, stale and double deliveries).
+    messages, outcomes, revoke tries and successes, fallbacks, stale and double deliveries);
+    ``summary_error`` says why it is missing if the analysis failed (the logs are complete).
     """
 
     spec: ExperimentSpec
@@ -124,6 +125,7 @@ class ExperimentResult:
     stats: RunStats | None = None
     summary: pd.DataFrame | None = None
     resumed: bool = False
+    summary_error: str | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -344,7 +346,7 @@ def run_experiment(
     )
     if target == "live":
         _live_guard(spec, plan, max_recipients, allow_many)
-    if echo is not None and (target == "live" or dry_run or progress):
+    if echo is not None:
         echo(plan.text())
     if dry_run:
         return ExperimentResult(spec, target, "dry-run", paths, plan, resumed=resume)
@@ -429,8 +431,12 @@ def run_experiment(
                 finish()
     result = ExperimentResult(spec, target, stats.status, paths, plan, stats, resumed=resume)
     if summary:
-        result.summary = _summary(result)
-    if echo is not None and progress:
+        try:
+            result.summary = _summary(result)
+        except Exception as exc:  # the run and its logs stand; only the summary is missing
+            log.warning("the analysis could not summarise %s: %s", paths.run_dir, exc)
+            result.summary_error = f"{type(exc).__name__}: {exc}"
+    if echo is not None:
         echo(_closing_line(result))
     return result
 

@@ -1,0 +1,106 @@
+"""The live target: guard rails first, then a real run against an emulator at speed 1 (its
+clock is the wall clock), with our own receiver and an SMS provider adapter."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from conftest import RunLogs, make_spec
+
+from rbmtools.emulator import Emulator
+from rbmtools.errors import ValidationError
+from rbmtools.experiment import CallableSmsSender, run_experiment
+from rbmtools.webhook import Receiver
+
+PHONES = ["+15550100001", "+15550100002", "+15550100003", "+15550100004"]
+
+
+@pytest.fixture
+def phone_spec(tmp_path):
+    phones = tmp_path / "phones.txt"
+    phones.write_text("\n".join(PHONES) + "\n")
+    return make_spec(
+        name="live",
+        audience={"phones_file": str(phones)},
+        arms=[{"method": "api_after_unless_delivered", "duration": "2s"}],
+        grace="1s",
+        observe="1s",
+    )
+
+
+def test_live_needs_a_phone_list(tmp_path):
+    with pytest.raises(ValidationError) as caught:
+        run_experiment(make_spec(), "live", tmp_path, confirm=True, echo=None)
+    assert caught.value.field == "audience" and "phone list" in str(caught.value)
+
+
+def test_live_caps_the_recipients_unless_allowed(tmp_path, phone_spec):
+    with pytest.raises(ValidationError) as caught:
+        run_experiment(phone_spec, "live", tmp_path, max_recipients=3, dry_run=True, echo=None)
+    assert caught.value.field == "recipients" and "allow_many" in str(caught.value)
+    plan = run_experiment(
+        phone_spec, "live", tmp_path, max_recipients=3, allow_many=True, dry_run=True, echo=None
+    ).plan
+    assert plan.recipients == 4 and plan.sms_at_most == 4
+
+
+def test_live_prints_the_plan_and_sends_nothing_without_confirmation(tmp_path, phone_spec):
+    printed: list[str] = []
+    result = run_experiment(phone_spec, "live", tmp_path, dry_run=True, echo=printed.append)
+    assert result.status == "dry-run" and not (tmp_path / "live").exists()
+    assert "4 RBM messages to 4 numbers" in printed[0] and "at most 4 SMS" in printed[0]
+    printed.clear()
+    with pytest.raises(ValidationError) as caught:
+        run_experiment(phone_spec, "live", tmp_path, sms=None, echo=printed.append)
+    assert caught.value.field == "confirm" and printed  # the plan came first
+    with pytest.raises(ValidationError) as caught:
+        run_experiment(phone_spec, "live", tmp_path, confirm=True, echo=None)
+    assert caught.value.field == "sms"
+    assert not (tmp_path / "live").exists()
+
+
+def test_a_live_run_revokes_rechecks_and_falls_back(tmp_path, phone_spec):
+    sent_sms: list[tuple[str, str, str]] = []
+
+    def provider(phone: str, text: str, message_id: str) -> str:
+        sent_sms.append((phone, text, message_id))
+        return f"sms-{len(sent_sms)}"
+
+    token = secrets.token_urlsafe(16)
+    with (
+        Emulator(profile="always-online", speed=1.0, seed=9) as emu,
+        Receiver(tmp_path / "webhook-log", client_token=token) as rx,
+    ):
+        emu.admin.register_webhook(rx.url, token)
+        for phone in PHONES[:2]:
+            emu.admin.pin_phone(phone, latency="0.2s")
+        for phone in PHONES[2:]:
+            emu.admin.pin_phone(phone, online="never")
+        result = run_experiment(
+            phone_spec,
+            "live",
+            tmp_path,
+            key_file=emu.key_file,
+            agent_id=emu.agent_id,
+            base_url=emu.base_url,
+            events_dir=rx.log_dir,
+            sms=CallableSmsSender(provider),
+            confirm=True,
+            progress=False,
+            echo=None,
+        )
+    assert result.status == "complete"
+    assert result.stats.outcomes == {"delivered": 2, "fallback": 2}
+    assert sorted(phone for phone, _, _ in sent_sms) == PHONES[2:]
+    logs = RunLogs(result.run_dir)
+    assert sorted((r.phone, r.attempt, r.status) for r in logs.revokes) == [
+        (PHONES[2], 1, 200), (PHONES[2], 2, 200), (PHONES[3], 1, 200), (PHONES[3], 2, 200),
+    ]  # fmt: skip
+    for revoke in (r for r in logs.revokes if r.attempt == 2):
+        first = next(
+            r for r in logs.revokes if r.message_id == revoke.message_id and r.attempt == 1
+        )
+        assert (revoke.requested_at - first.requested_at).total_seconds() >= 1.0
+    assert {f.reason for f in logs.fallbacks} == {"revoked"}
+    assert result.summary["fallbacks"].sum() == 2
