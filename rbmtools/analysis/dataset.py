@@ -127,8 +127,8 @@ class Dataset:
         return self.engine.df('SELECT * FROM rbm_lifecycle ORDER BY "sendTime", "messageId"')
 
     def query(self, statement: str) -> pd.DataFrame:
-        """Run SQL (DuckDB dialect) against the loaded data: the view ``rbm_lifecycle`` (one
-        row per message) and the table ``rbm_facts`` it is derived from."""
+        """Run SQL (DuckDB dialect) against the loaded data: the table ``rbm_lifecycle``, one
+        row per message with the columns of ``lifecycle()``."""
         return self.engine.df(statement)
 
     def summary(self, by: str | Iterable[str] = ("experiment", "arm")) -> pd.DataFrame:
@@ -206,7 +206,10 @@ def load(
             "SELECT row_kind, bad_file FROM rbm_facts WHERE row_kind IN "
             "('malformed_event_lines', 'malformed_outbox_lines') ORDER BY bad_file"
         )
-        engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
+        # The lifecycle is materialised once (every metric reads it); the facts are then
+        # dropped so the two never sit in memory together for long.
+        engine.create_table("rbm_lifecycle", sql.LIFECYCLE)
+        engine.execute("DROP TABLE rbm_facts")
     except BaseException:
         engine.close()
         raise
