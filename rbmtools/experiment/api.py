@@ -126,6 +126,7 @@ class ExperimentResult:
     summary: pd.DataFrame | None = None
     resumed: bool = False
     summary_error: str | None = None
+    events_dir: Path | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -137,7 +138,8 @@ class ExperimentResult:
 
     @property
     def events(self) -> Path:
-        return self.paths.events
+        """The event log the run followed (``<run folder>/events`` unless given)."""
+        return self.events_dir or self.paths.events
 
     @property
     def sms(self) -> Path:
@@ -281,7 +283,7 @@ def run_experiment(
     base_url: str | None = None,
     sms: SmsSender | None = None,
     events_dir: str | os.PathLike[str] | None = None,
-    confirm: bool = False,
+    confirm: bool | Callable[[ExperimentPlan], bool] = False,
     max_recipients: int = DEFAULT_MAX_RECIPIENTS,
     allow_many: bool = False,
     concurrency: int = 8,
@@ -308,7 +310,8 @@ def run_experiment(
     ``<run folder>/events``), where your webhook receiver (``rbmtools webhook serve``) logs;
     ``sms`` is your provider (``CallableSmsSender``). The plan is printed first; the audience
     must be a phone list; more than ``max_recipients`` numbers need ``allow_many=True``; and
-    nothing is sent without ``confirm=True``.
+    nothing is sent without ``confirm=True`` (or a function that is shown the plan and
+    returns True, as the CLI's prompt does).
 
     ``dry_run=True`` prints the plan and returns without sending. A stop file (default
     ``<run folder>/STOP``) or Ctrl-C stops the run after the calls in flight: the result's
@@ -350,7 +353,8 @@ def run_experiment(
         echo(plan.text())
     if dry_run:
         return ExperimentResult(spec, target, "dry-run", paths, plan, resumed=resume)
-    if target == "live" and not confirm:
+    confirmed = confirm(plan) if callable(confirm) else bool(confirm)
+    if target == "live" and not confirmed:
         raise ValidationError(
             "confirm",
             False,
@@ -382,7 +386,11 @@ def run_experiment(
     for earlier in meta.setdefault("sessions", []):
         if earlier.get("status") == "running":  # that process died without a word
             earlier["status"] = "died"
-    session: dict[str, Any] = {"started": format_timestamp(utc_now()), "status": "running"}
+    session: dict[str, Any] = {
+        "started": format_timestamp(utc_now()),
+        "status": "running",
+        "events": str(Path(events_dir) if events_dir is not None else paths.events),
+    }
     meta["sessions"].append(session)
     _write_meta(paths, meta)
     latest = max((_record_time(r) for r in records), default=None)
@@ -429,7 +437,9 @@ def run_experiment(
             _write_meta(paths, meta)
             if finish is not None:
                 finish()
-    result = ExperimentResult(spec, target, stats.status, paths, plan, stats, resumed=resume)
+    result = ExperimentResult(
+        spec, target, stats.status, paths, plan, stats, resumed=resume, events_dir=events
+    )
     if summary:
         try:
             result.summary = _summary(result)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rbmtools.cli import EXIT_NO, EXIT_OK, EXIT_USAGE
+from rbmtools.cli import EXIT_NO, EXIT_OK
 from rbmtools.experiment.api import (
     DEFAULT_DATA_DIR,
     DEFAULT_MAX_RECIPIENTS,
@@ -22,8 +22,8 @@ from rbmtools.experiment.api import (
     ExperimentResult,
     run_experiment,
 )
+from rbmtools.experiment.plan import ExperimentPlan
 from rbmtools.experiment.sms import load_sms_sender
-from rbmtools.experiment.spec import load_spec
 
 __all__ = ["register"]
 
@@ -93,15 +93,22 @@ def register(subparsers: Any) -> None:
     run.set_defaults(func=_run)
 
 
-def _confirm_live(args: argparse.Namespace) -> bool:
-    """--yes, or the experiment's name typed at a terminal."""
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        return False
-    name = load_spec(args.spec).name
-    answer = input(f"Type the experiment name ({name}) to send these messages: ")
-    return answer.strip() == name
+def _prompt(args: argparse.Namespace) -> Any:
+    """--yes, or the experiment's name typed at a terminal once the plan is shown."""
+
+    def confirm(plan: ExperimentPlan) -> bool:
+        if args.yes:
+            return True
+        if not sys.stdin.isatty():
+            print(
+                "rbmtools: not confirmed: nothing was sent (pass --yes to confirm)",
+                file=sys.stderr,
+            )
+            return False
+        answer = input(f"Type the experiment name ({plan.experiment}) to send these messages: ")
+        return answer.strip() == plan.experiment
+
+    return confirm
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -126,16 +133,7 @@ def _run(args: argparse.Namespace) -> int:
             max_recipients=args.max_recipients,
             allow_many=args.allow_many,
         )
-        if not args.dry_run:
-            run_experiment(args.spec, "live", args.data_dir, dry_run=True, **options)
-            if not _confirm_live(args):
-                print(
-                    "rbmtools: not confirmed: nothing was sent (pass --yes to confirm)",
-                    file=sys.stderr,
-                )
-                return EXIT_USAGE
-            options["confirm"] = True
-            options["echo"] = None
+        options["confirm"] = _prompt(args)
     result = run_experiment(args.spec, args.target, args.data_dir, dry_run=args.dry_run, **options)
     if args.json:
         print(json.dumps(_document(result), indent=2, default=str))

@@ -54,6 +54,10 @@ def test_live_prints_the_plan_and_sends_nothing_without_confirmation(tmp_path, p
     with pytest.raises(ValidationError) as caught:
         run_experiment(phone_spec, "live", tmp_path, sms=None, echo=printed.append)
     assert caught.value.field == "confirm" and printed  # the plan came first
+    shown = []
+    with pytest.raises(ValidationError, match="confirm"):
+        run_experiment(phone_spec, "live", tmp_path, confirm=lambda p: shown.append(p) and False)
+    assert shown[0].messages == 4
     with pytest.raises(ValidationError) as caught:
         run_experiment(phone_spec, "live", tmp_path, confirm=True, echo=None)
     assert caught.value.field == "sms"
@@ -86,7 +90,7 @@ def test_a_live_run_revokes_rechecks_and_falls_back(tmp_path, phone_spec):
             base_url=emu.base_url,
             events_dir=rx.log_dir,
             sms=CallableSmsSender(provider),
-            confirm=True,
+            confirm=lambda plan: plan.recipients == 4,  # what a prompt would check
             progress=False,
             echo=None,
         )
