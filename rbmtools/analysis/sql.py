@@ -240,13 +240,16 @@ rbm_message_events AS (
     GROUP BY 1, 2, 3
 )"""
 
-# Stage 4: the outbox per message: the send record (200 preferred, then 404, then the first
-# attempt; retries keep the messageId), revoke attempts and their answers, the first fallback.
+# Stage 3: the outbox per message, in one pass: the send record (200 preferred, then 404, then
+# the first attempt; retries keep the messageId), revoke attempts and their answers, the first
+# fallback. Unusable records are counted per file.
 _OUTBOX_PER_MESSAGE = """
-rbm_sends AS (
+rbm_outbox_messages AS (
     SELECT
-        messageId AS message_id,
-        COUNT(*) AS send_attempts,
+        CASE WHEN ok THEN messageId END AS message_id,
+        CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
+        COUNT(*) AS outbox_lines,
+        COUNT(*) FILTER (WHERE kind = 'send') AS send_attempts,
         ARG_MIN(
             {
                 'send_time': sendTime,
@@ -261,54 +264,39 @@ rbm_sends AS (
                 'phone': phone
             },
             {'rank': CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END, 'at': sendTime}
-        ) AS chosen
-    FROM rbm_outbox
-    WHERE ok AND kind = 'send'
-    GROUP BY messageId
-),
-rbm_revokes AS (
-    SELECT
-        messageId AS message_id,
-        COUNT(*) AS api_revoke_attempts,
-        MIN(requestedAt) AS api_revoke_first_at,
-        MIN(requestedAt) FILTER (WHERE status = 200) AS api_revoked_at,
-        MIN(requestedAt) FILTER (WHERE status = 404) AS api_refused_at,
-        COUNT(*) FILTER (WHERE status NOT IN (200, 404)) AS api_revoke_errors,
-        MAX(requestedAt) AS last_revoke_at
-    FROM rbm_outbox
-    WHERE ok AND kind = 'revoke'
-    GROUP BY messageId
-),
-rbm_fallbacks AS (
-    SELECT
-        messageId AS message_id,
-        COUNT(*) AS fallbacks,
-        MIN(sentAt) AS fallback_at,
-        ARG_MIN(channel, sentAt) AS fallback_channel,
-        ARG_MIN(reason, sentAt) AS fallback_reason,
-        MAX(sentAt) AS last_fallback_at
-    FROM rbm_outbox
-    WHERE ok AND kind = 'fallback'
-    GROUP BY messageId
-),
-rbm_outbox_counts AS (
-    SELECT
-        CASE WHEN ok THEN 'outbox_records' ELSE 'malformed_outbox_lines' END AS row_class,
-        CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
-        COUNT(*) AS outbox_lines,
-        MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_seen_at,
-        MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_seen_at
+        ) FILTER (WHERE kind = 'send') AS chosen,
+        COUNT(*) FILTER (WHERE kind = 'revoke') AS api_revoke_attempts,
+        MIN(requestedAt) FILTER (WHERE kind = 'revoke') AS api_revoke_first_at,
+        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 200) AS api_revoked_at,
+        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 404) AS api_refused_at,
+        COUNT(*) FILTER (WHERE kind = 'revoke' AND status NOT IN (200, 404))
+            AS api_revoke_errors,
+        COUNT(*) FILTER (WHERE kind = 'fallback') AS fallbacks,
+        MIN(sentAt) FILTER (WHERE kind = 'fallback') AS fallback_at,
+        ARG_MIN(channel, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_channel,
+        ARG_MIN(reason, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_reason,
+        MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
+        MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
     FROM rbm_outbox
     GROUP BY 1, 2
-)"""
-
-_MESSAGE_KEYS = """
-rbm_message_ids AS (
-    SELECT message_id FROM rbm_sends
-    UNION
-    SELECT message_id FROM rbm_revokes
-    UNION
-    SELECT message_id FROM rbm_fallbacks
+),
+rbm_outbox_facts AS (
+    SELECT
+        message_id, bad_file, outbox_lines, send_attempts,
+        chosen.send_time AS send_time,
+        chosen.send_status AS send_status,
+        chosen.expire_time AS expire_time,
+        TRY_CAST(REPLACE(chosen.ttl, 's', '') AS DOUBLE) AS ttl_seconds,
+        chosen.use_case AS use_case,
+        chosen.traffic_type AS traffic_type,
+        chosen.experiment AS experiment,
+        chosen.arm AS arm,
+        chosen.agent_id AS agent_id,
+        chosen.phone AS phone,
+        api_revoke_attempts, api_revoke_first_at, api_revoked_at, api_refused_at,
+        api_revoke_errors, fallbacks, fallback_at, fallback_channel, fallback_reason,
+        first_outbox_at, last_outbox_at
+    FROM rbm_outbox_messages
 )"""
 
 _EVENT_COLUMNS = (
@@ -354,28 +342,8 @@ def _nulls(columns: tuple[str, ...], types: dict[str, str] | None = None) -> str
 FACTS = f"""WITH
 {_EVENT_LINES.format(source="rbm_event_rows")},
 {_EVENTS_PER_MESSAGE},
-rbm_outbox AS MATERIALIZED ({_OUTBOX_LINES.format(source="rbm_outbox_rows").split("AS (", 1)[1]},
-{_OUTBOX_PER_MESSAGE},
-rbm_outbox_messages AS (
-    SELECT COALESCE(s.message_id, r.message_id, f.message_id) AS message_id,
-        s.send_attempts,
-        s.chosen.send_time AS send_time,
-        s.chosen.send_status AS send_status,
-        s.chosen.expire_time AS expire_time,
-        TRY_CAST(REPLACE(s.chosen.ttl, 's', '') AS DOUBLE) AS ttl_seconds,
-        s.chosen.use_case AS use_case,
-        s.chosen.traffic_type AS traffic_type,
-        s.chosen.experiment AS experiment,
-        s.chosen.arm AS arm,
-        s.chosen.agent_id AS agent_id,
-        s.chosen.phone AS phone,
-        r.* EXCLUDE (message_id, last_revoke_at),
-        f.* EXCLUDE (message_id, last_fallback_at),
-        GREATEST(s.chosen.send_time, r.last_revoke_at, f.last_fallback_at) AS last_outbox_at
-    FROM rbm_sends AS s
-    FULL OUTER JOIN rbm_revokes AS r ON s.message_id = r.message_id
-    FULL OUTER JOIN rbm_fallbacks AS f ON COALESCE(s.message_id, r.message_id) = f.message_id
-)
+{_OUTBOX_LINES.format(source="rbm_outbox_rows")},
+{_OUTBOX_PER_MESSAGE}
 SELECT
     CASE
         WHEN o.send_attempts > 0 AND o.send_status IN (200, 404) THEN 'message'
@@ -387,10 +355,10 @@ SELECT
     CAST(NULL AS VARCHAR) AS bad_file,
     {", ".join(f"e.{c}" for c in _EVENT_COLUMNS)},
     {", ".join(f"o.{c}" for c in _OUTBOX_COLUMNS)},
-    CAST(NULL AS BIGINT) AS outbox_lines,
-    LEAST(e.first_event_at, e.first_received_at, o.send_time) AS first_seen_at,
+    o.outbox_lines,
+    LEAST(e.first_event_at, e.first_received_at, o.first_outbox_at) AS first_seen_at,
     GREATEST(e.last_event_seen, o.last_outbox_at) AS last_seen_at
-FROM rbm_outbox_messages AS o
+FROM (SELECT * FROM rbm_outbox_facts WHERE bad_file IS NULL) AS o
 FULL OUTER JOIN (SELECT * FROM rbm_message_events WHERE row_class = 'message') AS e
     ON o.message_id = e.message_id
 UNION ALL
@@ -407,15 +375,16 @@ FROM rbm_message_events
 WHERE row_class <> 'message'
 UNION ALL
 SELECT
-    row_class AS row_kind,
+    'malformed_outbox_lines' AS row_kind,
     NULL AS message_id,
     bad_file,
     {_nulls(_EVENT_COLUMNS)},
     {_nulls(_OUTBOX_COLUMNS)},
     outbox_lines,
-    first_seen_at,
-    last_seen_at
-FROM rbm_outbox_counts
+    first_outbox_at AS first_seen_at,
+    last_outbox_at AS last_seen_at
+FROM rbm_outbox_facts
+WHERE bad_file IS NOT NULL
 """
 
 
@@ -432,7 +401,7 @@ SELECT
     COALESCE(SUM(events) FILTER (WHERE row_kind = 'unknown_message'), 0)
         AS unknown_message_events,
     COUNT(*) FILTER (WHERE row_kind = 'unknown_message') AS unknown_messages,
-    COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind = 'outbox_records'), 0)
+    COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind <> 'malformed_outbox_lines'), 0)
         AS outbox_records,
     COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind = 'malformed_outbox_lines'), 0)
         AS outbox_malformed,
