@@ -124,7 +124,6 @@ class DuckDBEngine:
                 if name == "event"
                 else {
                     "data": "VARCHAR",
-                    "messageId": "VARCHAR",
                     "publishTime": "TIMESTAMPTZ",
                 }
             )

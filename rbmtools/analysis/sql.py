@@ -45,9 +45,9 @@ __all__ = [
     "transpile",
 ]
 
-#: Fields of a decoded RBM event that the analysis reads, with their SQL types.
+#: Fields of a decoded RBM event that the analysis reads, with their SQL types (others, such
+#: as agentId or a reply's text, are skipped by the reader).
 EVENT_STRUCT_FIELDS: dict[str, str] = {
-    "agentId": "VARCHAR",
     "senderPhoneNumber": "VARCHAR",
     "phoneNumber": "VARCHAR",
     "messageId": "VARCHAR",
@@ -69,7 +69,7 @@ EVENT_ROW_COLUMNS: dict[str, str] = {
     "verified": "BOOLEAN",
     "event": _struct(EVENT_STRUCT_FIELDS),
     **EVENT_STRUCT_FIELDS,
-    "message": "STRUCT(data VARCHAR, messageId VARCHAR, publishTime TIMESTAMPTZ)",
+    "message": "STRUCT(data VARCHAR, publishTime TIMESTAMPTZ)",
 }
 
 #: The outbox relation an engine provides: the union of send, revoke and fallback records.
@@ -208,39 +208,52 @@ rbm_outbox AS (
     FROM {source}
 )"""
 
+# Stage 2: duplicates count once (same eventId, or same messageId + eventType + sendTime).
+# Copies of one event share its messageId, so the key is hashed within the message.
+_EVENT_KEYS = """
+rbm_event_keys AS (
+    SELECT
+        cls,
+        CASE WHEN cls = 'message' THEN message_id END AS message_id,
+        CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
+        MIN(event_type) AS event_type,
+        MIN(send_time) AS send_time,
+        MIN(received_at) AS received_at,
+        COUNT(*) AS copies,
+        COUNT(*) FILTER (WHERE verified = FALSE) AS unverified
+    FROM rbm_classified
+    GROUP BY cls, message_id,
+        CASE WHEN event_id IS NOT NULL THEN HASH(event_id) ELSE HASH(event_type, send_time) END,
+        CASE WHEN cls = 'malformed' THEN source_file END
+)"""
+
 _KEY_EVENT_AGGREGATES = ",\n        ".join(
     f"MIN(send_time) FILTER (WHERE event_type = '{kind}') AS {name}_at"
     for kind, name in KEY_EVENTS.items()
 )
 
-# Stage 2: per message (or per kind of non-message row), the first event of each kind that
-# matters (MIN is order-free and duplicate-free, so out-of-order arrival and repeated copies
-# cannot change it), and counts. Duplicates (same eventId, or same messageId + eventType +
-# sendTime) count once: events are the distinct hashed keys within their message.
+# Stage 3: per message (or per kind of non-message row), the first event of each kind that
+# matters (MIN is order-free, so out-of-order arrival cannot change it), and counts.
 _EVENTS_PER_MESSAGE = f"""
 rbm_message_events AS (
     SELECT
         CASE cls WHEN 'message' THEN 'message' WHEN 'other' THEN 'other_events'
             ELSE 'malformed_event_lines' END AS row_class,
-        CASE WHEN cls = 'message' THEN message_id END AS message_id,
-        CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
+        message_id,
+        bad_file,
         {_KEY_EVENT_AGGREGATES},
-        COUNT(DISTINCT CASE
-            WHEN cls = 'malformed' THEN NULL
-            WHEN event_id IS NOT NULL THEN HASH(event_id)
-            ELSE HASH(message_id, event_type, send_time)
-        END) AS events,
-        COUNT(*) AS lines,
-        COUNT(*) FILTER (WHERE verified = FALSE) AS unverified,
+        CASE WHEN cls = 'malformed' THEN 0 ELSE COUNT(*) END AS events,
+        SUM(copies) AS lines,
+        SUM(unverified) AS unverified,
         MIN(send_time) AS first_event_at,
         ARG_MIN(received_at, send_time) AS first_event_rx,
         MIN(received_at) AS first_received_at,
         GREATEST(MAX(send_time), MAX(received_at)) AS last_event_seen
-    FROM rbm_classified
-    GROUP BY 1, 2, 3
+    FROM rbm_event_keys
+    GROUP BY cls, message_id, bad_file
 )"""
 
-# Stage 3: the outbox per message, in one pass: the send record (200 preferred, then 404, then
+# Stage 4: the outbox per message, in one pass: the send record (200 preferred, then 404, then
 # the first attempt; retries keep the messageId), revoke attempts and their answers, the first
 # fallback. Unusable records are counted per file.
 _OUTBOX_PER_MESSAGE = """
@@ -341,6 +354,7 @@ def _nulls(columns: tuple[str, ...], types: dict[str, str] | None = None) -> str
 #: outbox records. Sends, revokes and fallbacks are joined to the events by messageId.
 FACTS = f"""WITH
 {_EVENT_LINES.format(source="rbm_event_rows")},
+{_EVENT_KEYS},
 {_EVENTS_PER_MESSAGE},
 {_OUTBOX_LINES.format(source="rbm_outbox_rows")},
 {_OUTBOX_PER_MESSAGE}
