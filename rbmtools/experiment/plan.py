@@ -1,21 +1,26 @@
 """The dry-run plan: what a run would send, to how many numbers, in which arms, at what SMS cost.
 
-Printed before every live run (and by ``--dry-run``), so a person sees the size of what is
-about to happen before any message leaves. The SMS figure is an upper bound: every message of
-the run could end up revoked and fall back.
+Printed before every run (and by ``--dry-run``), so a person sees the size of what is about
+to happen before any message leaves. Two SMS figures: an upper bound (every message could end
+up revoked and fall back) and, when the spec names an emulator profile, an estimate: the
+emulator's own model (pure and seeded) is run on the planned messages, and a message counts
+when the profile's phones would not have it delivered within its arm's window.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from rbmtools.experiment.assign import PlannedMessage
 from rbmtools.experiment.spec import ExperimentSpec
 
-__all__ = ["ArmPlan", "ExperimentPlan", "build_plan"]
+__all__ = ["ArmPlan", "ExperimentPlan", "build_plan", "estimate_sms"]
+
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class ExperimentPlan:
     send_rate: float | None
     already_sent: int = 0
     already_settled: int = 0
+    sms_estimate: int | None = None
+    profile: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -70,6 +77,11 @@ class ExperimentPlan:
                 f"  SMS fallback ({self.fallback}): at most {self.sms_at_most:,} SMS "
                 "(if every message were revoked)"
             )
+            if self.sms_estimate is not None:
+                lines.append(
+                    f"  estimated SMS: about {self.sms_estimate:,} if the phones behave like "
+                    f"the emulator profile {self.profile!r}"
+                )
         if self.already_sent:
             lines.append(
                 f"  resuming: {self.already_sent:,} already sent, "
@@ -92,6 +104,9 @@ def build_plan(
 ) -> ExperimentPlan:
     """The plan of ``spec`` for its planned ``messages``."""
     per_arm = Counter(m.arm for m in messages)
+    estimate = None
+    if spec.audience.profile is not None and spec.fallback.value != "none":
+        estimate = estimate_sms(spec, messages)
     arms = tuple(
         ArmPlan(a.name, a.method.value, a.duration, per_arm.get(a.name, 0)) for a in spec.arms
     )
@@ -107,4 +122,42 @@ def build_plan(
         send_rate=spec.send_rate,
         already_sent=already_sent,
         already_settled=already_settled,
+        sms_estimate=estimate,
+        profile=_profile_name(spec.audience.profile),
     )
+
+
+def _profile_name(profile: object) -> str | None:
+    if profile is None or isinstance(profile, str):
+        return profile
+    name = profile.get("name") if isinstance(profile, Mapping) else None
+    return str(name) if name else "custom"
+
+
+def estimate_sms(spec: ExperimentSpec, messages: Sequence[PlannedMessage]) -> int:
+    """How many messages the emulator's model (the spec's profile and seed) would leave
+    undelivered at the end of their arm's window: the SMS a run would send, give or take the
+    races, ignoring the policy's inconclusive cases."""
+    from rbmtools.emulator import DEFAULT_AGENT_ID, PlatformModel, load_profile
+
+    model = PlatformModel(
+        load_profile(spec.audience.profile or "default"), seed=spec.seed, epoch=_EPOCH
+    )
+    spacing = 0.0 if spec.send_rate is None else 1.0 / spec.send_rate
+    windows = {arm.name: arm.seconds for arm in spec.arms}
+    body = {"contentMessage": {"text": "estimate"}}
+    for message in messages:
+        model.send(
+            DEFAULT_AGENT_ID, message.phone, message.message_id, body, message.index * spacing
+        )
+    end = len(messages) * spacing + max(windows.values()) + 1.0
+    model.advance(end)
+    undelivered = 0
+    for message in messages:
+        sent = model.message(DEFAULT_AGENT_ID, message.message_id)
+        if sent is None:  # not RCS-reachable: the send is answered 404, no fallback
+            continue
+        due = sent.send_at + windows[message.arm]
+        if sent.delivered_at is None or sent.delivered_at > due:
+            undelivered += 1
+    return undelivered

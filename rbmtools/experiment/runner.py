@@ -28,7 +28,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rbmtools.client import OutboxWriter, RbmClient, RevokeResult, SendResult
-from rbmtools.errors import ApiError, AuthError, RbmError, ValidationError
+from rbmtools.errors import ApiError, AuthError, ValidationError
 from rbmtools.experiment.assign import PlannedMessage
 from rbmtools.experiment.schedule import DueHeap, PlatformClock, SendSpacing, real_wait
 from rbmtools.experiment.sms import SmsReceipt, SmsSender
@@ -497,8 +497,8 @@ class ExperimentRunner:
                     self.stats.fallbacks += 1
                 else:
                     facts.fallback_error = receipt.error or "refused"
-            elif isinstance(error, RbmError | OSError | ValueError):
-                facts.fallback_error = f"{type(error).__name__}: {error}"
+            elif isinstance(error, Exception):  # the provider's failure is this SMS's outcome
+                facts.fallback_error = f"{type(error).__name__}: {error}"[:300]
             else:
                 self._fail(error)
                 return

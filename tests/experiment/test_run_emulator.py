@@ -22,8 +22,8 @@ QUIET = {"progress": False, "echo": None}
 def test_three_ttl_arms_show_the_expected_ordering_through_the_analysis(tmp_path):
     spec = make_spec(
         name="ordering",
-        audience={"synthetic": 360, "profile": "flaky-network"},
-        arms=[{"method": "ttl", "duration": d} for d in ("2m", "10m", "1h")],
+        audience={"synthetic": 450, "profile": "flaky-network"},
+        arms=[{"method": "ttl", "duration": d} for d in ("1m", "10m", "1h")],
         observe="2m",
         seed=5,
     )
@@ -32,8 +32,8 @@ def test_three_ttl_arms_show_the_expected_ordering_through_the_analysis(tmp_path
         truth = emu.admin.messages()
     assert result.status == "complete"
     summary = result.summary.set_index("arm")
-    assert list(summary.index) == ["ttl=120s", "ttl=600s", "ttl=3600s"]
-    assert (summary["messages"] == 120).all() and (summary["pending"] == 0).all()
+    assert list(summary.index) == ["ttl=60s", "ttl=600s", "ttl=3600s"]
+    assert (summary["messages"] == 150).all() and (summary["pending"] == 0).all()
     delivered = (summary["delivered"] + summary["delivered_after_revoke"]).tolist()
     fallbacks = summary["fallbacks"].tolist()
     assert delivered[0] < delivered[1] < delivered[2], summary
@@ -55,6 +55,8 @@ def test_three_ttl_arms_show_the_expected_ordering_through_the_analysis(tmp_path
     sms_lines = result.sms.read_text().splitlines()
     assert len(sms_lines) == len(logs.fallbacks) == sum(fallbacks)
     assert result.stats.outcomes["fallback"] == sum(fallbacks)
+    estimate = result.plan.sms_estimate  # the emulator model's prediction, before the run
+    assert abs(estimate - sum(fallbacks)) <= 0.2 * sum(fallbacks), (estimate, fallbacks)
 
 
 #: Deliveries around the 3-minute mark with a 40-second hand-off: revokes and expiries race
@@ -246,3 +248,41 @@ def test_a_resume_must_run_the_same_spec(tmp_path):
     assert caught.value.value == "grace"
     with pytest.raises(ValidationError, match="holds no run"):
         run_experiment(spec.replace(name="other"), data_dir=tmp_path, resume=True, **QUIET)
+
+
+NEVER_ONLINE = {
+    "extends": "always-online",
+    "devices": {"online": {"median": "1s"}, "offline": {"median": "3650d"}},
+}
+
+
+class BrokenProvider:
+    """An SMS provider that is down: every send raises."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send_sms(self, phone, text, *, message_id):
+        self.calls += 1
+        raise ConnectionError("provider unreachable")
+
+
+def test_failed_sms_are_counted_and_a_resume_sends_them(tmp_path):
+    spec = make_spec(
+        name="sms-down",
+        audience={"synthetic": 20, "profile": NEVER_ONLINE},
+        arms=[{"method": "ttl", "duration": "1m"}],
+        observe="10s",
+    )
+    broken = BrokenProvider()
+    with Emulator(profile=NEVER_ONLINE, speed=600.0, seed=8) as emu:
+        first = run_experiment(spec, data_dir=tmp_path, emulator=emu, sms=broken, **QUIET)
+        assert first.status == "complete" and broken.calls == 20
+        assert first.stats.outcomes == {"fallback_failed": 20}
+        assert first.stats.fallback_failures == 20 and not RunLogs(first.run_dir).fallbacks
+        second = run_experiment(spec, data_dir=tmp_path, emulator=emu, resume=True, **QUIET)
+        assert emu.admin.stats()["ignoredReusedIds"] == 0
+    assert second.stats.outcomes == {"fallback": 20} and second.stats.sends == 0
+    logs = RunLogs(second.run_dir)
+    assert len(logs.fallbacks) == 20 and {f.reason for f in logs.fallbacks} == {"revoked"}
+    assert len(second.sms.read_text().splitlines()) == 20

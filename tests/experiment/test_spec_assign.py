@@ -192,3 +192,18 @@ def test_per_arm_and_audience_size():
     }
     with pytest.raises(ValidationError, match="needs 12 recipients"):
         assign(make_spec(per_arm=6), synthetic_phones(10))
+
+
+def test_the_plan_estimates_sms_with_the_emulator_model():
+    never_online = {
+        "extends": "always-online",
+        "devices": {"online": {"median": "1s"}, "offline": {"median": "3650d"}},
+    }
+    spec = make_spec(audience={"synthetic": 20, "profile": never_online})
+    plan = plan_experiment(spec)
+    assert (plan.sms_at_most, plan.sms_estimate, plan.profile) == (20, 20, "custom")
+    assert "about 20 if the phones behave like the emulator profile 'custom'" in plan.text()
+    assert plan_experiment(make_spec()).sms_estimate == 0  # always online: all delivered
+    assert plan_experiment(make_spec(fallback="none")).sms_estimate is None
+    no_profile = make_spec(audience={"synthetic": 20})
+    assert plan_experiment(no_profile).sms_estimate is None
