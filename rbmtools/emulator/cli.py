@@ -2,9 +2,9 @@
 
 ``serve`` binds 127.0.0.1 unless ``--host`` says otherwise, writes (or reuses) the key file
 whose ``token_uri`` points at it, and with ``--webhook`` runs the registration handshake
-before it says it is ready (the clientToken comes from ``--client-token`` or
-``RBM_CLIENT_TOKEN`` and is never printed). ``keygen`` writes another key for an emulator URL
-and asks that emulator to trust it.
+before it says it is ready (the clientToken comes from ``--client-token-file``,
+``RBM_CLIENT_TOKEN`` or ``--client-token``, and is never printed). ``keygen`` writes another
+key for an emulator URL and asks that emulator to trust it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rbmtools.emulator.auth import TOKEN_PATH, generate_key_file, read_trusted_k
 from rbmtools.emulator.dispatch import RegistrationError
 from rbmtools.emulator.profiles import profile_names
 from rbmtools.emulator.server import EmulatorServer
-from rbmtools.errors import ApiError
+from rbmtools.errors import ApiError, ValidationError
 
 __all__ = ["default_key_file", "register"]
 
@@ -95,7 +95,15 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--client-token",
         default=None,
-        help=f"the webhook's clientToken (or set {TOKEN_ENV}; never printed)",
+        help=f"the webhook's clientToken (visible in ps; prefer {TOKEN_ENV} or "
+        "--client-token-file; never printed)",
+    )
+    serve.add_argument(
+        "--client-token-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="read the clientToken from this file (surrounding whitespace is ignored)",
     )
     serve.add_argument(
         "--register-timeout",
@@ -227,11 +235,23 @@ def _banner(
     print("\n".join(lines), flush=True)
 
 
+def _client_token(args: argparse.Namespace) -> str | None:
+    if args.client_token_file is not None:
+        try:
+            return args.client_token_file.read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise ValidationError(
+                "--client-token-file", str(args.client_token_file), f"cannot be read ({exc})"
+            ) from None
+    return args.client_token or os.environ.get(TOKEN_ENV) or None
+
+
 def _serve(args: argparse.Namespace) -> int:
-    token = args.client_token or os.environ.get(TOKEN_ENV) or None
+    token = _client_token(args)
     if args.webhook and not token:
         print(
-            f"rbmtools: --webhook needs the webhook's clientToken (--client-token or {TOKEN_ENV})",
+            "rbmtools: --webhook needs the webhook's clientToken (--client-token-file, "
+            f"{TOKEN_ENV} or --client-token)",
             file=sys.stderr,
         )
         return EXIT_USAGE

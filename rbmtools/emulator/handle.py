@@ -12,6 +12,7 @@ thread with its own asyncio loop, and stop it cleanly. Tests, notebooks and the 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import tempfile
 import threading
@@ -29,6 +30,8 @@ from rbmtools.emulator.server import EmulatorServer
 from rbmtools.errors import RbmError, ValidationError
 
 __all__ = ["DEFAULT_AGENT_ID", "Emulator"]
+
+log = logging.getLogger("rbmtools.emulator")
 
 DEFAULT_AGENT_ID = "rbmtools-emulator"
 _START_TIMEOUT = 30.0
@@ -175,6 +178,8 @@ class Emulator:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=30)
+            if self._thread.is_alive():
+                log.warning("the emulator thread did not stop within 30 s; left running")
         self._thread = None
         self._loop = None
         self.admin.close()

@@ -42,6 +42,7 @@ log = logging.getLogger("rbmtools.emulator")
 ADMIN_PREFIX = "/emulator/v1"
 MAX_BODY_BYTES = 1024 * 1024
 TICK_SECONDS = 0.02  # the longest the ticker sleeps (real seconds)
+SHUTDOWN_SECONDS = 2.0  # how long stop() lets requests in flight finish
 CHUNK = 500  # heap entries applied per model call within a slice
 SLICE_SECONDS = 0.01  # real time one slice of due transitions may take before yielding...
 BEHIND_SLICE_SECONDS = 0.05  # ...or this much while the model trails the clock
@@ -111,6 +112,7 @@ class EmulatorServer:
         self._max_lag = 0.0
         self._frozen_at = 0
         self.gc_freezes = 0
+        self._stopping = False
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -133,7 +135,12 @@ class EmulatorServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Bind, start the ticker and the dispatcher; returns the base URL."""
-        self._runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.build_app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, backlog=1024)
         await site.start()
@@ -158,6 +165,10 @@ class EmulatorServer:
     async def stop(self) -> None:
         """Stop the ticker, the dispatcher and the HTTP server."""
         if self._ticker_task is not None:
+            # A flag as well as cancel(): on Python 3.11, asyncio.wait_for can swallow a
+            # cancellation that arrives just as its timeout fires, and the ticker would go on.
+            self._stopping = True
+            self.wake()
             self._ticker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker_task
@@ -224,7 +235,7 @@ class EmulatorServer:
 
     async def _ticker(self) -> None:
         assert self._tick_wake is not None
-        while True:
+        while not self._stopping:
             try:
                 now = self.clock.seconds()
                 behind = self.lag_seconds() > BEHIND_LAG
@@ -278,7 +289,12 @@ class EmulatorServer:
             if exc.status < 400:
                 raise
             if exc.status == 413:
-                message = f"The request body is larger than {MAX_BODY_BYTES} bytes"
+                # The rest of the body is not worth reading: answer and close the connection.
+                response = error_answer(
+                    413, f"The request body is larger than {MAX_BODY_BYTES} bytes"
+                )
+                response.force_close()
+                return response
             elif exc.status == 404:
                 message = f"Method not found: {request.method} {request.path}"
             elif exc.status == 405:

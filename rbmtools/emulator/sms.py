@@ -119,7 +119,8 @@ class SmsSink:
                         raise ValidationError(
                             "sms log", f"{target} line {number}", f"is not an SMS record ({exc})"
                         ) from None
-                    self._keep(arrival)
+                    if arrival.message_id is None or arrival.message_id not in self._by_message:
+                        self._keep(arrival)  # (a file opened again adds nothing twice)
             self._file = open(target, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
             self.path = target
 

@@ -159,13 +159,15 @@ def test_cli_serve_registers_the_webhook_and_serves_google_auth(tmp_path, sink):
 
 def test_cli_serve_says_clearly_when_the_handshake_fails(tmp_path, sink):
     sink.handshake = "wrong"
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(SINK_TOKEN + "\n")
     process = _serve(
         "--key-file",
         str(tmp_path / "k.json"),
         "--webhook",
         sink.url,
-        "--client-token",
-        SINK_TOKEN,
+        "--client-token-file",
+        str(token_file),
         "--register-timeout",
         "0",
     )
