@@ -57,6 +57,10 @@ def test_a_reopened_sink_keeps_deduplicating_and_cuts_a_torn_line(tmp_path):
         ("+15550000001", '"2026-11-25T10:00:00Z"}'),
         ("+15550000003", '"2026-11-25T11:00:00Z"}'),
     ]
+    again = SmsSink(lambda: T0, path)
+    again.open_log(path)  # the same file a second time adds nothing twice
+    assert len(again) == 2
+    again.close()
     (tmp_path / "bad.jsonl").write_text("not json\n")
     with pytest.raises(ValidationError, match="line 1"):
         SmsSink(lambda: T0, tmp_path / "bad.jsonl")
