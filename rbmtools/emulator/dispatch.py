@@ -141,6 +141,8 @@ class Dispatcher:
         self._wake: asyncio.Event | None = None
         self._faults: list[WebhookFault] = []
         self._closing = False
+        self._in_flight = 0
+        self._generation = 0  # bumped by clear(): pushes of an older generation are forgotten
         self._reset_queues()
 
     def _reset_queues(self) -> None:
@@ -148,7 +150,6 @@ class Dispatcher:
         self._waiting: list[tuple[float, int, _Push]] = []
         self._seq = 0
         self._next_id = 0
-        self._in_flight = 0
         self._window = self.max_in_flight
         self._pause_until = 0.0  # time.monotonic() before which no push starts
         self.published = 0
@@ -274,7 +275,9 @@ class Dispatcher:
         return self._waiting[0][0] if self._waiting else None
 
     def clear(self) -> None:
-        """Forget every queued push and reset the counters (pushes in flight still finish)."""
+        """Forget every queued push and reset the counters (pushes in flight still finish,
+        but are neither counted nor retried)."""
+        self._generation += 1
         self._reset_queues()
         self._faults.clear()
 
@@ -388,6 +391,7 @@ class Dispatcher:
 
     async def _attempt(self, push: _Push) -> None:
         url, token = self._url, self._token
+        generation = self._generation
         ok = False
         try:
             if url is None or token is None:
@@ -409,7 +413,8 @@ class Dispatcher:
             self.last_error = f"{type(exc).__name__}: {exc}"[:200]
         finally:
             self._in_flight -= 1
-        if url is None:
+        if url is None or generation != self._generation:
+            self._kick()
             return
         if ok:
             self.sent += 1

@@ -242,8 +242,17 @@ def _read_text(source: str | Path) -> tuple[str, str]:
 def _parse(text: str, origin: str) -> Mapping[str, Any]:
     try:
         data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ValidationError("profile", origin, f"is not valid YAML or JSON ({exc})") from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ValidationError(
+            "profile", origin, f"is not valid JSON ({exc.msg} at {where})"
+        ) from None
+    except yaml.YAMLError as exc:
+        # Name the problem and its place, never the file's text (it may not be a profile).
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ValidationError("profile", origin, f"is not valid YAML ({problem}{where})") from None
     if data is None:
         data = {}
     if not isinstance(data, Mapping):

@@ -227,3 +227,17 @@ def test_dispatcher_is_usable_on_its_own(sink):
     thread.join(20)
     assert done and done[0]["sent"] == 1
     assert sink.events == [event]
+
+
+def test_reset_while_pushes_are_in_flight_leaves_clean_counters(pinned_online, api, sink):
+    sink.mode, sink.hang_seconds = "hang", 0.5
+    _deliver(api, 3, "stuck")
+    admin = pinned_online.admin
+    admin.advance(10)
+    assert sink.wait_for(lambda: admin.stats()["webhook"]["inFlight"] == 3)
+    admin.reset()
+    sink.mode = "ok"
+    assert sink.wait_for(lambda: admin.stats()["webhook"]["inFlight"] == 0)
+    webhook = admin.stats()["webhook"]
+    assert (webhook["backlog"], webhook["retriesScheduled"], webhook["sent"]) == (0, 0, 0)
+    assert admin.wait_idle(1)
