@@ -148,7 +148,9 @@ def add_admin_routes(app: web.Application, server: EmulatorServer) -> None:
             {
                 f"{route.method} {route.resource.canonical}"
                 for route in request.app.router.routes()
-                if route.resource is not None and route.resource.canonical.startswith(prefix)
+                if route.resource is not None
+                and route.resource.canonical.startswith(prefix)
+                and route.method != "HEAD"
             }
         )
         return _ok({"routes": paths, "profiles": profile_names()})
