@@ -14,7 +14,6 @@ import hashlib
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any
 
 from rbmtools.emulator.profiles import Profile
 
@@ -58,9 +57,6 @@ class DevicePin:
         elif "online" in changes:
             changes["offline_until"] = None
         return DevicePin(**{**self.__dict__, **changes})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 class Device:

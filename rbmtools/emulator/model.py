@@ -684,9 +684,6 @@ class PlatformModel:
         self._replan(self._by_phone.get(phone, ()), now)
         return merged
 
-    def pins(self) -> dict[str, DevicePin]:
-        return dict(self._pins)
-
     def load_profile(self, profile: Profile, now: float) -> None:
         """Use another population profile: devices are drawn again (pins stay) and queued
         messages that are not in the hand-off are re-planned from ``now``."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from rbmtools.emulator.admin import add_admin_routes
 from rbmtools.emulator.auth import TOKEN_PATH, TokenIssuer, TrustedKey, ensure_key_file
 from rbmtools.emulator.clock import VirtualClock
 from rbmtools.emulator.dispatch import Dispatcher
@@ -117,8 +118,6 @@ class EmulatorServer:
     # ---------------------------------------------------------------------------- lifecycle
 
     def build_app(self) -> web.Application:
-        from rbmtools.emulator.admin import add_admin_routes
-
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors])
         r = app.router
         r.add_post(TOKEN_PATH, self._token)
