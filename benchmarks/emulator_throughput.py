@@ -456,6 +456,12 @@ def _report(results: dict[str, Any], quick: bool) -> None:
     print(f"\n{'measure':52} {'value':>10}  {'target':>8}  verdict")
     for name, value, target, ok in rows:
         print(f"{name:52} {value:>10}  {target:>8}  {'met' if ok else 'MISSED'}")
+    if api:
+        per_cpu = api["calls_per_server_cpu_s"]
+        print(f"{'API calls per emulator CPU-second (less noise-prone)':52} {per_cpu:>10}")
+    if hooks:
+        per_cpu = round(hooks["verified_at_sink"] / max(hooks["server_cpu_s"], 1e-9), 1)
+        print(f"{'webhooks per emulator CPU-second':52} {per_cpu:>10}")
     if api and hung:
         ratio = hung["calls_per_s_median"] / max(api["calls_per_s_median"], 1e-9)
         print(f"{'API rate with a hanging webhook / without (ratio)':52} {ratio:>10.2f}  {'~1':>8}")
