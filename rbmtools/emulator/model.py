@@ -67,6 +67,34 @@ _DELIVER, _EXPIRE, _READ, _DROP = 0, 1, 2, 3
 _DRAW_SLOTS = {"latency": 0, "read": 1, "read-delay": 2, "race": 3, "ttl-failed": 4}
 
 
+# What a message may use, and the getCapabilities feature a phone needs for it.
+_CARD_FEATURES = {"standaloneCard": "RICHCARD_STANDALONE", "carouselCard": "RICHCARD_CAROUSEL"}
+_ACTION_FEATURES = {
+    "dialAction": "ACTION_DIAL",
+    "openUrlAction": "ACTION_OPEN_URL",
+    "viewLocationAction": "ACTION_VIEW_LOCATION",
+    "createCalendarEventAction": "ACTION_CREATE_CALENDAR_EVENT",
+    "shareLocationAction": "ACTION_SHARE_LOCATION",
+}
+
+
+def _features_used(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(field, feature)`` for every feature a (validated) contentMessage relies on."""
+    rich = content.get("richCard") or {}
+    suggestions = list(content.get("suggestions") or [])
+    for kind, feature in _CARD_FEATURES.items():
+        if kind in rich:
+            yield f"contentMessage.richCard.{kind}", feature
+            card = rich[kind]
+            for inner in [card.get("cardContent"), *(card.get("cardContents") or [])]:
+                suggestions += list((inner or {}).get("suggestions") or [])
+    for suggestion in suggestions:
+        action = suggestion.get("action") or {}
+        for kind, feature in _ACTION_FEATURES.items():
+            if kind in action:
+                yield f"suggestions.action.{kind}", feature
+
+
 class MessageState(StrEnum):
     """Where a message is. ``queued`` includes the hand-off (see ``Message.in_handoff``)."""
 
@@ -486,6 +514,10 @@ class PlatformModel:
             return gate
         if not self.device(phone).rcs_capable:
             return self._not_rcs(phone)
+        features = set(self.profile.features)
+        for where, feature in _features_used(checked["contentMessage"]):
+            if feature not in features:
+                return _error(400, f"{where}: the user's device does not support {feature}")
         expire_at = None
         if checked.get("ttl") is not None:
             expire_at = now + duration_seconds(checked["ttl"], "ttl")

@@ -215,3 +215,25 @@ def test_pin_replans_queued_messages():
     assert model.advance(1000.0) == []
     model.pin("+15550001212", DevicePin(online="always", latency=1.0), 1000.0)
     assert next((e.event_type, e.at) for e in model.advance(1002.0)) == ("DELIVERED", 1001.0)
+
+
+def test_a_feature_the_device_lacks_is_a_400():
+    from rbmtools import wire
+
+    model = _model({"extends": "always-online", "capabilities": ["RICHCARD_STANDALONE"]})
+    carousel = wire.agent_message(
+        rich_card=wire.carousel_card([wire.card_content("a"), wire.card_content("b")])
+    )
+    answer = model.send(AGENT, "+15550001313", "c1", carousel, 0.0)
+    assert answer.status == 400
+    assert "RICHCARD_CAROUSEL" in answer.body["error"]["message"]
+    dial = wire.agent_message(
+        rich_card=wire.standalone_card(
+            wire.card_content("a", suggestions=[wire.dial("Call", "+15550001313")])
+        )
+    )
+    assert (
+        "ACTION_DIAL" in model.send(AGENT, "+15550001313", "c2", dial, 0.0).body["error"]["message"]
+    )
+    card = wire.agent_message(rich_card=wire.standalone_card(wire.card_content("a")))
+    assert model.send(AGENT, "+15550001313", "c3", card, 0.0).status == 200
