@@ -36,6 +36,7 @@ from rbmtools.wire import (
     OutboxRecord,
     RevokeRecord,
     SendRecord,
+    duration_seconds,
     format_timestamp,
     parse_outbox_record,
     utc_now,
@@ -63,6 +64,8 @@ TARGETS = ("emulator", "live")
 DEFAULT_DATA_DIR = Path("data") / "experiments"
 #: A live run to more numbers than this needs ``allow_many=True`` (``--allow-many``).
 DEFAULT_MAX_RECIPIENTS = 1000
+#: A live run stops if its webhook log says nothing this long after the first accepted send.
+DEFAULT_EVENT_TIMEOUT = "10m"
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,7 @@ def run_experiment(
     concurrency: int = 8,
     progress: bool = True,
     stop_file: str | os.PathLike[str] | None = None,
+    event_timeout: object = "default",
     summary: bool = True,
     echo: Callable[[str], None] | None = print,
 ) -> ExperimentResult:
@@ -312,6 +316,11 @@ def run_experiment(
     must be a phone list; more than ``max_recipients`` numbers need ``allow_many=True``; and
     nothing is sent without ``confirm=True`` (or a function that is shown the plan and
     returns True, as the CLI's prompt does).
+
+    ``event_timeout`` (a duration; None: off; default 10 minutes live, off on the emulator,
+    which is wired here) stops a run whose webhook log stays silent that long after the
+    first accepted send, holding every fallback back until then: without events, delivered
+    messages would look inconclusive and get the SMS too.
 
     ``dry_run=True`` prints the plan and returns without sending. A stop file (default
     ``<run folder>/STOP``) or Ctrl-C stops the run after the calls in flight: the result's
@@ -420,6 +429,7 @@ def run_experiment(
             concurrency=concurrency,
             stop_file=stop,
             progress=progress,
+            event_timeout=_event_timeout(event_timeout, target),
         )
         runner.load_history(records)
         if resume and target == "emulator" and emulator is None:
@@ -449,6 +459,12 @@ def run_experiment(
     if echo is not None:
         echo(_closing_line(result))
     return result
+
+
+def _event_timeout(value: object, target: str) -> float | None:
+    if value == "default":
+        value = DEFAULT_EVENT_TIMEOUT if target == "live" else None
+    return None if value is None else duration_seconds(value, "event_timeout")
 
 
 def _check_same_run(

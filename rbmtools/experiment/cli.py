@@ -90,6 +90,12 @@ def register(subparsers: Any) -> None:
         help=f"refuse live runs to more numbers (default {DEFAULT_MAX_RECIPIENTS})",
     )
     live.add_argument("--allow-many", action="store_true", help="lift --max-recipients")
+    live.add_argument(
+        "--event-timeout",
+        default="10m",
+        help="stop if the webhook log stays silent this long after the first send "
+        "(fallbacks are held until an event arrives; 'off' disables; default 10m)",
+    )
     run.set_defaults(func=_run)
 
 
@@ -132,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
             events_dir=args.events_dir,
             max_recipients=args.max_recipients,
             allow_many=args.allow_many,
+            event_timeout=None if args.event_timeout == "off" else args.event_timeout,
         )
         options["confirm"] = _prompt(args)
     result = run_experiment(args.spec, args.target, args.data_dir, dry_run=args.dry_run, **options)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 from collections import Counter, deque
@@ -28,7 +29,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rbmtools.client import OutboxWriter, RbmClient, RevokeResult, SendResult
-from rbmtools.errors import ApiError, AuthError, ValidationError
+from rbmtools.errors import ApiError, AuthError, RbmError, ValidationError
 from rbmtools.experiment.assign import PlannedMessage
 from rbmtools.experiment.schedule import DueHeap, PlatformClock, SendSpacing, real_wait
 from rbmtools.experiment.sms import SmsReceipt, SmsSender
@@ -118,6 +119,12 @@ class ExperimentRunner:
     platform's clock; ``events_dir`` the webhook receiver's log directory; ``sms`` the
     fallback channel (required unless the policy is ``none``). ``stop_file``: when it exists
     the runner stops gracefully. Call ``load_history`` before ``run`` to resume.
+
+    ``event_timeout`` (platform seconds) guards against a webhook that logs nowhere the runner
+    looks: until the first event about this run arrives, fallbacks are held back, and if none
+    arrives that long after the first accepted send, the run stops with an error (a resume
+    continues once the receiver is fixed). Without the guard, every "unless delivered" revoke
+    of a delivered message would look inconclusive and its recipient would get the SMS too.
     """
 
     def __init__(
@@ -134,6 +141,7 @@ class ExperimentRunner:
         stop_file: str | os.PathLike[str] | None = None,
         progress: bool = True,
         poll: float = 0.01,
+        event_timeout: float | None = None,
         on_tick: Callable[[ExperimentRunner], None] | None = None,
     ) -> None:
         if concurrency < 1:
@@ -152,6 +160,7 @@ class ExperimentRunner:
         self.stop_file = None if stop_file is None else Path(stop_file)
         self.progress = progress
         self.poll = poll
+        self.event_timeout = None if event_timeout is None else timedelta(seconds=event_timeout)
         self.on_tick = on_tick
         self.facts = [MessageFacts(m) for m in messages]
         for position, facts in enumerate(self.facts):
@@ -173,6 +182,12 @@ class ExperimentRunner:
         self._all_lags: list[float] = []
         self._stopping: str | None = None
         self._fatal: BaseException | None = None
+        self._events_seen = False
+        self._held: list[int] = []
+        self._first_accepted: datetime | None = None
+        self._fallback_gate: datetime | None = None
+        self._resumed = False
+        self._interrupted = False
         self._follower_stop = threading.Event()
         self._started_at: datetime | None = None
         self._bars: tuple[Any, Any] | None = None
@@ -192,10 +207,12 @@ class ExperimentRunner:
             if index is not None:
                 self.facts[index].apply_record(record)
                 used += 1
+        self._resumed = self._resumed or used > 0
         source = Path(events_dir) if events_dir is not None else self.events_dir
         if source.exists():
             for logged in read_events(source):
-                self._take_event(logged.event, logged.received_at, count=False)
+                if self._take_event(logged.event, logged.received_at, count=False) is not None:
+                    self._events_seen = True
         return used
 
     def _take_event(self, event: Any, received_at: datetime | None, *, count: bool) -> int | None:
@@ -231,10 +248,15 @@ class ExperimentRunner:
             position=1,
         )
         self._bars = (sent_bar, settled_bar)
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             self._begin()
             self._loop(pool)
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             self._follower_stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
             follower.join(timeout=10)
@@ -247,8 +269,18 @@ class ExperimentRunner:
             raise self._fatal
         return self.stats
 
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        """Ctrl-C: the first asks for a graceful stop (through the inbox, so no state is torn
+        by an exception landing mid-update); the second stops at once."""
+        if self._interrupted:
+            raise KeyboardInterrupt
+        self._interrupted = True
+        self._inbox.put(("interrupt",))
+
     def _begin(self) -> None:
         now = self.clock.now()
+        if self._resumed:  # events may still be on their way from the gap: no SMS before them
+            self._fallback_gate = now + self._grace
         sent_bar, _ = self._bars or (None, None)
         for index, facts in enumerate(self.facts):
             if not facts.sent:
@@ -256,6 +288,7 @@ class ExperimentRunner:
                 continue
             if sent_bar is not None:
                 sent_bar.update(1)
+            self._note_accepted(facts)
             self._note_window(facts)
             self._evaluate(index, now)
 
@@ -264,37 +297,34 @@ class ExperimentRunner:
         capacity = self.concurrency * 2
         next_stop_check = 0.0
         while True:
-            try:
-                now = self.clock.now()
-                if time.monotonic() >= next_stop_check:
-                    next_stop_check = time.monotonic() + _STOP_FILE_CHECK
-                    if self.stop_file is not None and self.stop_file.exists():
-                        self._stop(f"stop file {self.stop_file} found")
-                if self._stopping is None:
-                    for index in self._heap.pop_due(now):
-                        self._evaluate(index, now)
-                    while self._ready and self._in_flight < capacity:
-                        self._submit(pool, *self._ready.popleft())
-                    while (
-                        self._unsent
-                        and self._in_flight < capacity
-                        and not self._ready
-                        and spacing.ready(now)
-                    ):
-                        spacing.take(now)
-                        self._submit(pool, "send", self._unsent.popleft(), None)
-                if self.on_tick is not None:
-                    self.on_tick(self)
-                if self._in_flight == 0:
-                    if self._stopping is not None:
-                        break
-                    if self._finished(now):
-                        break
-                self._wait(now, spacing)
-            except KeyboardInterrupt:
+            now = self.clock.now()
+            if time.monotonic() >= next_stop_check:
+                next_stop_check = time.monotonic() + _STOP_FILE_CHECK
+                if self.stop_file is not None and self.stop_file.exists():
+                    self._stop(f"stop file {self.stop_file} found")
+            if self._stopping is None:
+                self._check_silence(now)
+            if self._stopping is None:
+                for index in self._heap.pop_due(now):
+                    self._evaluate(index, now)
+                while self._ready and self._in_flight < capacity:
+                    self._submit(pool, *self._ready.popleft())
+                while (
+                    self._unsent
+                    and self._in_flight < capacity
+                    and not self._ready
+                    and spacing.ready(now)
+                ):
+                    spacing.take(now)
+                    self._submit(pool, "send", self._unsent.popleft(), None)
+            if self.on_tick is not None:
+                self.on_tick(self)
+            if self._in_flight == 0:
                 if self._stopping is not None:
-                    raise
-                self._stop("interrupted (Ctrl-C)")
+                    break
+                if self._finished(now):
+                    break
+            self._wait(now, spacing)
         self.stats.status = "interrupted" if self._stopping is not None else "complete"
 
     def _finished(self, now: datetime) -> bool:
@@ -352,6 +382,12 @@ class ExperimentRunner:
             facts.busy = True
             self._ready.append(("revoke", index, step.attempt))
         elif isinstance(step, Fallback):
+            if self.event_timeout is not None and not self._events_seen:
+                self._held.append(index)  # no proof yet that the webhook log is wired
+                return
+            if self._fallback_gate is not None and now < self._fallback_gate:
+                self._heap.push(self._fallback_gate, index)
+                return
             facts.busy = True
             self._ready.append(("sms", index, step.reason))
         elif isinstance(step, Done):
@@ -368,6 +404,25 @@ class ExperimentRunner:
         end = facts.window_end(self._arms[facts.planned.arm])
         if end is not None and (self._window_end is None or end > self._window_end):
             self._window_end = end
+
+    def _note_accepted(self, facts: MessageFacts) -> None:
+        first = self._first_accepted
+        if facts.send_status == 200 and facts.send_time is not None:
+            self._first_accepted = facts.send_time if first is None else min(first, facts.send_time)
+
+    def _check_silence(self, now: datetime) -> None:
+        """Stop when the webhook log has said nothing about this run for too long."""
+        if self.event_timeout is None or self._events_seen or self._first_accepted is None:
+            return
+        if now - self._first_accepted < self.event_timeout:
+            return
+        waited = self.event_timeout.total_seconds()
+        self._fatal = RbmError(
+            f"no webhook event about this run reached {self.events_dir} within {waited:g} s "
+            "of the first accepted send: is the webhook receiver logging there? No fallback "
+            f"was sent ({len(self._held)} held back); fix the receiver and resume the run"
+        )
+        self._stop("no webhook events")
 
     # ------------------------------------------------------------------ calls
 
@@ -444,6 +499,8 @@ class ExperimentRunner:
             _, kind, index, arg, future = item
             self._in_flight -= 1
             self._on_done(kind, index, arg, future)
+        elif item[0] == "interrupt":
+            self._stop("interrupted (Ctrl-C)")
         elif item[0] == "error":
             self._fatal = item[1]
             self._stop(f"the event follower failed: {item[1]}")
@@ -460,6 +517,14 @@ class ExperimentRunner:
             self._lags.append(lag)
             self._all_lags.append(lag)
         self.stats.events += 1
+        if not self._events_seen:
+            # The log is wired. Held fallbacks wait one (lag-stretched) grace period more, so
+            # that the events queued behind this one arrive before any SMS is decided.
+            self._events_seen = True
+            self._fallback_gate = now + self._grace_now()
+            for waiting in self._held:
+                self._heap.push(self._fallback_gate, waiting)
+            self._held = []
         was_delivered = facts.delivered_at is not None
         if not facts.apply_event(event, at):
             return
@@ -520,6 +585,7 @@ class ExperimentRunner:
             facts.send_status = result.status
             facts.send_time = result.send_time
             facts.expire_time = result.expire_time
+            self._note_accepted(facts)
             self._note_window(facts)
             return
         self.stats.send_calls += 1

@@ -9,7 +9,7 @@ import pytest
 from conftest import RunLogs, make_spec
 
 from rbmtools.emulator import Emulator
-from rbmtools.errors import ValidationError
+from rbmtools.errors import RbmError, ValidationError
 from rbmtools.experiment import CallableSmsSender, run_experiment
 from rbmtools.webhook import Receiver
 
@@ -108,3 +108,39 @@ def test_a_live_run_revokes_rechecks_and_falls_back(tmp_path, phone_spec):
         assert (revoke.requested_at - first.requested_at).total_seconds() >= 1.0
     assert {f.reason for f in logs.fallbacks} == {"revoked"}
     assert result.summary["fallbacks"].sum() == 2
+
+
+def test_a_silent_webhook_log_holds_every_fallback_and_stops_the_run(tmp_path, phone_spec):
+    """The receiver is not logging where the run looks: without the guard, delivered messages
+    would look inconclusive and get the SMS as well."""
+    spec = phone_spec.replace(fallback="on_revoked_or_inconclusive")
+    sent_sms: list[str] = []
+    token = secrets.token_urlsafe(16)
+    options = {
+        "key_file": None,
+        "sms": CallableSmsSender(lambda phone, text, message_id: sent_sms.append(phone)),
+        "confirm": True,
+        "progress": False,
+        "echo": None,
+    }
+    with (
+        Emulator(profile="always-online", speed=1.0, seed=9) as emu,
+        Receiver(tmp_path / "webhook-log", client_token=token) as rx,
+    ):
+        options.update(key_file=emu.key_file, agent_id=emu.agent_id, base_url=emu.base_url)
+        for phone in PHONES[:2]:
+            emu.admin.pin_phone(phone, latency="0.2s")
+        for phone in PHONES[2:]:
+            emu.admin.pin_phone(phone, online="never")
+        with pytest.raises(RbmError, match="no webhook event about this run"):
+            run_experiment(
+                spec, "live", tmp_path, events_dir=rx.log_dir, event_timeout="3s", **options
+            )
+        assert sent_sms == [] and not RunLogs(tmp_path / "live").fallbacks
+        emu.admin.register_webhook(rx.url, token)  # the backlog of events now flows
+        result = run_experiment(
+            spec, "live", tmp_path, events_dir=rx.log_dir, resume=True, **options
+        )
+    assert result.status == "complete"
+    assert sorted(sent_sms) == PHONES[2:]  # only the undelivered ones
+    assert result.stats.outcomes == {"delivered": 2, "fallback": 2}
