@@ -142,7 +142,6 @@ class ExperimentRunner:
         progress: bool = True,
         poll: float = 0.01,
         event_timeout: float | None = None,
-        on_tick: Callable[[ExperimentRunner], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValidationError("concurrency", concurrency, "must be at least 1")
@@ -161,7 +160,6 @@ class ExperimentRunner:
         self.progress = progress
         self.poll = poll
         self.event_timeout = None if event_timeout is None else timedelta(seconds=event_timeout)
-        self.on_tick = on_tick
         self.facts = [MessageFacts(m) for m in messages]
         for position, facts in enumerate(self.facts):
             if facts.planned.index != position:
@@ -211,11 +209,11 @@ class ExperimentRunner:
         source = Path(events_dir) if events_dir is not None else self.events_dir
         if source.exists():
             for logged in read_events(source):
-                if self._take_event(logged.event, logged.received_at, count=False) is not None:
+                if self._take_event(logged.event, logged.received_at) is not None:
                     self._events_seen = True
         return used
 
-    def _take_event(self, event: Any, received_at: datetime | None, *, count: bool) -> int | None:
+    def _take_event(self, event: Any, received_at: datetime | None) -> int | None:
         if not isinstance(event, UserEvent) or event.message_id is None:
             return None
         index = self._by_id.get(event.message_id)
@@ -317,8 +315,6 @@ class ExperimentRunner:
                 ):
                     spacing.take(now)
                     self._submit(pool, "send", self._unsent.popleft(), None)
-            if self.on_tick is not None:
-                self.on_tick(self)
             if self._in_flight == 0:
                 if self._stopping is not None:
                     break
