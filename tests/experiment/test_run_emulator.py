@@ -236,6 +236,7 @@ def test_a_refused_agent_stops_the_run_and_a_resume_finishes_it(tmp_path):
         assert logs.sends and not logs.answered_sends()
         emu.admin.set_launched(True)
         result = run_experiment(spec, data_dir=tmp_path, emulator=emu, resume=True, **QUIET)
+        assert emu.admin.profile()["name"] == "always-online"  # the spec's, loaded on attach
     assert result.status == "complete"
     assert len(RunLogs(result.run_dir).answered_sends()) == 40
 
