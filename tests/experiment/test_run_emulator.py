@@ -204,6 +204,8 @@ def test_a_stopped_run_resumes_to_exactly_the_messages_of_an_uninterrupted_one(t
             spec, data_dir=tmp_path / "parts", emulator=emu, resume=True, **QUIET
         )
         assert second.status == "complete" and second.resumed
+        assert second.plan.already_sent == first.stats.sends
+        assert f"resuming: {first.stats.sends:,} already sent" in second.plan.text()
         assert first.stats.sends + second.stats.sends == 200
         assert emu.admin.stats()["ignoredReusedIds"] == 0  # nothing was ever sent twice
         truth = emu.admin.messages()

@@ -207,3 +207,22 @@ def test_the_plan_estimates_sms_with_the_emulator_model():
     assert plan_experiment(make_spec(fallback="none")).sms_estimate is None
     no_profile = make_spec(audience={"synthetic": 20})
     assert plan_experiment(no_profile).sms_estimate is None
+
+
+def test_read_outbox_sets_a_torn_line_aside(tmp_path, caplog):
+    from rbmtools.experiment import read_outbox
+
+    outbox = tmp_path / "outbox.jsonl"
+    good = (
+        '{"kind":"send","messageId":"m-1","phone":"+15550000001","agentId":"a",'
+        '"sendTime":"2026-11-25T10:00:00Z","status":200,"experiment":"t","arm":"x"}\n'
+    )
+    outbox.write_text(good + "not a record\n" + good.replace("m-1", "m-2") + '{"kind":"se')
+    records = read_outbox(outbox)
+    assert [r.message_id for r in records] == ["m-1", "m-2"]
+    assert "line 2 is not an outbox record" in caplog.text and "torn line" in caplog.text
+    assert outbox.read_text().endswith('{"kind":"se')  # reading alone changes nothing
+    assert len(read_outbox(outbox, repair=True)) == 2
+    assert outbox.read_text().endswith("}\n")
+    assert (tmp_path / "outbox.torn").read_text() == '{"kind":"se\n'
+    assert read_outbox(tmp_path / "missing.jsonl") == []
