@@ -10,6 +10,7 @@ from rbmtools.emulator.dispatch import Dispatcher, RegistrationError
 from rbmtools.emulator.handle import DEFAULT_AGENT_ID, Emulator
 from rbmtools.emulator.model import MessageState, PlatformModel
 from rbmtools.emulator.profiles import Profile, load_profile, profile_names
+from rbmtools.emulator.sms import SmsArrival, SmsSink
 
 __all__ = [
     "DEFAULT_AGENT_ID",
@@ -20,6 +21,8 @@ __all__ = [
     "PlatformModel",
     "Profile",
     "RegistrationError",
+    "SmsArrival",
+    "SmsSink",
     "VirtualClock",
     "load_profile",
     "profile_names",

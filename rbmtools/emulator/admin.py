@@ -4,7 +4,8 @@ Kept apart from the RBM API (no OAuth, JSON in and out, errors in Google's envel
 and steps the clock, registers the webhook (running the handshake), loads profiles, pins a
 phone's behaviour, adds testers, launches or unlaunches agents, injects API and webhook
 faults, trusts extra keys, resets, and reports stats and the list of messages with their
-states. ``rbmtools.emulator.AdminClient`` wraps every route for Python.
+states. ``/sms`` is the SMS sink: POST an SMS (``phone``, ``text``, ``messageId``), GET what
+arrived and when. ``rbmtools.emulator.AdminClient`` wraps every route for Python.
 """
 
 from __future__ import annotations
@@ -379,7 +380,28 @@ def add_admin_routes(app: web.Application, server: EmulatorServer) -> None:
         model.reset()
         dispatcher.clear()
         server.faults.clear()
+        server.sms.clear()
         return _ok({"reset": True, **clock_body()})
+
+    # ------------------------------------------------------------------ the SMS sink
+
+    @routes.get(f"{prefix}/sms")
+    async def list_sms(request: web.Request) -> web.Response:
+        phone = request.query.get("phone")
+        message_id = request.query.get("messageId")
+        found = server.sms.arrivals(None if phone is None else phone.replace(" ", "+"))
+        if message_id is not None:
+            found = [a for a in found if a.message_id == message_id]
+        return _ok({"arrivals": [a.to_dict() for a in found], "duplicates": server.sms.duplicates})
+
+    @routes.post(f"{prefix}/sms")
+    async def receive_sms(request: web.Request) -> web.Response:
+        data = await _json(request)
+        _only(data, {"phone", "text", "messageId"})
+        arrival, duplicate = server.sms.receive(
+            data.get("phone"), data.get("text"), data.get("messageId")
+        )
+        return _ok({"arrival": arrival.to_dict(), "duplicate": duplicate})
 
     @routes.get(f"{prefix}/stats")
     async def stats(request: web.Request) -> web.Response:

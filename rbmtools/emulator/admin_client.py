@@ -280,6 +280,20 @@ class AdminClient:
                 break
         return found
 
+    def sms(self, phone: str | None = None, message_id: str | None = None) -> list[dict[str, Any]]:
+        """The SMS that reached the sink (``phone``, ``messageId``, ``text``, ``arrivedAt``)."""
+        params = {"phone": None if phone is None else normalize_phone(phone)}
+        params["messageId"] = message_id
+        return self._call("GET", "/sms", params=params)["arrivals"]
+
+    def send_sms(self, phone: str, text: str, message_id: str | None = None) -> dict[str, Any]:
+        """Hand an SMS to the sink: ``{"arrival": {...}, "duplicate": bool}`` (a repeated
+        ``message_id`` is not delivered again)."""
+        body: dict[str, Any] = {"phone": phone, "text": text}
+        if message_id is not None:
+            body["messageId"] = message_id
+        return self._call("POST", "/sms", body)
+
     def message(self, message_id: str, agent_id: str | None = None) -> dict[str, Any] | None:
         """One message (None if the emulator does not know it)."""
         try:

@@ -7,6 +7,7 @@ thread with its own asyncio loop, and stop it cleanly. Tests, notebooks and the 
         emu.agent_id   # the agent id to use
         emu.clock      # .now() platform time, .speed
         emu.admin      # AdminClient: the admin surface as methods
+        emu.sms        # SmsSink: what fallback SMS arrived, and when
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rbmtools.emulator.auth import read_trusted_key
 from rbmtools.emulator.clock import VirtualClock
 from rbmtools.emulator.profiles import Profile
 from rbmtools.emulator.server import EmulatorServer
+from rbmtools.emulator.sms import SmsSink
 from rbmtools.errors import RbmError, ValidationError
 
 __all__ = ["DEFAULT_AGENT_ID", "Emulator"]
@@ -104,6 +106,11 @@ class Emulator:
     def clock(self) -> VirtualClock:
         """The platform clock (``now()``, ``speed``); safe to read from any thread."""
         return self._server.clock
+
+    @property
+    def sms(self) -> SmsSink:
+        """The SMS sink: fallback SMS arrive here, stamped with the platform clock."""
+        return self._server.sms
 
     @property
     def server(self) -> EmulatorServer:

@@ -33,6 +33,7 @@ from rbmtools.emulator.faults import ApiFault, ApiFaults
 from rbmtools.emulator.model import Answer, PlatformEvent, PlatformModel
 from rbmtools.emulator.profiles import Profile, load_profile
 from rbmtools.emulator.responses import error_answer, json_answer
+from rbmtools.emulator.sms import SmsSink
 from rbmtools.errors import ValidationError
 from rbmtools.wire import error_body, event_payload, format_timestamp, phone_from_path
 
@@ -103,6 +104,7 @@ class EmulatorServer:
         )
         self.issuer = TokenIssuer()
         self.faults = ApiFaults()
+        self.sms = SmsSink(self.clock.now)  # the SMS gateway stand-in for fallbacks
         self.calls: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.base_url: str | None = None
@@ -423,4 +425,5 @@ class EmulatorServer:
             "gcFreezes": self.gc_freezes,
             "tokens": {"issued": self.issuer.issued, "refused": self.issuer.refused},
             "webhook": self.dispatcher.stats(),
+            "sms": self.sms.stats(),
         }

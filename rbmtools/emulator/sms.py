@@ -155,6 +155,18 @@ class SmsSink:
                 self._file.flush()
             return arrival, False
 
+    def record(self, arrival: SmsArrival) -> bool:
+        """Keep an arrival stamped elsewhere (a mirror of another sink); False if its
+        messageId is already known."""
+        with self._lock:
+            if arrival.message_id is not None and arrival.message_id in self._by_message:
+                return False
+            self._keep(arrival)
+            if self._file is not None:
+                self._file.write(dumps_line(arrival.to_dict()))
+                self._file.flush()
+            return True
+
     def arrivals(self, phone: str | None = None) -> list[SmsArrival]:
         """Every arrival so far (for ``phone`` only, when given), in arrival order."""
         with self._lock:

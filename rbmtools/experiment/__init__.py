@@ -31,6 +31,7 @@ from rbmtools.experiment.runner import ExperimentRunner, RunStats
 from rbmtools.experiment.schedule import MirroredClock, PlatformClock, WallClock
 from rbmtools.experiment.sms import (
     CallableSmsSender,
+    EmulatorSmsSender,
     SinkSmsSender,
     SmsReceipt,
     SmsSender,
@@ -55,6 +56,7 @@ __all__ = [
     "ArmPlan",
     "Audience",
     "CallableSmsSender",
+    "EmulatorSmsSender",
     "ExperimentPlan",
     "ExperimentResult",
     "ExperimentRunner",

@@ -29,7 +29,7 @@ from rbmtools.experiment.assign import plan_messages
 from rbmtools.experiment.plan import ExperimentPlan, build_plan
 from rbmtools.experiment.runner import ExperimentRunner, RunStats
 from rbmtools.experiment.schedule import MirroredClock, PlatformClock, WallClock
-from rbmtools.experiment.sms import SinkSmsSender, SmsSender
+from rbmtools.experiment.sms import EmulatorSmsSender, SinkSmsSender, SmsSender
 from rbmtools.experiment.spec import ExperimentSpec, load_spec
 from rbmtools.wire import (
     FallbackRecord,
@@ -538,7 +538,7 @@ def _emulator_session(
             profile=spec.audience.profile or "default", speed=speed, seed=spec.seed, start=start
         )
         stack.enter_context(emu)
-        admin, clock = emu.admin, emu.clock
+        admin, clock, running = emu.admin, emu.clock, emu
         client = RbmClient.from_emulator(emu, outbox=writer, pool_size=pool)
         owned = True
     elif isinstance(emulator, str):
@@ -546,7 +546,7 @@ def _emulator_session(
             raise ValidationError(
                 "key_file", None, "attaching to an emulator by URL needs its service-account key"
             )
-        admin = AdminClient(emulator)
+        admin, running = AdminClient(emulator), None
         stack.callback(admin.close)
         clock = MirroredClock(admin)
         client = RbmClient.from_service_account_file(
@@ -559,16 +559,22 @@ def _emulator_session(
         )
         owned = False
     else:
-        admin, clock = emulator.admin, emulator.clock
+        admin, clock, running = emulator.admin, emulator.clock, emulator
         client = RbmClient.from_emulator(emulator, outbox=writer, pool_size=pool)
         owned = False
     stack.callback(client.close)
     if spec.audience.profile is not None and not owned:
         _use_profile(admin, spec.audience.profile)
     if sms is None:
-        sink = SmsSink(clock.now, paths.sms)
-        stack.callback(sink.close)
-        sms = SinkSmsSender(sink)
+        if running is None:  # the served emulator's sink, mirrored in the run folder
+            mirror = SmsSink(clock.now, paths.sms)
+            stack.callback(mirror.close)
+            sms = EmulatorSmsSender(admin, mirror)
+        else:  # the in-process emulator's own sink (emu.sms), logging to the run folder
+            sink = running.sms
+            sink.open_log(paths.sms)
+            stack.callback(sink.close)
+            sms = SinkSmsSender(sink)
     token = secrets.token_urlsafe(24)
     receiver = Receiver(paths.events, client_token=token, clock=clock.now)
     stack.enter_context(receiver)

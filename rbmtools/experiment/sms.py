@@ -4,7 +4,8 @@ The runner calls ``send_sms(phone, text, message_id=...)`` on any object that ha
 an ``SmsReceipt`` back: whether the provider accepted the SMS and when (platform time). Pass
 ``message_id`` on to the provider as its idempotency key or client reference when it has one:
 a resumed run may repeat an SMS whose receipt was lost in a crash, and the key makes the
-repeat harmless. Offline, ``SinkSmsSender`` hands SMS to the emulator's ``SmsSink``; a real
+repeat harmless. Offline, ``SinkSmsSender`` hands SMS to the emulator's ``SmsSink`` (``emu.sms``;
+``EmulatorSmsSender`` reaches the sink of an emulator served elsewhere); a real
 provider plugs in through ``CallableSmsSender`` (wrap the provider's "send" function) or any
 class of your own with a ``send_sms`` method. rbmtools ships no provider.
 """
@@ -22,6 +23,7 @@ from rbmtools.wire import utc_now
 
 __all__ = [
     "CallableSmsSender",
+    "EmulatorSmsSender",
     "SinkSmsSender",
     "SmsReceipt",
     "SmsSender",
@@ -67,6 +69,28 @@ class SinkSmsSender:
 
     def __repr__(self) -> str:
         return f"SinkSmsSender({self.sink!r})"
+
+
+class EmulatorSmsSender:
+    """Sends to the SMS sink of an emulator served elsewhere, through its admin surface
+    (``POST /emulator/v1/sms``); ``mirror``, when given, keeps a local copy of each arrival
+    (the run folder's ``sms.jsonl``)."""
+
+    def __init__(self, admin: Any, mirror: Any = None) -> None:
+        self.admin = admin
+        self.mirror = mirror
+
+    def send_sms(self, phone: str, text: str, *, message_id: str) -> SmsReceipt:
+        from rbmtools.emulator.sms import SmsArrival
+
+        answer = self.admin.send_sms(phone, text, message_id)
+        arrival = SmsArrival.from_dict(answer["arrival"])
+        if self.mirror is not None:
+            self.mirror.record(arrival)
+        return SmsReceipt(True, arrival.arrived_at, provider_id=message_id)
+
+    def __repr__(self) -> str:
+        return f"EmulatorSmsSender({self.admin!r})"
 
 
 class CallableSmsSender:

@@ -30,6 +30,7 @@ def test_three_ttl_arms_show_the_expected_ordering_through_the_analysis(tmp_path
     with Emulator(profile="flaky-network", speed=1200.0, seed=5) as emu:
         result = run_experiment(spec, data_dir=tmp_path, emulator=emu, **QUIET)
         truth = emu.admin.messages()
+        sink = {a.message_id: a for a in emu.sms.arrivals()}  # the emulator's SMS sink
     assert result.status == "complete"
     summary = result.summary.set_index("arm")
     assert list(summary.index) == ["ttl=60s", "ttl=600s", "ttl=3600s"]
@@ -52,8 +53,9 @@ def test_three_ttl_arms_show_the_expected_ordering_through_the_analysis(tmp_path
         revoked = logs.events_of(fallback.message_id, "TTL_EXPIRATION_REVOKED")
         assert revoked and revoked[0].send_time <= fallback.sent_at
         assert by_id[fallback.message_id]["deliveredTime"] is None
+        assert sink[fallback.message_id].arrived_at == fallback.sent_at
     sms_lines = result.sms.read_text().splitlines()
-    assert len(sms_lines) == len(logs.fallbacks) == sum(fallbacks)
+    assert len(sms_lines) == len(sink) == len(logs.fallbacks) == sum(fallbacks)
     assert result.stats.outcomes["fallback"] == sum(fallbacks)
     estimate = result.plan.sms_estimate  # the emulator model's prediction, before the run
     assert abs(estimate - sum(fallbacks)) <= 0.2 * sum(fallbacks), (estimate, fallbacks)

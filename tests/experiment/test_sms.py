@@ -9,7 +9,7 @@ import sms_adapters
 
 from rbmtools.emulator import VirtualClock
 from rbmtools.emulator.sms import SmsSink
-from rbmtools.errors import ValidationError
+from rbmtools.errors import ApiError, ValidationError
 from rbmtools.experiment import (
     CallableSmsSender,
     SinkSmsSender,
@@ -122,3 +122,32 @@ def test_load_sms_sender_accepts_functions_classes_factories_and_objects():
     ):
         with pytest.raises(ValidationError, match=problem):
             load_sms_sender(bad)
+
+
+def test_the_emulator_provides_the_sink_in_process_and_over_its_admin_surface(tmp_path):
+    from rbmtools.emulator import Emulator
+    from rbmtools.experiment import EmulatorSmsSender
+
+    with Emulator(speed=0.0, seed=1) as emu:
+        assert isinstance(emu.sms, SmsSink)
+        sent = emu.admin.send_sms("+15550000001", "Code 1", "m-1")
+        assert sent["duplicate"] is False
+        assert sent["arrival"]["arrivedAt"] == emu.admin.clock()["now"]  # the platform clock
+        emu.admin.advance("10m")
+        mirror = SmsSink(lambda: T0, tmp_path / "mirror.jsonl")
+        sender = EmulatorSmsSender(emu.admin, mirror)
+        receipt = sender.send_sms("+15550000002", "Code 2", message_id="m-2")
+        again = sender.send_sms("+15550000002", "Code 2", message_id="m-2")
+        assert again.at == receipt.at == emu.clock.now()  # the first arrival, kept
+        assert [a.message_id for a in emu.sms.arrivals()] == ["m-1", "m-2"]
+        assert [a["messageId"] for a in emu.admin.sms()] == ["m-1", "m-2"]
+        assert emu.admin.sms(phone="+15550000002")[0]["text"] == "Code 2"
+        assert emu.admin.sms(message_id="m-1")[0]["phone"] == "+15550000001"
+        assert emu.admin.stats()["sms"] == {"arrivals": 2, "duplicates": 1}
+        assert [a.message_id for a in mirror.arrivals()] == ["m-2"]  # mirrored once
+        assert mirror.arrival("m-2").arrived_at == receipt.at
+        with pytest.raises(ApiError) as caught:
+            emu.admin.send_sms("5550000003", "bad number")
+        assert caught.value.status == 400
+        emu.admin.reset()
+        assert emu.admin.sms() == [] and len(emu.sms) == 0
