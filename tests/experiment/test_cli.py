@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_spec
+from experiment_helpers import make_spec
 
 from rbmtools.cli import main
 

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import RunLogs, make_spec
+from experiment_helpers import RunLogs, make_spec
 
 from rbmtools.emulator import Emulator
 from rbmtools.experiment import plan_messages, run_experiment

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from conftest import RunLogs, make_spec
+from experiment_helpers import RunLogs, make_spec
 
 from rbmtools.emulator import Emulator
 from rbmtools.errors import RbmError, ValidationError

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import RunLogs, make_spec
+from experiment_helpers import RunLogs, make_spec
 
 from rbmtools.emulator import Emulator
 from rbmtools.errors import ApiError, ValidationError

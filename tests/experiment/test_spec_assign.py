@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from conftest import make_spec
+from experiment_helpers import make_spec
 
 from rbmtools.errors import ValidationError
 from rbmtools.experiment import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import make_spec
+from experiment_helpers import make_spec
 
 from rbmtools.emulator import Emulator, VirtualClock
 from rbmtools.experiment import FallbackPolicy, MessageFacts, MirroredClock, Outcome, next_step

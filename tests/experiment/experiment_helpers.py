@@ -1,12 +1,10 @@
-"""Shared helpers for the experiment tests: small specs and readers of a run's logs."""
+"""Helpers for the experiment tests: small specs and a reader of a run folder's logs."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from rbmtools.experiment import ExperimentSpec, read_outbox
 from rbmtools.webhook import read_events
@@ -32,11 +30,6 @@ def make_spec(**changes: Any) -> ExperimentSpec:
     }
     data.update(changes)
     return ExperimentSpec.from_dict(data)
-
-
-@pytest.fixture
-def spec_factory():
-    return make_spec
 
 
 class RunLogs:
@@ -66,8 +59,3 @@ class RunLogs:
             for e in self.events
             if e.event.message_id == message_id and getattr(e.event, "event_type", "") == kind
         ]
-
-
-@pytest.fixture
-def run_logs():
-    return RunLogs
