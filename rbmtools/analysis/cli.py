@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -87,13 +88,15 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             daily=bool(args.html),
         )
-        if args.json:
-            json.dump(analysis.to_dict(), sys.stdout, indent=2)
-            sys.stdout.write("\n")
-        elif args.html:
+        if args.html:
             with open(args.html, "w", encoding="utf-8") as handle:
                 handle.write(analysis.to_html())
             print(f"wrote {args.html}", file=sys.stderr)
-        else:
-            sys.stdout.write(analysis.to_text())
+            return 0
+        text = json.dumps(analysis.to_dict(), indent=2) + "\n" if args.json else analysis.to_text()
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into `head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
