@@ -22,7 +22,8 @@ CONDA_TO_PYPI = {"python-duckdb": "duckdb"}
 
 def _pyproject_requirements() -> dict[str, SpecifierSet]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    lines = list(project["dependencies"]) + list(project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    lines = list(project["dependencies"]) + list(extras["test"]) + list(extras["lab"])
     return {Requirement(line).name.lower(): Requirement(line).specifier for line in lines}
 
 
