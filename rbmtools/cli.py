@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rbmtools import __version__
 from rbmtools.errors import RbmError, ValidationError
 
-__all__ = ["COMMAND_MODULES", "EXIT_FAILURE", "EXIT_NO", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = [
+    "CLIENT_TOKEN_ENV",
+    "COMMAND_MODULES",
+    "EXIT_FAILURE",
+    "EXIT_NO",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "add_client_token_arguments",
+    "main",
+    "resolve_client_token",
+]
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
@@ -29,6 +41,44 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rbmtools.analysis.cli",
     "rbmtools.experiment.cli",
 )
+
+
+#: The environment variable that may hold a webhook's clientToken.
+CLIENT_TOKEN_ENV = "RBM_CLIENT_TOKEN"  # noqa: S105 (the variable's name, not a secret)
+
+
+def add_client_token_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--client-token`` / ``--client-token-file``, for commands that sign or verify webhooks."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--client-token",
+        help=f"the webhook's clientToken (visible in ps: prefer --client-token-file or "
+        f"{CLIENT_TOKEN_ENV}; never printed)",
+    )
+    group.add_argument(
+        "--client-token-file",
+        type=Path,
+        metavar="FILE",
+        help="read the clientToken from this file (surrounding whitespace is ignored)",
+    )
+
+
+def resolve_client_token(args: argparse.Namespace) -> str | None:
+    """The clientToken from the flag, the file or ``RBM_CLIENT_TOKEN`` (in that order)."""
+    if args.client_token is not None:
+        token = args.client_token
+    elif args.client_token_file is not None:
+        try:
+            token = args.client_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValidationError(
+                "--client-token-file", str(args.client_token_file), f"cannot be read ({exc})"
+            ) from None
+    else:
+        token = os.environ.get(CLIENT_TOKEN_ENV)
+    if token is not None and not token.strip():
+        raise ValidationError("clientToken", "<hidden>", "is empty")
+    return token
 
 
 def build_parser() -> argparse.ArgumentParser:

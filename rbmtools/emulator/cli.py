@@ -21,17 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rbmtools.cli import CLIENT_TOKEN_ENV, add_client_token_arguments, resolve_client_token
 from rbmtools.emulator.admin_client import AdminClient
 from rbmtools.emulator.auth import TOKEN_PATH, generate_key_file, read_trusted_key
 from rbmtools.emulator.dispatch import RegistrationError
 from rbmtools.emulator.profiles import profile_names
 from rbmtools.emulator.server import EmulatorServer
-from rbmtools.errors import ApiError, ValidationError
+from rbmtools.errors import ApiError
 
 __all__ = ["default_key_file", "register"]
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILURE = 0, 2, 3
-TOKEN_ENV = "RBM_CLIENT_TOKEN"  # noqa: S105 (the variable's name)
 
 
 def default_key_file() -> Path:
@@ -92,19 +92,7 @@ def register(subparsers: Any) -> None:
         "--legacy-revoke", action="store_true", help="revoke always answers 200 (older API)"
     )
     serve.add_argument("--webhook", default=None, metavar="URL", help="webhook to register")
-    serve.add_argument(
-        "--client-token",
-        default=None,
-        help=f"the webhook's clientToken (visible in ps; prefer {TOKEN_ENV} or "
-        "--client-token-file; never printed)",
-    )
-    serve.add_argument(
-        "--client-token-file",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="read the clientToken from this file (surrounding whitespace is ignored)",
-    )
+    add_client_token_arguments(serve)
     serve.add_argument(
         "--register-timeout",
         type=float,
@@ -235,23 +223,12 @@ def _banner(
     print("\n".join(lines), flush=True)
 
 
-def _client_token(args: argparse.Namespace) -> str | None:
-    if args.client_token_file is not None:
-        try:
-            return args.client_token_file.read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
-            raise ValidationError(
-                "--client-token-file", str(args.client_token_file), f"cannot be read ({exc})"
-            ) from None
-    return args.client_token or os.environ.get(TOKEN_ENV) or None
-
-
 def _serve(args: argparse.Namespace) -> int:
-    token = _client_token(args)
+    token = resolve_client_token(args)
     if args.webhook and not token:
         print(
             "rbmtools: --webhook needs the webhook's clientToken (--client-token-file, "
-            f"{TOKEN_ENV} or --client-token)",
+            f"{CLIENT_TOKEN_ENV} or --client-token)",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -11,12 +11,12 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from rbmtools.cli import CLIENT_TOKEN_ENV, add_client_token_arguments, resolve_client_token
 from rbmtools.errors import ValidationError
 from rbmtools.webhook.reader import follow
 from rbmtools.webhook.receiver import DEFAULT_HOST, DEFAULT_MAX_BODY, ReceiverServer
@@ -25,7 +25,6 @@ from rbmtools.wire import LoggedEvent, UserMessage, format_timestamp
 
 __all__ = ["register"]
 
-TOKEN_ENV = "RBM_CLIENT_TOKEN"  # noqa: S105 (the variable name, not a secret)
 EXIT_OK, EXIT_FAILURE = 0, 3
 
 
@@ -57,15 +56,7 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--log-dir", type=Path, default=Path("data/events"), help="default data/events"
     )
-    token = serve.add_mutually_exclusive_group()
-    token.add_argument(
-        "--client-token",
-        help="the webhook's clientToken (visible to ps: prefer --client-token-file or "
-        f"{TOKEN_ENV})",
-    )
-    token.add_argument(
-        "--client-token-file", type=Path, help="a file holding the clientToken (one line)"
-    )
+    add_client_token_arguments(serve)
     serve.add_argument(
         "--no-verify",
         action="store_true",
@@ -110,32 +101,14 @@ def register(subparsers: Any) -> None:
 # ------------------------------------------------------------------------------ serve
 
 
-def resolve_token(args: argparse.Namespace) -> str | None:
-    """The clientToken from the flag, the file, or the environment (in that order)."""
-    if args.client_token is not None:
-        token = args.client_token
-    elif args.client_token_file is not None:
-        try:
-            token = args.client_token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValidationError(
-                "--client-token-file", str(args.client_token_file), f"cannot be read ({exc})"
-            ) from None
-    else:
-        token = os.environ.get(TOKEN_ENV)
-    if token is not None and not token.strip():
-        raise ValidationError("clientToken", "<hidden>", "is empty")
-    return token
-
-
 def run_serve(args: argparse.Namespace) -> int:
-    token = resolve_token(args)
+    token = resolve_client_token(args)
     verify = not args.no_verify
     if verify and token is None:
         raise ValidationError(
             "clientToken",
             None,
-            f"is required: give --client-token-file, {TOKEN_ENV} or --client-token "
+            f"is required: give --client-token-file, {CLIENT_TOKEN_ENV} or --client-token "
             "(or --no-verify to replay trusted captures)",
         )
     server = ReceiverServer(
