@@ -6,6 +6,32 @@ hour the recipient waits (``wait_cost_per_hour``), a delivery after the ``deadli
 (``stale_cost``), a message that arrives twice when the revoke raced with delivery
 (``duplicate_cost``), and, without fallback, a message that never arrives (``lost_cost``).
 Costs are in one currency of your choice; durations accept ``"5s"``, ``"10m"``, ``"2h"``, seconds.
+
+``DEFAULT_POLICIES``, in one notional currency unit (think euros), every number explained:
+
+``otp`` (one-time passwords, AUTHENTICATION traffic): an RBM message costs 0.02 and an A2P
+SMS 0.05, typical list prices; the SMS lands about 5 s after it is sent. The user is staring
+at a login screen, so waiting costs 3.00 an hour (0.05 a minute: one minute of waiting is
+worth one SMS, roughly the abandonment risk). Codes are typically valid for 5 minutes, so a
+delivery after 5 min is stale and costs 0.10 (a confused user retries: about two SMS). Two
+copies of the same code cost 0.01 (mild confusion). Fallback is on; ``lost_cost`` 1.00 (a
+failed login) only applies if you turn fallback off.
+
+``transaction`` (confirmations, receipts, bank notifications): same channel prices; the SMS
+takes about 10 s. The user is not waiting actively, so an hour of delay costs 0.10. After
+1 hour the notification has lost its point (stale, 0.02). A duplicate costs 0.02 (a second
+copy of a receipt looks like a second charge to some users). Fallback on; 0.50 if lost.
+
+``promo`` (PROMOTION traffic): rich RBM cards cost more, 0.03; an SMS would be 0.04 and arrive
+in about 30 s. Promotions tolerate hours: waiting costs 0.002 an hour. After 24 hours the offer
+has usually ended: a stale promotion costs 0.05 (annoyance, unsubscribes). Sending a promotion
+twice costs 0.05 for the same reason. No SMS fallback for marketing; a promotion that never
+arrives loses its expected margin, 0.10 (a 2 % conversion on a 5.00 margin).
+
+``alert`` (fraud and security alerts, outage warnings): 0.02 / 0.05 per RBM / SMS, SMS in about
+5 s. Every minute of delay lets a fraud run on, so waiting costs 6.00 an hour (0.10 a minute).
+After 2 minutes the alert is late: stale costs 0.20. A duplicate alert is acceptable (0.00).
+Fallback on; a lost alert would cost 5.00 (a missed fraud), used only without fallback.
 """
 
 from __future__ import annotations
@@ -13,7 +39,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import yaml
@@ -91,31 +117,7 @@ class CostPolicy:
         return self.wait_cost_per_hour * seconds / 3600.0
 
 
-#: Default policies, in one notional currency unit (think euros). Every number explained:
-#:
-#: ``otp`` (one-time passwords, AUTHENTICATION traffic): an RBM message costs 0.02 and an A2P
-#: SMS 0.05, typical list prices; the SMS lands about 5 s after it is sent. The user is staring
-#: at a login screen, so waiting costs 3.00 an hour (0.05 a minute: one minute of waiting is
-#: worth one SMS, roughly the abandonment risk). Codes are typically valid for 5 minutes, so a
-#: delivery after 5 min is stale and costs 0.10 (a confused user retries: about two SMS). Two
-#: copies of the same code cost 0.01 (mild confusion). Fallback is on; ``lost_cost`` 1.00 (a
-#: failed login) only applies if you turn fallback off.
-#:
-#: ``transaction`` (confirmations, receipts, bank notifications): same channel prices; the SMS
-#: takes about 10 s. The user is not waiting actively, so an hour of delay costs 0.10. After
-#: 1 hour the notification has lost its point (stale, 0.02). A duplicate costs 0.02 (a second
-#: copy of a receipt looks like a second charge to some users). Fallback on; 0.50 if lost.
-#:
-#: ``promo`` (PROMOTION traffic): rich RBM cards cost more, 0.03; an SMS would be 0.04 and arrive
-#: in about 30 s. Promotions tolerate hours: waiting costs 0.002 an hour. After 24 hours the offer
-#: has usually ended: a stale promotion costs 0.05 (annoyance, unsubscribes). Sending a promotion
-#: twice costs 0.05 for the same reason. No SMS fallback for marketing; a promotion that never
-#: arrives loses its expected margin, 0.10 (a 2 % conversion on a 5.00 margin).
-#:
-#: ``alert`` (fraud and security alerts, outage warnings): 0.02 / 0.05 per RBM / SMS, SMS in about
-#: 5 s. Every minute of delay lets a fraud run on, so waiting costs 6.00 an hour (0.10 a minute).
-#: After 2 minutes the alert is late: stale costs 0.20. A duplicate alert is acceptable (0.00).
-#: Fallback on; a lost alert would cost 5.00 (a missed fraud), used only without fallback.
+#: The default policy of each use case; the module docstring explains every number.
 DEFAULT_POLICIES: dict[str, CostPolicy] = {
     "otp": CostPolicy(
         rcs_cost=0.02,
@@ -202,11 +204,3 @@ def load_policies(path: str | os.PathLike[str]) -> dict[str, CostPolicy]:
             "policy", os.fspath(path), f"is not valid YAML or JSON ({exc})"
         ) from None
     return resolve_policies(data if data is not None else {})
-
-
-def with_changes(policy: CostPolicy, **changes: Any) -> CostPolicy:
-    """A copy of ``policy`` with some fields changed (durations accepted as strings)."""
-    for key in _DURATIONS:
-        if key in changes:
-            changes[key] = duration_seconds(changes[key], key)
-    return replace(policy, **changes)
