@@ -3,25 +3,12 @@
 The public API is re-exported here; ``rbmtools.wire`` holds the protocol itself.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING
 
-from rbmtools.client import (
-    AgentEventResult,
-    OutboxWriter,
-    RbmClient,
-    RetryPolicy,
-    RevokeResult,
-    SendResult,
-    default_client,
-    revoke,
-    send,
-    set_default_client,
-)
-from rbmtools.emulator import Emulator
 from rbmtools.errors import ApiError, AuthError, RbmError, SignatureError, ValidationError
-from rbmtools.experiment import ExperimentResult, ExperimentSpec, run_experiment
-from rbmtools.webhook import Receiver, follow, read_events
 from rbmtools.wire import (
     EventType,
     ShortExpiryWarning,
@@ -39,19 +26,70 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-# The analysis loads DuckDB, lifelines and statsmodels: imported on first use only.
-_ANALYSIS_EXPORTS = {"CostPolicy": "CostPolicy", "analyze": "analyze", "load_logs": "load"}
+# Everything but the errors and the protocol is imported on first use: the subsystems pull in
+# aiohttp, pandas, DuckDB, lifelines and statsmodels, and most commands need only one of them.
+_LAZY_EXPORTS: dict[str, tuple[str, str]] = {
+    **{
+        name: ("rbmtools.client", name)
+        for name in (
+            "AgentEventResult",
+            "OutboxWriter",
+            "RbmClient",
+            "RetryPolicy",
+            "RevokeResult",
+            "SendResult",
+            "default_client",
+            "revoke",
+            "send",
+            "set_default_client",
+        )
+    },
+    "Emulator": ("rbmtools.emulator", "Emulator"),
+    "Receiver": ("rbmtools.webhook", "Receiver"),
+    "follow": ("rbmtools.webhook", "follow"),
+    "read_events": ("rbmtools.webhook", "read_events"),
+    "ExperimentResult": ("rbmtools.experiment", "ExperimentResult"),
+    "ExperimentSpec": ("rbmtools.experiment", "ExperimentSpec"),
+    "run_experiment": ("rbmtools.experiment", "run_experiment"),
+    "CostPolicy": ("rbmtools.analysis", "CostPolicy"),
+    "analyze": ("rbmtools.analysis", "analyze"),
+    "load_logs": ("rbmtools.analysis", "load"),
+}
 
 
 def __getattr__(name: str) -> object:
-    if name in _ANALYSIS_EXPORTS:
-        from rbmtools import analysis
+    """Import a lazily exported name on first use (PEP 562) and keep it."""
+    try:
+        module_name, attribute = _LAZY_EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'rbmtools' has no attribute {name!r}") from None
+    value = getattr(import_module(module_name), attribute)
+    globals()[name] = value
+    return value
 
-        value = getattr(analysis, _ANALYSIS_EXPORTS[name])
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rbmtools' has no attribute {name!r}")
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_EXPORTS))
+
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from rbmtools.analysis import CostPolicy, analyze
+    from rbmtools.analysis import load as load_logs
+    from rbmtools.client import (
+        AgentEventResult,
+        OutboxWriter,
+        RbmClient,
+        RetryPolicy,
+        RevokeResult,
+        SendResult,
+        default_client,
+        revoke,
+        send,
+        set_default_client,
+    )
+    from rbmtools.emulator import Emulator
+    from rbmtools.experiment import ExperimentResult, ExperimentSpec, run_experiment
+    from rbmtools.webhook import Receiver, follow, read_events
 
 __all__ = [
     "AgentEventResult",
