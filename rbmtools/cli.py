@@ -40,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rbmtools.emulator.cli",
     "rbmtools.analysis.cli",
     "rbmtools.experiment.cli",
+    "rbmtools.logs.cli",
 )
 
 
