@@ -28,6 +28,7 @@ from rbmtools.client import RbmClient, RetryPolicy
 from rbmtools.client.bulk import run_rows
 from rbmtools.emulator import Emulator
 from rbmtools.emulator.admin_client import AdminClient
+from rbmtools.experiment.schedule import MirroredClock
 
 TARGET = 800.0
 PHONES = [f"+1555000{i:04d}" for i in range(200)]
@@ -66,8 +67,9 @@ def separate_process():
                         message = proc.stderr.read().decode() if proc.stderr else ""
                         raise RuntimeError(message) from None
                     time.sleep(0.2)
+            # the platform clock mirrored locally (one clock read every few seconds, not per call)
             yield SimpleNamespace(base_url=base, key_file=key, agent_id="bench-agent",
-                                  admin=admin, clock=SimpleNamespace(now=admin.now))  # fmt: skip
+                                  admin=admin, clock=MirroredClock(admin))  # fmt: skip
         finally:
             proc.terminate()
             proc.wait(timeout=30)
