@@ -1,0 +1,62 @@
+"""The Spark engine reads logs into the same relations as DuckDB, line for line."""
+
+from __future__ import annotations
+
+import pytest
+
+from rbmtools.analysis import sql
+from rbmtools.analysis.engine import DuckDBEngine
+from rbmtools.analysis.inputs import resolve_paths
+
+from .spark_logs import MALFORMED_LINES, event_rows, outbox_rows, write_mixed_logs
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    return write_mixed_logs(tmp_path_factory.mktemp("mixed"))
+
+
+@pytest.fixture(scope="module")
+def duck(mixed):
+    engine = DuckDBEngine(threads=1)
+    engine.register_logs(resolve_paths(mixed[0], "events"), resolve_paths(mixed[1], "outbox"))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def sparked(spark_engine, mixed):
+    spark_engine.register_logs(
+        spark_engine.resolve(mixed[0], "events"), spark_engine.resolve(mixed[1], "outbox")
+    )
+    return spark_engine
+
+
+def test_event_lines_become_the_same_rows(duck, sparked):
+    ours, theirs = event_rows(sparked), event_rows(duck)
+    assert len(ours) == len(theirs) >= 40
+    assert ours.to_dict("records") == theirs.to_dict("records")
+
+
+def test_outbox_records_become_the_same_rows(duck, sparked):
+    assert outbox_rows(sparked).to_dict("records") == outbox_rows(duck).to_dict("records")
+
+
+def test_facts_and_load_report_agree(duck, sparked):
+    duck.create_table("rbm_facts", sql.FACTS)
+    sparked.create_table("rbm_facts", sql.FACTS)
+    ours, theirs = sparked.row(sql.LOAD_REPORT), duck.row(sql.LOAD_REPORT)
+    assert ours == theirs
+    assert ours["malformed"] == len(MALFORMED_LINES) + 3  # + bad push time, two bad pushes
+    assert ours["outbox_malformed"] == 2 and ours["unknown_messages"] == 1
+
+
+def test_malformed_lines_are_found_with_their_line_numbers(duck, sparked, mixed):
+    files = sorted(str(p) for p in mixed[0].rglob("events-*"))
+    for path in files:
+        assert list(sparked.bad_rows(path, "events")) == list(duck.bad_rows(path, "events"))
+    bad = list(sparked.bad_rows(files[1], "events"))
+    assert [text for _, text in bad][-len(MALFORMED_LINES) - 2 : -2] == MALFORMED_LINES
+    outbox = list(sparked.bad_rows(str(mixed[1]), "outbox"))
+    assert [text for _, text in outbox] == ['{"kind": "send", "messageId": "no-time"}', "garbage"]
+    assert outbox == list(duck.bad_rows(str(mixed[1]), "outbox"))
