@@ -50,6 +50,21 @@ def _paren(node: exp.Expression) -> exp.Expression:
     return exp.Paren(this=node)
 
 
+def _bottom_up(
+    tree: exp.Expression, rewrite: Callable[[exp.Expression], exp.Expression]
+) -> exp.Expression:
+    """Apply ``rewrite`` to every node, children before their parent, so a rewritten node
+    is built from rewritten parts (``GREATEST(LEAST(...), 0)`` has both rewritten)."""
+    for node in reversed(list(tree.walk())):
+        new = rewrite(node)
+        if new is not node:
+            if node is tree:
+                tree = new
+            else:
+                node.replace(new)
+    return tree
+
+
 # ------------------------------------------------------------------------------ Spark
 
 
@@ -93,8 +108,7 @@ def _is_decimal(text: str) -> bool:
 
 
 def _spark(tree: exp.Expression) -> exp.Expression:
-    # Literals inside a CAST to a type are left alone (they are already typed).
-    return tree.transform(_spark_node)
+    return _bottom_up(tree, _spark_node)
 
 
 # ------------------------------------------------------------------------------ BigQuery
@@ -208,7 +222,7 @@ def _qualify_group_by(select: exp.Select) -> None:
 def _bigquery(tree: exp.Expression) -> exp.Expression:
     for select in list(tree.find_all(exp.Select)):
         _qualify_group_by(select)
-    return tree.transform(_bigquery_node)
+    return _bottom_up(tree, _bigquery_node)
 
 
 def type_sql(kind: str, dialect: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rbmtools.analysis import sql
-from rbmtools.analysis.dialects import Macro, struct_fields, transpile
+from rbmtools.analysis.dialects import Macro, struct_fields, transpile, type_sql
 from rbmtools.analysis.schema import validate_by
 from rbmtools.errors import ValidationError
 
@@ -28,13 +28,6 @@ __all__ = ["EXPORT_DIALECTS", "analysis_script", "table_schema"]
 
 #: Dialects ``analysis_script`` writes.
 EXPORT_DIALECTS: tuple[str, ...] = ("bigquery", "spark")
-
-_BIGQUERY_TYPES = {
-    "VARCHAR": "STRING",
-    "TIMESTAMPTZ": "TIMESTAMP",
-    "BOOLEAN": "BOOLEAN",
-    "INTEGER": "INTEGER",
-}
 
 
 def _columns(log: str) -> dict[str, str]:
@@ -48,7 +41,7 @@ def _columns(log: str) -> dict[str, str]:
 def _bigquery_field(name: str, kind: str) -> dict[str, Any]:
     fields = struct_fields(kind)
     if fields is None:
-        return {"name": name, "type": _BIGQUERY_TYPES[kind], "mode": "NULLABLE"}
+        return {"name": name, "type": type_sql(kind, "bigquery"), "mode": "NULLABLE"}
     return {
         "name": name,
         "type": "RECORD",
