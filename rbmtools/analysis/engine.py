@@ -76,7 +76,10 @@ class DuckDBEngine:
             temp_directory = self._tmp.name
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(f"SET temp_directory = {_quote(temp_directory)}")
-        self.con.execute("SET enable_progress_bar = false")
+        # Inside Jupyter, DuckDB starts with the bar off and refuses any change of the setting
+        # without ipywidgets: set it only when it is on.
+        if self.con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]:
+            self.con.execute("SET enable_progress_bar = false")
         # Results are ordered explicitly where order matters; not preserving the order of
         # large intermediate results saves memory and time.
         self.con.execute("SET preserve_insertion_order = false")
