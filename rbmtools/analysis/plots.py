@@ -98,8 +98,9 @@ def revoke_success_plot(analysis: Analysis) -> Figure:
                 continue
             xs.append(i + offset)
             rates.append(rate)
-            errors[0].append(rate - lo)
-            errors[1].append(hi - rate)
+            # at a rate of 0 or 1 the interval's edge may miss the rate by a rounding error
+            errors[0].append(max(rate - lo, 0.0))
+            errors[1].append(max(hi - rate, 0.0))
         if xs:
             ax.errorbar(xs, rates, yerr=errors, fmt="o", capsize=3, label=method)
     ax.set_xticks(
