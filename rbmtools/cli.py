@@ -41,6 +41,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rbmtools.analysis.cli",
     "rbmtools.experiment.cli",
     "rbmtools.logs.cli",
+    "rbmtools.notebook.cli",
 )
 
 

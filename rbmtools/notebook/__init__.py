@@ -1,0 +1,69 @@
+"""Notebooks as reports, and the helpers the notebooks in ``notebooks/`` call.
+
+``run(notebook, parameters, output_dir)`` executes a notebook with papermill (the values go
+after its cell tagged ``parameters``) and writes the executed ``.ipynb`` and an HTML report
+with the code hidden, under UTC-timestamped names; a failing cell raises ``NotebookError``
+naming the cell, and the executed notebook is kept. ``rbmtools report`` is its command line.
+The notebooks hold no logic: sessions, windows, tables and texts live here, tested.
+
+Names are imported on first use, so ``rbmtools --help`` does not load papermill or pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "as_table": "display",
+    "human_seconds": "display",
+    "markdown": "display",
+    "setup": "display",
+    "NotebookError": "execute",
+    "NotebookRun": "execute",
+    "notebook_parameters": "execute",
+    "render_html": "execute",
+    "run": "execute",
+    "experiment_analysis": "experiments",
+    "experiment_spec": "experiments",
+    "sms_sender": "experiments",
+    "NOTEBOOKS": "paths",
+    "find_path": "paths",
+    "project_root": "paths",
+    "resolve_notebook": "paths",
+    "sample_dir": "paths",
+    "Session": "session",
+    "open_session": "session",
+    "revoke_summary": "session",
+    "compare_windows": "tables",
+    "cost_policies": "tables",
+    "daily_table": "tables",
+    "detail_links": "tables",
+    "headline": "tables",
+    "overview": "tables",
+    "policy_table": "tables",
+    "read_table": "tables",
+    "save_table": "tables",
+    "support_caveats": "tables",
+    "ttl_recommendations": "tables",
+    "Window": "windows",
+    "load_window": "windows",
+    "parse_instant": "windows",
+    "restrict": "windows",
+    "scheduled_windows": "windows",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rbmtools.notebook' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"rbmtools.notebook.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,89 @@
+"""``rbmtools report``: run a notebook with parameters and keep it as a report.
+
+    rbmtools report ttl_tuning -p bootstrap 100 -f params.yaml --html -o reports/
+
+The notebook (a path, or a name from ``notebooks/``) runs in a fresh kernel under papermill;
+the executed notebook, and with ``--html`` an HTML report with the code hidden, are written
+under timestamped names in the output folder and their paths printed. A failing cell is
+reported in one line naming the cell (exit code 3), and the executed notebook is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``report`` subcommand."""
+    parser = subparsers.add_parser(
+        "report",
+        help="run a notebook with parameters (papermill) and write it as a report",
+        description=(
+            "Run a notebook in a fresh kernel with parameters (papermill) and write the "
+            "executed notebook, and with --html an HTML report with the code hidden, under "
+            "timestamped names. NOTEBOOK is a path or the name of a notebook in notebooks/ "
+            "(adhoc_revoke, revoke_experiment, webhook_log_analysis, ttl_tuning, "
+            "scheduled_report). Exit code 3 when a cell fails (the executed notebook is kept)."
+        ),
+    )
+    parser.add_argument("notebook", metavar="NOTEBOOK", help="notebook path or name")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        default=[],
+        help="a parameter (repeatable); VALUE is read as JSON when it is JSON "
+        '(50, true, null, ["a","b"]) and as text otherwise (10m, data/events)',
+    )
+    parser.add_argument(
+        "-f", "--parameters-file", metavar="FILE", help="YAML or JSON file of parameters"
+    )
+    parser.add_argument("--html", action="store_true", help="also write the HTML report")
+    parser.add_argument(
+        "-o",
+        "--output-dir",
+        default="reports",
+        metavar="DIR",
+        help="where the executed notebook and the report go (default: reports/)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="limit for each cell (default: none)"
+    )
+    parser.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's)")
+    parser.add_argument(
+        "--list-parameters",
+        action="store_true",
+        help="print the notebook's parameters and their defaults, and run nothing",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rbmtools.notebook.execute import notebook_parameters
+    from rbmtools.notebook.execute import run as run_notebook
+    from rbmtools.notebook.params import merge_parameters
+
+    if args.list_parameters:
+        for name, default in notebook_parameters(args.notebook).items():
+            print(f"{name} = {default}")
+        return 0
+    parameters = merge_parameters(args.parameters_file, [tuple(p) for p in args.parameter])
+    result = run_notebook(
+        args.notebook,
+        parameters,
+        args.output_dir,
+        html=args.html,
+        kernel_name=args.kernel,
+        timeout=args.timeout,
+        progress=sys.stderr.isatty(),
+    )
+    print(result.executed)
+    if result.html is not None:
+        print(result.html)
+    return 0

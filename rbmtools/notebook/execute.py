@@ -1,0 +1,219 @@
+"""Running a notebook as a report: papermill executes it, nbconvert renders it to HTML.
+
+papermill injects the parameters after the cell tagged ``parameters`` and runs every cell in a
+fresh kernel; the executed notebook is written whatever happens, so a failure can be inspected.
+The HTML report hides the code (and stderr: progress bars, warnings) and keeps the text, tables
+and figures. Output names carry a UTC timestamp, so a scheduled job never overwrites last
+week's report. A failing cell becomes one short ``NotebookError`` naming the cell.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from rbmtools.errors import RbmError, ValidationError
+from rbmtools.notebook.paths import resolve_notebook
+
+__all__ = [
+    "NotebookError",
+    "NotebookRun",
+    "notebook_parameters",
+    "render_html",
+    "run",
+    "timestamped",
+]
+
+_MAX_ERROR_TEXT = 300
+
+
+class NotebookError(RbmError):
+    """A cell of a notebook failed. ``cell`` names it (``In [5]``, its first line), ``error``
+    is the exception's type and message, ``executed`` the notebook kept for inspection."""
+
+    def __init__(self, notebook: str, cell: str, error: str, executed: Path) -> None:
+        self.notebook = notebook
+        self.cell = cell
+        self.error = error
+        self.executed = executed
+        super().__init__(
+            f"{notebook}: cell {cell} failed: {error}\nthe executed notebook is kept at {executed}"
+        )
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """A notebook run: the source, the executed notebook, the HTML report (if rendered), the
+    parameters it was given and how long it took (real seconds)."""
+
+    notebook: Path
+    executed: Path
+    html: Path | None
+    parameters: dict[str, Any] = field(repr=False)
+    seconds: float
+
+    def __str__(self) -> str:
+        shown = self.html if self.html is not None else self.executed
+        return f"{self.notebook.name} -> {shown} ({self.seconds:.1f} s)"
+
+
+def _ipc_kernel_manager() -> type:
+    """A kernel manager that talks to the kernel over local sockets instead of TCP ports."""
+    from jupyter_client.manager import KernelManager
+    from traitlets import default
+
+    class LocalKernelManager(KernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc" if os.name == "posix" else "tcp"
+
+    return LocalKernelManager
+
+
+def notebook_parameters(notebook: str | os.PathLike[str]) -> dict[str, str]:
+    """The parameters a notebook declares (name -> default, as written in its cell tagged
+    ``parameters``)."""
+    import papermill
+
+    path = resolve_notebook(notebook)
+    found = papermill.inspect_notebook(str(path))
+    return {name: info["default"] for name, info in found.items()}
+
+
+def _plain(value: Any, name: str) -> Any:
+    """A value papermill can write as Python source: paths and dates become strings."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_plain(v, name) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, name) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValidationError(
+        f"parameters.{name}", value, "must be a string, number, boolean, None, list or mapping"
+    )
+
+
+def timestamped(directory: Path, stem: str, suffix: str, when: datetime | None = None) -> Path:
+    """``directory/<stem>-<UTC timestamp><suffix>``, with ``-2``, ``-3``... if taken."""
+    stamp = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    candidate = directory / f"{stem}-{stamp}{suffix}"
+    number = 2
+    while candidate.exists():
+        candidate = directory / f"{stem}-{stamp}-{number}{suffix}"
+        number += 1
+    return candidate
+
+
+def _first_line(source: str) -> str:
+    for line in source.splitlines():
+        if line.strip():
+            text = line.strip()
+            return text if len(text) <= 60 else text[:57] + "..."
+    return "(empty cell)"
+
+
+def _failure(notebook: Path, error: Any, executed: Path) -> NotebookError:
+    count = getattr(error, "exec_count", None)
+    label = f"In [{count}]" if count is not None else f"#{getattr(error, 'cell_index', '?')}"
+    cell = f'{label} ("{_first_line(getattr(error, "source", "") or "")}")'
+    text = str(getattr(error, "evalue", "") or "").strip().splitlines()
+    message = text[0] if text else ""
+    if len(message) > _MAX_ERROR_TEXT:
+        message = message[: _MAX_ERROR_TEXT - 3] + "..."
+    name = getattr(error, "ename", type(error).__name__)
+    return NotebookError(notebook.name, cell, f"{name}: {message}" if message else name, executed)
+
+
+def run(
+    notebook: str | os.PathLike[str],
+    parameters: Mapping[str, Any] | None = None,
+    output_dir: str | os.PathLike[str] = "reports",
+    *,
+    html: bool = True,
+    kernel_name: str | None = None,
+    timeout: float | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> NotebookRun:
+    """Execute ``notebook`` with ``parameters`` and write ``<name>-<UTC time>.ipynb`` (and, with
+    ``html``, the matching ``.html`` report with the code hidden) in ``output_dir``.
+
+    ``notebook`` is a path, or the name of a notebook in the project's ``notebooks/`` folder
+    (``"ttl_tuning"``). Every parameter must be declared in the notebook's ``parameters`` cell
+    (a typo is an error, not a silently ignored value). ``timeout`` limits each cell (real
+    seconds); ``cwd`` is the kernel's working directory (default: this process's). A failing
+    cell raises ``NotebookError`` naming the cell; the executed notebook is kept.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = resolve_notebook(notebook)
+    values = {str(k): _plain(v, str(k)) for k, v in (parameters or {}).items()}
+    declared = notebook_parameters(source)
+    unknown = sorted(set(values) - set(declared))
+    if unknown:
+        raise ValidationError(
+            f"parameters.{unknown[0]}",
+            values[unknown[0]],
+            f"is not a parameter of {source.name} (it has: {', '.join(declared) or 'none'})",
+        )
+    if timeout is not None and not timeout > 0:
+        raise ValidationError("timeout", timeout, "must be a positive number of seconds")
+    directory = Path(output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    executed = timestamped(directory, source.stem, ".ipynb", now)
+    started = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(executed),
+            parameters=values,
+            kernel_name=kernel_name,
+            progress_bar=progress,
+            execution_timeout=timeout,
+            cwd=None if cwd is None else os.fspath(cwd),
+            kernel_manager_class=_ipc_kernel_manager(),
+        )
+    except PapermillExecutionError as exc:
+        raise _failure(source, exc, executed) from None
+    report = None
+    if html:
+        report = executed.with_suffix(".html")
+        render_html(executed, report, title=source.stem)
+    return NotebookRun(source, executed, report, values, time.monotonic() - started)
+
+
+def render_html(
+    executed: str | os.PathLike[str], target: str | os.PathLike[str], title: str | None = None
+) -> Path:
+    """Render an executed notebook as a self-contained HTML report: no code, no prompts, no
+    stderr; markdown, printed text, tables and figures (inlined PNG) stay."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    node = nbformat.read(os.fspath(executed), as_version=4)
+    for cell in node.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [
+                out
+                for out in cell.get("outputs", [])
+                if not (out.get("output_type") == "stream" and out.get("name") == "stderr")
+            ]
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    )
+    name = title or Path(executed).stem
+    body, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": name}})
+    path = Path(target)
+    path.write_text(body, encoding="utf-8")
+    return path
