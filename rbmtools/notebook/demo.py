@@ -34,8 +34,7 @@ DEMO_SPEC: dict[str, Any] = {
     "audience": {"synthetic": 2000, "profile": SAMPLE_PROFILE},
     "arms": [
         {"name": "otp ttl=1m", "method": "ttl", "duration": "1m"},
-        {"name": "otp ttl=5m", "method": "ttl", "duration": "5m"},
-        {"name": "otp api=10m", "method": "api_after_unless_delivered", "duration": "10m"},
+        {"name": "otp api=5m", "method": "api_after_unless_delivered", "duration": "5m"},
         {"name": "alert api=2m", "method": "api_after", "duration": "2m", "use_case": "alert"},
         {"name": "alert ttl=15m", "method": "ttl", "duration": "15m", "use_case": "alert"},
         {
@@ -51,6 +50,13 @@ DEMO_SPEC: dict[str, Any] = {
             "duration": "1h",
             "use_case": "transaction",
             "traffic_type": "TRANSACTION",
+        },
+        {
+            "name": "promo ttl=1h",
+            "method": "ttl",
+            "duration": "1h",
+            "use_case": "promo",
+            "traffic_type": "PROMOTION",
         },
         {
             "name": "promo ttl=2h",
@@ -100,7 +106,7 @@ class DemoResult:
             lines.append(f"  {run.notebook.stem:22} {run.html}")
         lines += ["", "Best TTL per use case (expected cost per message, bootstrap 95 % interval):"]
         columns = [c for c in _HEADLINE if c in self.table.columns]
-        lines.append(self.table[columns].to_string(index=False))
+        lines.append(self.table[columns].fillna("").to_string(index=False))
         return "\n".join(lines)
 
 
