@@ -230,7 +230,7 @@ def _spawn(engine: str, folder: Path, shards: int, args: argparse.Namespace) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 shards of ~100,000 lines")
-    parser.add_argument("--base-lines", type=int, default=2_000_000)
+    parser.add_argument("--base-lines", type=int, default=2_006_000)
     parser.add_argument("--replicas", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=1, help="DuckDB runs per size (median)")
     parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit (spills)")

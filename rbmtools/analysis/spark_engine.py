@@ -187,6 +187,11 @@ class SparkEngine:
                 spark = builder.getOrCreate()
                 self._owned = True
                 spark.sparkContext.setLogLevel("ERROR")
+        if type(spark).__module__.startswith("pyspark.sql.connect"):
+            raise RbmError(
+                "the Spark engine needs a classic SparkSession (it lists files through Hadoop "
+                "and numbers malformed lines with RDDs); Spark Connect sessions are not supported"
+            )
         self.base = spark
         self.spark = spark.newSession()
         for key, value in _SESSION_CONF.items():

@@ -7,6 +7,7 @@ import pytest
 from rbmtools.analysis import sql
 from rbmtools.analysis.engine import DuckDBEngine
 from rbmtools.analysis.inputs import resolve_paths
+from rbmtools.errors import ValidationError
 
 from .spark_logs import MALFORMED_LINES, event_rows, outbox_rows, write_mixed_logs
 
@@ -60,3 +61,36 @@ def test_malformed_lines_are_found_with_their_line_numbers(duck, sparked, mixed)
     outbox = list(sparked.bad_rows(str(mixed[1]), "outbox"))
     assert [text for _, text in outbox] == ['{"kind": "send", "messageId": "no-time"}', "garbage"]
     assert outbox == list(duck.bad_rows(str(mixed[1]), "outbox"))
+
+
+def test_uris_are_listed_through_hadoop(spark_engine, mixed, tmp_path):
+    local = spark_engine.resolve(mixed[0], "events")
+    by_uri = spark_engine.resolve(f"file://{mixed[0]}", "events")
+    assert [p.split("/")[-1] for p in by_uri.jsonl] == [p.split("/")[-1] for p in local.jsonl]
+    globbed = spark_engine.resolve(f"file://{mixed[0]}/*/events-*.jsonl.gz", "events")
+    assert [p.split("/")[-1] for p in globbed.jsonl] == ["events-000002.jsonl.gz"]
+    with pytest.raises(ValidationError, match="matches no file"):
+        spark_engine.resolve(f"file://{tmp_path}/nothing-here", "events")
+    (tmp_path / "_hidden").mkdir()
+    (tmp_path / "_hidden" / "x.jsonl").write_text("{}\n")
+    with pytest.raises(ValidationError, match=r"no \.jsonl"):
+        spark_engine.resolve(f"file://{tmp_path}", "events")
+
+
+def test_paths_with_odd_characters_keep_their_names(spark_engine, duck, tmp_path):
+    folder = tmp_path / "a b+c%d{x,y}"
+    folder.mkdir()
+    target = folder / "events.jsonl"
+    target.write_text('{"hello": 1}\n{"senderPhoneNumber": "+1", "eventType": "IS_TYPING"}\n')
+    spark_engine.register_logs(
+        spark_engine.resolve(target, "events"), spark_engine.resolve(None, "o")
+    )
+    rows = event_rows(spark_engine)
+    assert set(rows["source_file"]) == {str(target)}
+    assert list(spark_engine.bad_rows(str(target), "events")) == [(1, '{"hello": 1}')]
+
+
+def test_the_callers_session_is_left_alone(spark, spark_engine):
+    names = {table.name for table in spark.catalog.listTables()}
+    assert not names & {"rbm_event_rows", "rbm_outbox_rows", "rbm_facts"}
+    assert spark_engine.spark.conf.get("spark.sql.session.timeZone") == "UTC"
