@@ -266,17 +266,15 @@ def revoke_summary(results: pd.DataFrame) -> pd.DataFrame:
     """How a bulk revoke went: revoked (200), not revoked (404: already delivered or
     unknown), inconclusive (404 after a retry), failed (an error), with counts and shares."""
     total = len(results)
-    errors = results["error"].notna() if "error" in results else pd.Series(False, results.index)
-    status = results.get("status", pd.Series(index=results.index, dtype=float))
-    inconclusive = results.get("inconclusive", pd.Series(False, index=results.index)).fillna(False)
+    nothing = pd.Series(False, index=results.index)
+    errors = results["error"].notna() if "error" in results else nothing
+    status = results["status"] if "status" in results else pd.Series(None, index=results.index)
+    inconclusive = results["inconclusive"].eq(True) if "inconclusive" in results else nothing
+    not_found = (status == 404) & ~errors
     counts = {
         "revoked": int(((status == 200) & ~errors).sum()),
-        "not revoked (already delivered or unknown)": int(
-            ((status == 404) & ~inconclusive.astype(bool) & ~errors).sum()
-        ),
-        "inconclusive (404 after a retry)": int(
-            ((status == 404) & inconclusive.astype(bool)).sum()
-        ),
+        "not revoked (already delivered or unknown)": int((not_found & ~inconclusive).sum()),
+        "inconclusive (404 after a retry)": int((not_found & inconclusive).sum()),
         "failed": int(errors.sum()),
     }
     return pd.DataFrame(
