@@ -3,8 +3,9 @@
 A window keeps the messages *sent* in ``[start, end)`` (UTC); their events count whenever they
 arrived, so a message sent just before the end still gets its late DELIVERED. Instants are
 RFC 3339 with an offset (``2026-11-24T06:00:00Z``), a date (``2026-11-24``: midnight UTC),
-``today`` (midnight UTC today) or ``now``. A scheduled report looks at the window of one
-``period`` that ends at ``end`` and compares it with the window just before.
+``today`` or ``yesterday`` (that midnight, UTC) or ``now``, so a cron job needs no date
+arithmetic. A scheduled report looks at the window of one ``period`` that ends at ``end`` and
+compares it with the window just before.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def parse_instant(value: Any, field: str) -> datetime | None:
-    """An instant from a parameter: None, ``now``, ``today``, a date (midnight UTC), an
-    aware ``datetime`` or RFC 3339 text with an offset."""
+    """An instant from a parameter: None, ``now``, ``today``, ``yesterday``, a date (midnight
+    UTC), an aware ``datetime`` or RFC 3339 text with an offset."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -37,12 +38,15 @@ def parse_instant(value: Any, field: str) -> datetime | None:
     if isinstance(value, date):
         return datetime.combine(value, time(), UTC)
     if not isinstance(value, str):
-        raise ValidationError(field, value, "must be an ISO 8601 date or time, 'today' or 'now'")
+        raise ValidationError(
+            field, value, "must be an ISO 8601 date or time, 'today', 'yesterday' or 'now'"
+        )
     text = value.strip()
     if text.lower() == "now":
         return utc_now()
-    if text.lower() == "today":
-        return datetime.combine(utc_now().date(), time(), UTC)
+    if text.lower() in ("today", "yesterday"):
+        day = utc_now().date() - timedelta(days=text.lower() == "yesterday")
+        return datetime.combine(day, time(), UTC)
     if _DATE.fullmatch(text):
         try:
             return datetime.combine(date.fromisoformat(text), time(), UTC)
@@ -53,7 +57,7 @@ def parse_instant(value: Any, field: str) -> datetime | None:
     except ValidationError:
         raise ValidationError(
             field, value, "must be a date (2026-11-24), a time with an offset "
-            "(2026-11-24T06:00:00Z), 'today' or 'now'",
+            "(2026-11-24T06:00:00Z), 'today', 'yesterday' or 'now'",
         ) from None  # fmt: skip
 
 

@@ -32,9 +32,11 @@ def test_parse_instant(value, expected):
     assert parse_instant(value, "start") == expected
 
 
-def test_today_and_now():
+def test_today_yesterday_and_now():
     today = parse_instant("today", "end")
     assert today.time() == datetime.min.time() and today.tzinfo == UTC
+    assert today.date() == utc_now().date()
+    assert parse_instant("Yesterday", "start") == today - timedelta(days=1)
     assert abs((parse_instant("NOW", "end") - utc_now()).total_seconds()) < 5
 
 
