@@ -206,10 +206,9 @@ def load(
             "SELECT row_kind, bad_file FROM rbm_facts WHERE row_kind IN "
             "('malformed_event_lines', 'malformed_outbox_lines') ORDER BY bad_file"
         )
-        # The lifecycle is materialised once (every metric reads it); the facts are then
-        # dropped so the two never sit in memory together for long.
-        engine.create_table("rbm_lifecycle", sql.LIFECYCLE)
-        engine.execute("DROP TABLE rbm_facts")
+        # The lifecycle is a view over the facts: its columns are cheap arithmetic on one
+        # row of facts, and every metric reads only a few of them.
+        engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
     except BaseException:
         engine.close()
         raise

@@ -104,8 +104,10 @@ KEY_EVENTS = {
 
 
 def _seconds(start: str, end: str) -> str:
-    """Seconds from ``start`` to ``end`` (microsecond precision, transpilable)."""
-    return f"(DATE_DIFF('microsecond', {start}, {end}) / 1000000.0)"
+    """Seconds from ``start`` to ``end`` (microsecond precision). Differences of epoch
+    microseconds: DuckDB's ``DATE_DIFF`` on TIMESTAMPTZ goes through the calendar and costs
+    about 75 times as much."""
+    return f"((EPOCH_US({end}) - EPOCH_US({start})) / 1000000.0)"
 
 
 def bin_expression(seconds: str) -> str:
@@ -208,15 +210,30 @@ rbm_outbox AS (
     FROM {source}
 )"""
 
+# Each event type as a small number that sorts the way the type's text does (so the minimum
+# over copies of an event is the same type as with text), with the lifecycle's four types on
+# even numbers; anything else in between, on odd numbers.
+_TYPE_ORDER = sorted(KEY_EVENTS)
+_TYPE_CODE = (
+    "CASE "
+    + " ".join(
+        f"WHEN event_type = '{kind}' THEN {2 * i + 2} WHEN event_type < '{kind}' THEN {2 * i + 1}"
+        for i, kind in enumerate(_TYPE_ORDER)
+    )
+    + f" WHEN event_type IS NOT NULL THEN {2 * len(_TYPE_ORDER) + 1} END"
+)
+_KEY_EVENT_CODES = {kind: 2 * _TYPE_ORDER.index(kind) + 2 for kind in KEY_EVENTS}
+
 # Stage 2: duplicates count once (same eventId, or same messageId + eventType + sendTime).
-# Copies of one event share its messageId, so the key is hashed within the message.
-_EVENT_KEYS = """
+# Copies of one event share its messageId, so the key is hashed within the message. Only what
+# stage 3 needs is kept, in fixed-width columns.
+_EVENT_KEYS = f"""
 rbm_event_keys AS (
     SELECT
         cls,
         CASE WHEN cls = 'message' THEN message_id END AS message_id,
         CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
-        MIN(event_type) AS event_type,
+        MIN({_TYPE_CODE}) AS type_code,
         MIN(send_time) AS send_time,
         MIN(received_at) AS received_at,
         COUNT(*) AS copies,
@@ -228,7 +245,7 @@ rbm_event_keys AS (
 )"""
 
 _KEY_EVENT_AGGREGATES = ",\n        ".join(
-    f"MIN(send_time) FILTER (WHERE event_type = '{kind}') AS {name}_at"
+    f"MIN(send_time) FILTER (WHERE type_code = {_KEY_EVENT_CODES[kind]}) AS {name}_at"
     for kind, name in KEY_EVENTS.items()
 )
 
@@ -248,15 +265,22 @@ rbm_message_events AS (
         MIN(send_time) AS first_event_at,
         ARG_MIN(received_at, send_time) AS first_event_rx,
         MIN(received_at) AS first_received_at,
-        GREATEST(MAX(send_time), MAX(received_at)) AS last_event_seen
+        MAX(GREATEST(send_time, received_at)) AS last_event_seen
     FROM rbm_event_keys
     GROUP BY cls, message_id, bad_file
 )"""
 
-# Stage 4: the outbox per message, in one pass: the send record (200 preferred, then 404, then
-# the first attempt; retries keep the messageId), revoke attempts and their answers, the first
-# fallback. Unusable records are counted per file.
-_OUTBOX_PER_MESSAGE = """
+# The send record that speaks for a message: a 200 preferred, then a 404, then the first attempt
+# (retries keep the messageId); the earliest of its kind.
+_SEND_RECORD = (
+    "{'send_time': sendTime, 'send_status': status, 'expire_time': expireTime, 'ttl': ttl, "
+    "'use_case': useCase, 'traffic_type': trafficType, 'experiment': experiment, 'arm': arm, "
+    "'agent_id': agentId, 'phone': phone}"
+)
+
+# Stage 4: the outbox per message, in one pass: the send record, revoke attempts and their
+# answers, the first fallback. Unusable records are counted per file.
+_OUTBOX_PER_MESSAGE = f"""
 rbm_outbox_messages AS (
     SELECT
         CASE WHEN ok THEN messageId END AS message_id,
@@ -264,19 +288,8 @@ rbm_outbox_messages AS (
         COUNT(*) AS outbox_lines,
         COUNT(*) FILTER (WHERE kind = 'send') AS send_attempts,
         ARG_MIN(
-            {
-                'send_time': sendTime,
-                'send_status': status,
-                'expire_time': expireTime,
-                'ttl': ttl,
-                'use_case': useCase,
-                'traffic_type': trafficType,
-                'experiment': experiment,
-                'arm': arm,
-                'agent_id': agentId,
-                'phone': phone
-            },
-            {'rank': CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END, 'at': sendTime}
+            {_SEND_RECORD},
+            {{'rank': CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END, 'at': sendTime}}
         ) FILTER (WHERE kind = 'send') AS chosen,
         COUNT(*) FILTER (WHERE kind = 'revoke') AS api_revoke_attempts,
         MIN(requestedAt) FILTER (WHERE kind = 'revoke') AS api_revoke_first_at,
@@ -292,24 +305,6 @@ rbm_outbox_messages AS (
         MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
     FROM rbm_outbox
     GROUP BY 1, 2
-),
-rbm_outbox_facts AS (
-    SELECT
-        message_id, bad_file, outbox_lines, send_attempts,
-        chosen.send_time AS send_time,
-        chosen.send_status AS send_status,
-        chosen.expire_time AS expire_time,
-        TRY_CAST(REPLACE(chosen.ttl, 's', '') AS DOUBLE) AS ttl_seconds,
-        chosen.use_case AS use_case,
-        chosen.traffic_type AS traffic_type,
-        chosen.experiment AS experiment,
-        chosen.arm AS arm,
-        chosen.agent_id AS agent_id,
-        chosen.phone AS phone,
-        api_revoke_attempts, api_revoke_first_at, api_revoked_at, api_refused_at,
-        api_revoke_errors, fallbacks, fallback_at, fallback_channel, fallback_reason,
-        first_outbox_at, last_outbox_at
-    FROM rbm_outbox_messages
 )"""
 
 _EVENT_COLUMNS = (
@@ -323,16 +318,6 @@ _EVENT_COLUMNS = (
 )
 _OUTBOX_COLUMNS = (
     "send_attempts",
-    "send_status",
-    "send_time",
-    "expire_time",
-    "ttl_seconds",
-    "use_case",
-    "traffic_type",
-    "experiment",
-    "arm",
-    "agent_id",
-    "phone",
     "api_revoke_attempts",
     "api_revoke_first_at",
     "api_revoked_at",
@@ -344,14 +329,10 @@ _OUTBOX_COLUMNS = (
     "fallback_reason",
 )
 
-
-def _nulls(columns: tuple[str, ...], types: dict[str, str] | None = None) -> str:
-    return ", ".join(f"NULL AS {c}" for c in columns)
-
-
 #: The facts: one row per message id seen in either log (``row_kind`` says what it is), plus
 #: rows carrying the counts of malformed lines (per file), of events about no message and of
-#: outbox records. Sends, revokes and fallbacks are joined to the events by messageId.
+#: unusable outbox records (per file). The per-message events and outbox records meet in one
+#: full join; the rows about no message match nothing (their messageId is NULL) and pass.
 FACTS = f"""WITH
 {_EVENT_LINES.format(source="rbm_event_rows")},
 {_EVENT_KEYS},
@@ -360,45 +341,32 @@ FACTS = f"""WITH
 {_OUTBOX_PER_MESSAGE}
 SELECT
     CASE
-        WHEN o.send_attempts > 0 AND o.send_status IN (200, 404) THEN 'message'
+        WHEN o.bad_file IS NOT NULL THEN 'malformed_outbox_lines'
+        WHEN e.row_class <> 'message' THEN e.row_class
+        WHEN o.send_attempts > 0 AND o.chosen.send_status IN (200, 404) THEN 'message'
         WHEN o.send_attempts > 0 THEN 'failed_send'
         WHEN o.message_id IS NOT NULL THEN 'outbox_without_send'
         ELSE 'unknown_message'
     END AS row_kind,
     COALESCE(o.message_id, e.message_id) AS message_id,
-    CAST(NULL AS VARCHAR) AS bad_file,
+    COALESCE(e.bad_file, o.bad_file) AS bad_file,
     {", ".join(f"e.{c}" for c in _EVENT_COLUMNS)},
+    o.chosen.send_status AS send_status,
+    o.chosen.send_time AS send_time,
+    o.chosen.expire_time AS expire_time,
+    TRY_CAST(REPLACE(o.chosen.ttl, 's', '') AS DOUBLE) AS ttl_seconds,
+    o.chosen.use_case AS use_case,
+    o.chosen.traffic_type AS traffic_type,
+    o.chosen.experiment AS experiment,
+    o.chosen.arm AS arm,
+    o.chosen.agent_id AS agent_id,
+    o.chosen.phone AS phone,
     {", ".join(f"o.{c}" for c in _OUTBOX_COLUMNS)},
     o.outbox_lines,
     LEAST(e.first_event_at, e.first_received_at, o.first_outbox_at) AS first_seen_at,
     GREATEST(e.last_event_seen, o.last_outbox_at) AS last_seen_at
-FROM (SELECT * FROM rbm_outbox_facts WHERE bad_file IS NULL) AS o
-FULL OUTER JOIN (SELECT * FROM rbm_message_events WHERE row_class = 'message') AS e
-    ON o.message_id = e.message_id
-UNION ALL
-SELECT
-    row_class AS row_kind,
-    NULL AS message_id,
-    bad_file,
-    {", ".join(_EVENT_COLUMNS)},
-    {_nulls(_OUTBOX_COLUMNS)},
-    NULL AS outbox_lines,
-    LEAST(first_event_at, first_received_at) AS first_seen_at,
-    last_event_seen AS last_seen_at
-FROM rbm_message_events
-WHERE row_class <> 'message'
-UNION ALL
-SELECT
-    'malformed_outbox_lines' AS row_kind,
-    NULL AS message_id,
-    bad_file,
-    {_nulls(_EVENT_COLUMNS)},
-    {_nulls(_OUTBOX_COLUMNS)},
-    outbox_lines,
-    first_outbox_at AS first_seen_at,
-    last_outbox_at AS last_seen_at
-FROM rbm_outbox_facts
-WHERE bad_file IS NOT NULL
+FROM rbm_outbox_messages AS o
+FULL OUTER JOIN rbm_message_events AS e ON o.message_id = e.message_id
 """
 
 

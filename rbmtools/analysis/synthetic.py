@@ -163,6 +163,23 @@ class SyntheticLogs:
 
 # ------------------------------------------------------------------------------- formatting
 
+#: Pub/Sub message ids are 16-17 digit numbers.
+_PUBSUB_ID_BASE = 14_150_481_888_000_000
+
+
+def _uuids(seed: int, first: int, n: int) -> list[str]:
+    """Message ids as the client and experiment runner make them: random UUIDs (version 4),
+    drawn from their own stream so the simulation's draws do not depend on them."""
+    raw = np.random.default_rng([seed, first, 0x1D5]).integers(0, 256, (n, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    text = raw.tobytes().hex()
+    out = []
+    for i in range(0, 32 * n, 32):
+        h = text[i : i + 32]
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
 
 def _stamps(micros: np.ndarray, unit: str) -> list[str]:
     text = np.datetime_as_string(micros.astype("datetime64[us]"), unit=unit)
@@ -421,13 +438,14 @@ def generate_logs(
     truths = []
     garbage_at = set(rng.integers(0, max(cfg.messages, 1), cfg.garbage_lines).tolist())
     event_counter = 0
+    seed_hex = f"{cfg.seed & 0xFFFFFFFF:08x}"
     bar = tqdm(total=cfg.messages, unit="msg", desc="synthetic logs", disable=not progress)
     for first in range(0, cfg.messages, cfg.chunk_messages):
         n = min(cfg.chunk_messages, cfg.messages - first)
         send_us = send_all[first : first + n]
         sim = _simulate(cfg, rng, first, n, send_us, end_us)
         exp = _expected(sim, send_us, end_us)
-        ids = [f"msg-{cfg.seed:x}-{i:09x}" for i in range(first, first + n)]
+        ids = _uuids(cfg.seed, first, n)
         phones = [f"+1555{(i * 7919) % 10_000_000:07d}" for i in range(first, first + n)]
         arms = [cfg.arms[a] for a in sim["arm"].tolist()]
 
@@ -474,7 +492,7 @@ def generate_logs(
         copy_of, copy_rx = copy_of[order], copy_rx[order]
         shapes = rng.choice(len(shape_names), size=len(copy_of), p=shape_p)
         stamp_text = _stamps(stamp_us, "us")
-        rx_text = _stamps(copy_rx, "ms")
+        rx_text = _stamps(copy_rx, "us")
         day_text = [r[:10] for r in rx_text]
         lines = []
         for k, (j, shape) in enumerate(zip(copy_of.tolist(), shapes.tolist(), strict=True)):
@@ -482,8 +500,14 @@ def generate_logs(
             code = int(typ[j])
             etype = _EVENT_TYPES[code]
             is_server = code in (_TTL_REVOKED, _TTL_FAILED)
-            mid = None if code == _TYPING else (f"{ids[mi]}-r" if code == _REPLY else ids[mi])
-            eid = None if (no_eid[j] and code != _TYPING) else f"ev-{cfg.seed:x}-{eids[j]:010x}"
+            number = int(eids[j])
+            if code == _TYPING:
+                mid = None
+            elif code == _REPLY:  # the user's own message id
+                mid = f"Ms{cfg.seed & 0xFFFFFF:06x}{number:016x}"
+            else:
+                mid = ids[mi]
+            eid = None if (no_eid[j] and code != _TYPING) else f"evt-{seed_hex}{number:016x}"
             ev = _event_json(
                 "rbm-agent",
                 "phoneNumber" if is_server else "senderPhoneNumber",
@@ -500,8 +524,8 @@ def generate_logs(
             elif name == "push":
                 data = base64.b64encode(ev.encode()).decode()
                 line = (
-                    f'{{"message":{{"data":"{data}","messageId":"{eids[j]}",'
-                    f'"publishTime":"{rx_text[k]}","attributes":{{"product":"RBM"}}}},'
+                    f'{{"message":{{"data":"{data}","messageId":"{_PUBSUB_ID_BASE + number}",'
+                    f'"publishTime":"{rx_text[k][:23]}Z","attributes":{{"product":"RBM"}}}},'
                     f'"subscription":"projects/rbm-synthetic/subscriptions/rbm-sub"}}\n'
                 )
             else:
