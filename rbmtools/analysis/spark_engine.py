@@ -171,22 +171,24 @@ class SparkEngine:
         from pyspark.sql import SparkSession
 
         self._owned = False
+        extra: dict[str, str] = {}
         if spark is None:
             active = SparkSession.getActiveSession()
-            if active is not None and master is None and not conf:
-                spark = active
+            if active is None and _context_running():  # started in another thread
+                active = SparkSession.builder.getOrCreate()
+            if active is not None:
+                # One SparkContext per process: use it, and apply ``conf`` to our session.
+                running = active.sparkContext.master
+                if master is not None and master != running:
+                    raise ValidationError(
+                        "spark_master",
+                        master,
+                        f"a Spark session on {running} already runs in this process",
+                    )
+                spark, extra = active, dict(conf or {})
             else:
-                builder = SparkSession.builder.appName(app_name)
-                settings = (
-                    dict(DEFAULT_LOCAL_CONF) if (master or "local").startswith("local") else {}
-                )
-                settings.update(conf or {})
-                builder = builder.master(master or "local[*]")
-                for key, value in settings.items():
-                    builder = builder.config(key, value)
-                spark = builder.getOrCreate()
+                spark = self._start(master, conf, app_name)
                 self._owned = True
-                spark.sparkContext.setLogLevel("ERROR")
         if type(spark).__module__.startswith("pyspark.sql.connect"):
             raise RbmError(
                 "the Spark engine needs a classic SparkSession (it lists files through Hadoop "
@@ -194,11 +196,28 @@ class SparkEngine:
             )
         self.base = spark
         self.spark = spark.newSession()
-        for key, value in _SESSION_CONF.items():
-            self.spark.conf.set(key, value)
+        for key, value in {**extra, **_SESSION_CONF}.items():
+            try:
+                self.spark.conf.set(key, value)
+            except Exception as exc:  # a static setting cannot change in a running session
+                raise ValidationError("spark_conf", key, _first_line(exc)) from None
         self._macros = {"rbm_decode_push": _decode_push_macro()}
         self._frames: dict[str, DataFrame] = {}
         self._views: set[str] = set()
+
+    @staticmethod
+    def _start(master: str | None, conf: Mapping[str, str] | None, app_name: str) -> SparkSession:
+        from pyspark.sql import SparkSession
+
+        master = master or "local[*]"
+        settings = dict(DEFAULT_LOCAL_CONF) if master.startswith("local") else {}
+        settings.update(conf or {})
+        builder = SparkSession.builder.appName(app_name).master(master)
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
+        return spark
 
     def __repr__(self) -> str:
         master = self.base.sparkContext.master if not self._closed else "closed"
@@ -466,6 +485,12 @@ class SparkEngine:
         return frame.selectExpr(
             "CAST(rbm_line AS STRING) AS source_file", *_typed_columns("", columns, present)
         )
+
+
+def _context_running() -> bool:
+    from pyspark import SparkContext
+
+    return getattr(SparkContext, "_active_spark_context", None) is not None
 
 
 def _numbered(frame: DataFrame, column: str) -> DataFrame:
