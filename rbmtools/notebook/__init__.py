@@ -49,8 +49,10 @@ _EXPORTS = {
     "Window": "windows",
     "load_window": "windows",
     "parse_instant": "windows",
-    "restrict": "windows",
+    "outbox_span": "windows",
     "scheduled_windows": "windows",
+    "window_of": "windows",
+    "window_outbox": "windows",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -121,11 +121,11 @@ def run_demo(
     """Run the demo's three notebooks into ``output/demo-<UTC time>/``."""
     import pandas as pd
 
-    from rbmtools.notebook.execute import run
+    from rbmtools.notebook.execute import run, timestamped
 
     began = time.monotonic()
-    folder = Path(output) / f"demo-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    folder.mkdir(parents=True, exist_ok=False)
+    folder = timestamped(Path(output), "demo", "", datetime.now(UTC))
+    folder.mkdir(parents=True)
     data_dir = (folder / "experiments").resolve()
     run_dir = data_dir / DEMO_SPEC["name"]
     logs = {"events": str(run_dir / "events"), "outbox": str(run_dir / "outbox.jsonl")}

@@ -62,17 +62,14 @@ class NotebookRun:
         return f"{self.notebook.name} -> {shown} ({self.seconds:.1f} s)"
 
 
-def _ipc_kernel_manager() -> type:
-    """A kernel manager that talks to the kernel over local sockets instead of TCP ports."""
-    from jupyter_client.manager import KernelManager
-    from traitlets import default
+def _kernel_config() -> Any:
+    """Kernels talk to papermill over local sockets instead of TCP ports (POSIX)."""
+    from traitlets.config import Config
 
-    class LocalKernelManager(KernelManager):
-        @default("transport")
-        def _default_transport(self) -> str:
-            return "ipc" if os.name == "posix" else "tcp"
-
-    return LocalKernelManager
+    config = Config()
+    if os.name == "posix":
+        config.KernelManager.transport = "ipc"
+    return config
 
 
 def notebook_parameters(notebook: str | os.PathLike[str]) -> dict[str, str]:
@@ -121,6 +118,12 @@ def _first_line(source: str) -> str:
     return "(empty cell)"
 
 
+def _preview(message: str) -> str:
+    """The cell source nbclient quotes in a timeout message (between dashed lines)."""
+    parts = message.split("-------------------")
+    return parts[1] if len(parts) >= 3 else ""
+
+
 def _failure(notebook: Path, error: Any, executed: Path) -> NotebookError:
     count = getattr(error, "exec_count", None)
     label = f"In [{count}]" if count is not None else f"#{getattr(error, 'cell_index', '?')}"
@@ -154,6 +157,8 @@ def run(
     cell raises ``NotebookError`` naming the cell; the executed notebook is kept.
     """
     import papermill
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     source = resolve_notebook(notebook)
@@ -182,10 +187,24 @@ def run(
             progress_bar=progress,
             execution_timeout=timeout,
             cwd=None if cwd is None else os.fspath(cwd),
-            kernel_manager_class=_ipc_kernel_manager(),
+            config=_kernel_config(),
         )
     except PapermillExecutionError as exc:
         raise _failure(source, exc, executed) from None
+    except NoSuchKernel:
+        executed.unlink(missing_ok=True)  # nothing ran
+        raise ValidationError(
+            "kernel", kernel_name, "is not an installed Jupyter kernel (jupyter kernelspec list)"
+        ) from None
+    except CellTimeoutError as exc:
+        cell = f'("{_first_line(_preview(str(exc)))}")'
+        raise NotebookError(
+            source.name, cell, f"timed out after {timeout:g} s (the limit for each cell)", executed
+        ) from None
+    except DeadKernelError as exc:
+        raise NotebookError(
+            source.name, "(unknown)", f"the kernel died ({exc}); out of memory?", executed
+        ) from None
     report = None
     if html:
         report = executed.with_suffix(".html")

@@ -113,6 +113,8 @@ _RUNNER_POLL = 0.002  # real seconds the runner waits between looks while time s
 _SETTLE_AFTER_EVENTS = 0.03
 _SETTLE_QUIET = 0.012
 _SETTLE_LOOKS = 5
+_SILENT_RUNNER = 2.0  # real seconds without a runner look after which it has nothing due
+_FINISH_TIMEOUT = 60.0  # real seconds a runner with nothing due may take to finish
 
 
 class _RunnerClock:
@@ -269,15 +271,17 @@ class _Driver:
             quiet = _SETTLE_QUIET if sent == self.pushes else _SETTLE_AFTER_EVENTS
             if current != last:
                 last, since, looks_since = current, time.monotonic(), looks
-            elif (
-                pending == 0
-                and idle
-                and looks - looks_since >= _SETTLE_LOOKS
-                and looks - looks_at_start >= _SETTLE_LOOKS
-                and time.monotonic() - since >= quiet
-            ):
-                self.pushes = sent
-                return platform_due, runner_due
+            elif pending == 0 and idle and time.monotonic() - since >= quiet:
+                looked = looks - looks_since >= _SETTLE_LOOKS
+                if looked and looks - looks_at_start >= _SETTLE_LOOKS:
+                    self.pushes = sent
+                    return platform_due, runner_due
+                silent = looks > 0 and looks == looks_since
+                if silent and time.monotonic() - since >= _SILENT_RUNNER:
+                    # with nothing in flight, the runner has a due instant (and asks the clock
+                    # about it) until every message is settled: silent, it is finishing
+                    self.pushes = sent
+                    return platform_due, None
             time.sleep(_RUNNER_POLL)
         return None, None
 
@@ -288,9 +292,17 @@ class _Driver:
             platform_due, runner_due = self.settle(runner)
             if not runner.is_alive():
                 break
+            if runner_due is None:  # finishing: time must not move any more
+                runner.join(_FINISH_TIMEOUT)
+                if runner.is_alive():
+                    raise RbmError(
+                        "the sample run neither finished nor had anything due at platform "
+                        f"time {clock.now().isoformat()}"
+                    )
+                break
             now = clock.seconds()
-            due = None if runner_due is None else clock.to_seconds(runner_due)
-            if due is not None and due <= now:
+            due = clock.to_seconds(runner_due)
+            if due <= now:
                 if held.released < clock.now():  # the platform went first; now the runner
                     held.release(clock.now())
                     continue
@@ -303,11 +315,7 @@ class _Driver:
                 continue
             stuck = 0
             held.release(clock.now())
-            ahead = [t for t in (platform_due, due) if t is not None]
-            if not ahead:  # nothing scheduled anywhere: the runner is finishing
-                runner.join(0.05)
-                continue
-            target = min(ahead)
+            target = due if platform_due is None else min(platform_due, due)
             self.emulator.call(_advance(self.server, target))
             if platform_due is None or platform_due > target:  # only the runner acts now
                 held.release(clock.now())

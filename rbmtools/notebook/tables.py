@@ -50,15 +50,24 @@ def _group_columns(group: Any) -> dict[str, Any]:
 
 
 def read_table(dataset: Any, window: Any = None) -> pd.DataFrame:
-    """What was read (files, lines, events, duplicates, malformed lines...) and, with a
-    ``window``, which messages it keeps."""
+    """What was read (files, lines, events, duplicates, malformed lines...) and, for a
+    ``load_window`` dataset, which window it keeps."""
+    from rbmtools.notebook.windows import window_of
+
     rows = [{"what": k, "value": v} for k, v in dataset.report.to_dict().items()]
-    if window is not None:
-        kept = int(dataset.query("SELECT count(*) AS n FROM rbm_lifecycle")["n"].iloc[0])
+    window = window if window is not None else window_of(dataset)
+    if window is not None and not window.is_open:
         rows += [
             {"what": "window", "value": window.label()},
-            {"what": "messages in window", "value": kept},
+            {"what": "messages in window", "value": dataset.report.messages},
+            {
+                "what": "note",
+                "value": "outbox records and messages are those of the window; events about "
+                "messages sent outside it count as unknown_message_events",
+            },
         ]
+    elif window is not None:
+        rows.append({"what": "window", "value": window.label()})
     return pd.DataFrame(rows)
 
 

@@ -10,18 +10,40 @@ compares it with the window just before.
 
 from __future__ import annotations
 
+import gzip
+import os
 import re
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from rbmtools.errors import ValidationError
 from rbmtools.notebook.paths import find_path
-from rbmtools.wire import format_timestamp, parse_duration, parse_timestamp, utc_now
+from rbmtools.wire import (
+    SendRecord,
+    format_timestamp,
+    parse_duration,
+    parse_outbox_record,
+    parse_timestamp,
+    utc_now,
+)
 
-__all__ = ["Window", "load_window", "parse_instant", "restrict", "scheduled_windows"]
+__all__ = [
+    "Window",
+    "load_window",
+    "outbox_span",
+    "parse_instant",
+    "scheduled_windows",
+    "window_of",
+    "window_outbox",
+]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -93,16 +115,9 @@ class Window:
             raise ValidationError("window", self.label(), "needs a start and an end")
         return Window(self.start - (self.end - self.start), self.start)
 
-    def outside_sql(self) -> str | None:
-        """A DuckDB condition true for lifecycle rows outside the window (None: none are)."""
-        parts = []
-        if self.start is not None:
-            parts.append(f"\"sendTime\" < TIMESTAMPTZ '{self.start.isoformat()}'")
-        if self.end is not None:
-            parts.append(f"\"sendTime\" >= TIMESTAMPTZ '{self.end.isoformat()}'")
-        if not parts:
-            return None
-        return f'"sendTime" IS NULL OR {" OR ".join(parts)}'
+    def contains(self, when: datetime) -> bool:
+        """Whether a message sent at ``when`` belongs to the window."""
+        return (self.start is None or when >= self.start) and (self.end is None or when < self.end)
 
 
 def _show(when: datetime) -> str:
@@ -111,34 +126,142 @@ def _show(when: datetime) -> str:
     return format_timestamp(when)
 
 
-def restrict(dataset: Any, window: Window) -> int:
-    """Keep only the messages of ``window`` in a loaded ``rbmtools.analysis.Dataset`` (every
-    metric and figure then reads those); returns how many messages remain."""
-    condition = window.outside_sql()
-    if condition is not None:
-        # the condition holds only timestamps this module formatted (no user text)
-        dataset.engine.execute(f"DELETE FROM rbm_lifecycle WHERE {condition}")  # noqa: S608
-    return int(dataset.query("SELECT count(*) AS n FROM rbm_lifecycle")["n"].iloc[0])
-
-
 def _paths(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [find_path(v) for v in value]
     return None if value is None else find_path(value)
 
 
+def _lines(path: str) -> Iterator[bytes]:
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        yield from stream
+
+
+def _parquet(path: str, columns: list[str] | None = None) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, columns=columns)
+    except (KeyError, ValueError) as exc:  # pyarrow names a missing column in a ValueError
+        raise ValidationError(
+            "outbox", path, f"is a Parquet file without the outbox columns {columns} ({exc})"
+        ) from None
+
+
+def _send_times(files: Any) -> Iterator[tuple[str, datetime]]:
+    """(messageId, sendTime) of every send record of the outbox files (JSON Lines, maybe
+    gzipped, or Parquet); lines that are no record are skipped here (the analysis counts
+    them)."""
+    for path in files.jsonl:
+        for line in _lines(path):
+            if not line.strip():
+                continue
+            try:
+                record = parse_outbox_record(line)
+            except ValidationError:
+                continue
+            if isinstance(record, SendRecord):
+                yield record.message_id, record.send_time
+    for path in files.parquet:
+        frame = _parquet(path, ["kind", "messageId", "sendTime"]).to_pandas()
+        sends = frame[frame["kind"] == "send"].dropna(subset=["messageId", "sendTime"])
+        for message_id, sent in zip(sends["messageId"], sends["sendTime"], strict=True):
+            stamp = pd.Timestamp(sent)
+            stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+            yield str(message_id), stamp.to_pydatetime()
+
+
+def outbox_span(outbox: Any) -> tuple[datetime | None, datetime | None]:
+    """The first and the last sendTime of the outbox logs ((None, None) without sends)."""
+    from rbmtools.analysis.inputs import resolve_paths
+
+    first = last = None
+    for _, sent in _send_times(resolve_paths(_paths(outbox), "outbox")):
+        first = sent if first is None or sent < first else first
+        last = sent if last is None or sent > last else last
+    return first, last
+
+
+def window_outbox(outbox: Any, window: Window, directory: str | os.PathLike[str]) -> list[Path]:
+    """Copy the outbox records of the messages *sent* in ``window`` (their sends, revokes and
+    fallbacks) into ``directory``; lines that are no record are copied too, so the analysis
+    still counts them. Returns the files written (JSON Lines and/or Parquet)."""
+    from rbmtools.analysis.inputs import resolve_paths
+
+    files = resolve_paths(_paths(outbox), "outbox")
+    kept = {message_id for message_id, sent in _send_times(files) if window.contains(sent)}
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    if files.jsonl:
+        target = folder / "outbox.jsonl"
+        with open(target, "wb") as out:
+            for path in files.jsonl:
+                for line in _lines(path):
+                    if not line.strip():
+                        continue
+                    try:
+                        keep = parse_outbox_record(line).message_id in kept
+                    except ValidationError:
+                        keep = True  # no record: the analysis sets it aside and counts it
+                    if keep:
+                        out.write(line if line.endswith(b"\n") else line + b"\n")
+        written.append(target)
+    for number, path in enumerate(files.parquet, 1):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        table = _parquet(path)
+        if "messageId" not in table.column_names:
+            raise ValidationError("outbox", path, "is a Parquet file without a messageId column")
+        mask = pc.is_in(table["messageId"], value_set=pa.array(sorted(kept), pa.string()))
+        target = folder / f"outbox-{number:05d}.parquet"
+        pq.write_table(table.filter(mask), target)
+        written.append(target)
+    return written
+
+
+#: What ``load_window`` did, per dataset (for ``read_table``).
+_WINDOWS: weakref.WeakKeyDictionary[Any, Window] = weakref.WeakKeyDictionary()
+
+
+def window_of(dataset: Any) -> Window | None:
+    """The window a dataset of ``load_window`` keeps (None: every message)."""
+    return _WINDOWS.get(dataset)
+
+
 def load_window(events: Any, outbox: Any, window: Window | None = None, **options: Any) -> Any:
-    """``rbmtools.analysis.load`` of the logs (relative paths are also looked up in the
-    project root), restricted to ``window``."""
+    """``rbmtools.analysis.load`` of the logs, keeping the messages sent in ``window``.
+
+    Relative paths are also looked up in the project root. The window filters the outbox
+    (``window_outbox``, into a temporary folder removed when the dataset is closed), so every
+    figure of the analysis is about those messages; events about the messages left out count
+    as events about unknown messages.
+    """
     from rbmtools.analysis import load
 
-    dataset = load(_paths(events), _paths(outbox), **options)
-    if window is not None:
+    if window is None or window.is_open:
+        return load(_paths(events), _paths(outbox), **options)
+    folder = Path(tempfile.mkdtemp(prefix="rbmtools-window-"))
+    try:
+        filtered = window_outbox(outbox, window, folder)
+        dataset = load(_paths(events), [str(p) for p in filtered], **options)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    close = dataset.close
+
+    def close_and_clean() -> None:
         try:
-            restrict(dataset, window)
-        except BaseException:
-            dataset.close()
-            raise
+            close()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    dataset.close = close_and_clean  # the context manager's exit calls it too
+    weakref.finalize(dataset, shutil.rmtree, folder, True)
+    _WINDOWS[dataset] = window
     return dataset
 
 
@@ -156,16 +279,15 @@ def scheduled_windows(
 
     ``end`` None means the end of the minute of the last message sent in the logs (a report
     on a finished batch of logs covers its last ``period`` of traffic); a scheduled job
-    passes ``today`` (the window ends at midnight UTC) or ``now``.
+    passes ``today`` (the window ends at midnight UTC) or ``now``. ``events`` is unused here
+    (the window is about sends) but kept so every helper takes the same two logs.
     """
     length = _period(period)
     finish = parse_instant(end, "end")
     if finish is None:
-        with load_window(events, outbox) as data:
-            last = data.query('SELECT max("sendTime") AS t FROM rbm_lifecycle')["t"].iloc[0]
-        if last is None or pd.isna(last):
+        _, last = outbox_span(outbox)
+        if last is None:
             raise ValidationError("outbox", str(outbox), "holds no sent message")
-        last = last.to_pydatetime().astimezone(UTC)
         finish = last.replace(second=0, microsecond=0) + timedelta(minutes=1)
     current = Window(finish - length, finish)
     return current, current.previous()

@@ -72,6 +72,17 @@ def test_the_command_line_says_which_cell_failed(failing, tmp_path):
     assert lines[-1].split(" at ")[-1].endswith(".ipynb")
 
 
+def test_a_cell_over_its_time_limit_is_named_too(tmp_path):
+    slow = _notebook(
+        tmp_path / "slow.ipynb", "# wait for the platform\nimport time\ntime.sleep(60)"
+    )
+    with pytest.raises(NotebookError) as caught:
+        run(slow, {}, tmp_path / "out", timeout=2)
+    assert caught.value.cell == '("# wait for the platform")'
+    assert "timed out after 2 s" in caught.value.error
+    assert caught.value.executed.exists()
+
+
 def test_unknown_parameters_and_bad_values_are_refused_before_running(failing, tmp_path):
     with pytest.raises(ValidationError, match=r"y: is not a parameter of failing\.ipynb"):
         run(failing, {"y": 1}, tmp_path)
@@ -81,6 +92,8 @@ def test_unknown_parameters_and_bad_values_are_refused_before_running(failing, t
         run(failing, {}, tmp_path, timeout=0)
     with pytest.raises(ValidationError, match="is not a notebook file"):
         run(tmp_path / "nothing.ipynb")
+    with pytest.raises(ValidationError, match="not an installed Jupyter kernel"):
+        run(failing, {}, tmp_path, kernel_name="no-such-kernel")
     assert not list(tmp_path.glob("*.ipynb"))[1:]  # only the source notebook is there
 
 

@@ -1,9 +1,12 @@
-"""Time windows: parsing, labels, the previous window, restricting a loaded dataset, and the
-window a scheduled report picks."""
+"""Time windows: parsing, labels, the previous window, loading only the messages sent in a
+window (whatever form the outbox has), and the window a scheduled report picks."""
 
 from __future__ import annotations
 
+import gzip
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,7 +14,16 @@ from notebook_helpers import SAMPLE
 
 from rbmtools.analysis import load
 from rbmtools.errors import ValidationError
-from rbmtools.notebook import Window, find_path, load_window, parse_instant, scheduled_windows
+from rbmtools.notebook import (
+    Window,
+    find_path,
+    load_window,
+    outbox_span,
+    parse_instant,
+    scheduled_windows,
+    window_of,
+    window_outbox,
+)
 from rbmtools.wire import utc_now
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
@@ -68,20 +80,63 @@ def test_window_labels_previous_and_order():
         Window.parse(start="2026-11-25").previous()
 
 
-def test_restricting_keeps_exactly_the_messages_sent_in_the_window():
+WINDOW = ("2026-11-24T06:00:00Z", "2026-11-25T18:00:00Z")
+
+
+@pytest.fixture(scope="module")
+def everything():
     with load(SAMPLE / "events", SAMPLE / "outbox.jsonl") as data:
-        everything = data.lifecycle()
-    start, end = pd.Timestamp("2026-11-24T06:00:00Z"), pd.Timestamp("2026-11-25T18:00:00Z")
-    expected = everything[(everything.sendTime >= start) & (everything.sendTime < end)]
-    window = Window.parse("2026-11-24T06:00:00Z", "2026-11-25T18:00:00Z")
+        return data.lifecycle().set_index("messageId")
+
+
+def _expected(everything):
+    start, end = (pd.Timestamp(t) for t in WINDOW)
+    return everything[(everything.sendTime >= start) & (everything.sendTime < end)]
+
+
+def test_a_window_keeps_exactly_the_messages_sent_in_it(everything):
+    expected = _expected(everything)
+    window = Window.parse(*WINDOW)
     with load_window(SAMPLE / "events", SAMPLE / "outbox.jsonl", window) as data:
-        kept = data.lifecycle()
+        kept = data.lifecycle().set_index("messageId")
         summary = data.summary(by="useCase")
-    assert sorted(kept.messageId) == sorted(expected.messageId)
-    assert summary["messages"].sum() == len(expected)
-    # the events of kept messages count whenever they arrived (a late DELIVERED still counts)
-    kept_rows = kept.set_index("messageId").deliveredAt.dropna()
-    assert kept_rows.equals(expected.set_index("messageId").deliveredAt.dropna())
+        report = data.report
+        folder = window_of(data)
+    assert folder == window
+    assert sorted(kept.index) == sorted(expected.index)
+    assert summary["messages"].sum() == len(expected) == report.messages
+    # the lifecycles are the same as in the whole logs: a late DELIVERED still counts
+    columns = ["outcome", "deliveredAt", "revokedAt", "fallbackAt", "latencySeconds"]
+    pd.testing.assert_frame_equal(kept.sort_index()[columns], expected.sort_index()[columns])
+    assert report.unknown_message_events > 0  # events about the messages left out
+
+
+def test_windows_over_gzipped_and_parquet_outboxes(tmp_path, everything):
+    expected = _expected(everything)
+    with gzip.open(tmp_path / "outbox.jsonl.gz", "wb") as out:
+        out.write((SAMPLE / "outbox.jsonl").read_bytes() + b"not a record\n")
+    with load(SAMPLE / "events", SAMPLE / "outbox.jsonl") as data:
+        _, parquet = data.to_parquet(tmp_path / "parquet")
+    window = Window.parse(*WINDOW)
+    for outbox in (tmp_path / "outbox.jsonl.gz", parquet):
+        with load_window(SAMPLE / "events", outbox, window) as data:
+            assert sorted(data.lifecycle().messageId) == sorted(expected.index)
+            if str(outbox).endswith(".gz"):
+                assert data.report.outbox_malformed == 1  # kept, so still counted
+        first, last = outbox_span(outbox)
+        assert first == everything.sendTime.min() and last == everything.sendTime.max()
+    written = window_outbox(parquet, window, tmp_path / "out")
+    assert [p.suffix for p in written] == [".parquet"]
+
+
+def test_closing_a_windowed_dataset_removes_its_filtered_outbox():
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.glob("rbmtools-window-*"))
+    data = load_window(SAMPLE / "events", SAMPLE / "outbox.jsonl", Window.parse(*WINDOW))
+    created = set(temp.glob("rbmtools-window-*")) - before
+    assert len(created) == 1 and (next(iter(created)) / "outbox.jsonl").exists()
+    data.close()
+    assert not next(iter(created)).exists()
 
 
 def test_relative_paths_resolve_through_the_project_root(tmp_path, monkeypatch):
