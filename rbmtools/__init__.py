@@ -54,6 +54,7 @@ _LAZY_EXPORTS: dict[str, tuple[str, str]] = {
     "CostPolicy": ("rbmtools.analysis", "CostPolicy"),
     "analyze": ("rbmtools.analysis", "analyze"),
     "load_logs": ("rbmtools.analysis", "load"),
+    "compact_logs": ("rbmtools.logs", "compact"),
 }
 
 
@@ -89,6 +90,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     )
     from rbmtools.emulator import Emulator
     from rbmtools.experiment import ExperimentResult, ExperimentSpec, run_experiment
+    from rbmtools.logs import compact as compact_logs
     from rbmtools.webhook import Receiver, follow, read_events
 
 __all__ = [
@@ -114,6 +116,7 @@ __all__ = [
     "__version__",
     "agent_message",
     "analyze",
+    "compact_logs",
     "default_client",
     "follow",
     "format_duration",

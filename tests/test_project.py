@@ -81,6 +81,7 @@ def test_public_api_is_pinned():
             "__version__",
             "agent_message",
             "analyze",
+            "compact_logs",
             "default_client",
             "follow",
             "format_duration",
