@@ -10,6 +10,7 @@ week's report. A failing cell becomes one short ``NotebookError`` naming the cel
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,13 +73,36 @@ def _kernel_config() -> Any:
     return config
 
 
+def _missing(path: Path) -> tuple[str | None, str | None]:
+    """(kernel, language) to give papermill for a notebook that names none (it refuses such
+    a notebook): python3 and Python, as every rbmtools notebook; None where it names one."""
+    import nbformat
+
+    metadata = nbformat.read(os.fspath(path), as_version=4).metadata
+    spec = metadata.get("kernelspec", {})
+    language = spec.get("language") or metadata.get("language_info", {}).get("name")
+    return (None if spec.get("name") else "python3"), (None if language else "python")
+
+
 def notebook_parameters(notebook: str | os.PathLike[str]) -> dict[str, str]:
     """The parameters a notebook declares (name -> default, as written in its cell tagged
     ``parameters``)."""
+    import nbformat
     import papermill
 
     path = resolve_notebook(notebook)
-    found = papermill.inspect_notebook(str(path))
+    if _missing(path) == (None, None):
+        found = papermill.inspect_notebook(str(path))
+    else:  # papermill needs the kernel and language named: inspect a copy that names them
+        node = nbformat.read(os.fspath(path), as_version=4)
+        spec = node.metadata.setdefault("kernelspec", {})
+        spec.setdefault("name", "python3")
+        spec.setdefault("display_name", "Python 3")
+        spec.setdefault("language", "python")
+        with tempfile.TemporaryDirectory(prefix="rbmtools-inspect-") as scratch:
+            copy = Path(scratch) / path.name
+            nbformat.write(node, copy)
+            found = papermill.inspect_notebook(str(copy))
     return {name: info["default"] for name, info in found.items()}
 
 
@@ -178,12 +202,14 @@ def run(
     now = datetime.now(UTC)
     executed = timestamped(directory, source.stem, ".ipynb", now)
     started = time.monotonic()
+    default_kernel, language = _missing(source)
     try:
         papermill.execute_notebook(
             str(source),
             str(executed),
             parameters=values,
-            kernel_name=kernel_name,
+            kernel_name=kernel_name or default_kernel,
+            language=language,
             progress_bar=progress,
             execution_timeout=timeout,
             cwd=None if cwd is None else os.fspath(cwd),

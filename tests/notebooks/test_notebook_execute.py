@@ -117,6 +117,16 @@ def test_html_report_has_no_code_no_prompts_no_stderr(tmp_path):
     assert "In&nbsp;[1]" not in page and "In [1]" not in page
 
 
+def test_a_notebook_that_names_no_language_is_taken_as_python(tmp_path):
+    path = _notebook(tmp_path / "bare.ipynb", "print(x)", parameters="x = 1\ny = 'a'")
+    node = nbformat.read(path, as_version=4)
+    node.metadata = {}
+    nbformat.write(node, path)
+    from rbmtools.notebook import notebook_parameters
+
+    assert notebook_parameters(path) == {"x": "1", "y": "'a'"}
+
+
 def test_timestamped_names_never_collide(tmp_path):
     when = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
     first = timestamped(tmp_path, "report", ".ipynb", when)
