@@ -101,11 +101,11 @@ def _is_count(value: Any) -> bool:
 
 
 def compute_aggregates(engine: Any, by: list[str]) -> Aggregates:
-    """Run the three aggregate queries on an engine holding ``rbm_lifecycle``."""
+    """Sum up the load summary (``rbm_summary``, see ``sql.SUMMARY``) of an engine by ``by``."""
     key = tuple(by)
-    groups = engine.df(sql.group_counts_sql(by))
-    latency = engine.df(sql.latency_bins_sql(by))
-    reads = engine.df(sql.read_bins_sql(by))
+    groups = engine.df(sql.summary_counts_sql(by))
+    latency = engine.df(sql.summary_latency_bins_sql(by))
+    reads = engine.df(sql.summary_read_bins_sql(by))
     return Aggregates(
         by=key,
         groups=_normalise(groups, key),

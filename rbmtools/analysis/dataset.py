@@ -105,6 +105,7 @@ class Dataset:
         self.event_files = events
         self.outbox_files = outbox
         self.report = report
+        self._lifecycle_ready = False
 
     def __enter__(self) -> Dataset:
         return self
@@ -122,19 +123,31 @@ class Dataset:
             f"outbox_files={r.outbox_files}, malformed={r.malformed})"
         )
 
+    def _ensure_lifecycle(self) -> None:
+        """Build the per-message relations on first use: ``rbm_facts`` (a table; a second
+        pass over the logs) and the view ``rbm_lifecycle`` over it."""
+        if self._lifecycle_ready:
+            return
+        self.engine.create_table("rbm_facts", sql.FACTS)
+        self.engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
+        self._lifecycle_ready = True
+
     def lifecycle(self) -> pd.DataFrame:
-        """One row per sent message: the columns and ``outcome`` of log-format section 3."""
+        """One row per sent message: the columns and ``outcome`` of log-format section 3.
+        The first call reads the logs again to build it (metrics never need it)."""
+        self._ensure_lifecycle()
         return self.engine.df('SELECT * FROM rbm_lifecycle ORDER BY "sendTime", "messageId"')
 
     def query(self, statement: str) -> pd.DataFrame:
-        """Run SQL (DuckDB dialect) against the loaded data: the table ``rbm_lifecycle``, one
-        row per message with the columns of ``lifecycle()``."""
+        """Run SQL (DuckDB dialect) against the loaded data: the view ``rbm_lifecycle``, one
+        row per message with the columns of ``lifecycle()`` (built on first use, as there)."""
+        self._ensure_lifecycle()
         return self.engine.df(statement)
 
     def summary(self, by: str | Iterable[str] = ("experiment", "arm")) -> pd.DataFrame:
         """Lifecycle counts per group (per experiment arm by default): messages, outcomes,
         revoke attempts and successes, reads, stale and double deliveries."""
-        return self.engine.df(sql.group_counts_sql(validate_by(by)))
+        return self.engine.df(sql.summary_counts_sql(validate_by(by)))
 
     def aggregates(self, by: str | Iterable[str] | None = None):
         """The compact aggregates every statistic is computed from (see ``Aggregates``)."""
@@ -200,15 +213,11 @@ def load(
         if progress:
             engine.execute("SET enable_progress_bar = true")
         engine.register_logs(event_files, outbox_files)
-        engine.create_table("rbm_facts", sql.FACTS)
+        # One pass over both logs leaves a small table of counts (what every metric sums
+        # up); the per-message lifecycle is built only when asked for (``lifecycle()``).
+        engine.create_table("rbm_summary", sql.SUMMARY)
         counts = engine.row(sql.LOAD_REPORT)
-        bad = engine.df(
-            "SELECT row_kind, bad_file FROM rbm_facts WHERE row_kind IN "
-            "('malformed_event_lines', 'malformed_outbox_lines') ORDER BY bad_file"
-        )
-        # The lifecycle is a view over the facts: its columns are cheap arithmetic on one
-        # row of facts, and every metric reads only a few of them.
-        engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
+        bad = engine.df(sql.BAD_FILES)
     except BaseException:
         engine.close()
         raise

@@ -102,8 +102,9 @@ class DuckDBEngine:
     def _jsonl_select(self, files: Sequence[str], columns: dict[str, str]) -> str:
         return (
             "SELECT filename AS source_file, * EXCLUDE (filename) FROM read_json("
-            f"{_file_list(files)}, format = 'newline_delimited', ignore_errors = true, "
-            f"filename = true, compression = 'auto', maximum_object_size = 16777216, "
+            f"{_file_list(files)}, format = 'newline_delimited', records = true, "
+            "ignore_errors = true, filename = true, compression = 'auto', "
+            "maximum_object_size = 16777216, "
             f"columns = {_columns_literal(columns)})"
         )
 

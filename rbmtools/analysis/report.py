@@ -197,7 +197,10 @@ def build_analysis(
         raise ValidationError("min_at_risk", min_at_risk, "must be at least 1")
     only_use_case = None
     if "useCase" not in columns:
-        use_cases = dataset.query('SELECT DISTINCT "useCase" AS u FROM rbm_lifecycle')["u"]
+        use_cases = dataset.engine.df(
+            'SELECT DISTINCT "useCase" AS u FROM rbm_summary '
+            "WHERE part = 'counts' AND row_kind = 'message'"
+        )["u"]
         if len(use_cases) == 1:
             only_use_case = use_cases.iloc[0]
     aggregates = dataset.aggregates(columns)

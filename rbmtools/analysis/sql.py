@@ -21,6 +21,8 @@ statistics.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlglot
 
 from rbmtools.analysis.schema import (
@@ -270,17 +272,39 @@ rbm_message_events AS (
     GROUP BY cls, message_id, bad_file
 )"""
 
-# The send record that speaks for a message: a 200 preferred, then a 404, then the first attempt
-# (retries keep the messageId); the earliest of its kind.
-_SEND_RECORD = (
-    "{'send_time': sendTime, 'send_status': status, 'expire_time': expireTime, 'ttl': ttl, "
-    "'use_case': useCase, 'traffic_type': trafficType, 'experiment': experiment, 'arm': arm, "
-    "'agent_id': agentId, 'phone': phone}"
-)
 
-# Stage 4: the outbox per message, in one pass: the send record, revoke attempts and their
-# answers, the first fallback. Unusable records are counted per file.
-_OUTBOX_PER_MESSAGE = f"""
+_SEND_FIELDS = {
+    "send_time": "sendTime",
+    "send_status": "status",
+    "expire_time": "expireTime",
+    "ttl": "ttl",
+    "use_case": "useCase",
+    "traffic_type": "trafficType",
+    "experiment": "experiment",
+    "arm": "arm",
+}
+#: Per-message columns only the lifecycle table shows (no metric reads them): ``FACTS`` has
+#: them, ``SUMMARY`` leaves them out, so the load does not carry their text per message.
+DETAIL_COLUMNS: tuple[str, ...] = ("agent_id", "phone", "fallback_channel", "fallback_reason")
+
+
+def _send_record(details: bool) -> str:
+    fields = {**_SEND_FIELDS, **({"agent_id": "agentId", "phone": "phone"} if details else {})}
+    return "{" + ", ".join(f"'{name}': {column}" for name, column in fields.items()) + "}"
+
+
+def _outbox_per_message(details: bool) -> str:
+    """Stage 4: the outbox per message, in one pass: the send record that speaks for it (a 200
+    preferred, then a 404, then the first attempt; retries keep the messageId), revoke attempts
+    and their answers, the first fallback. Unusable records are counted per file."""
+    fallback_details = (
+        """
+        ARG_MIN(channel, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_channel,
+        ARG_MIN(reason, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_reason,"""
+        if details
+        else ""
+    )
+    return f"""
 rbm_outbox_messages AS (
     SELECT
         CASE WHEN ok THEN messageId END AS message_id,
@@ -288,7 +312,7 @@ rbm_outbox_messages AS (
         COUNT(*) AS outbox_lines,
         COUNT(*) FILTER (WHERE kind = 'send') AS send_attempts,
         ARG_MIN(
-            {_SEND_RECORD},
+            {_send_record(details)},
             {{'rank': CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END, 'at': sendTime}}
         ) FILTER (WHERE kind = 'send') AS chosen,
         COUNT(*) FILTER (WHERE kind = 'revoke') AS api_revoke_attempts,
@@ -298,14 +322,13 @@ rbm_outbox_messages AS (
         COUNT(*) FILTER (WHERE kind = 'revoke' AND status NOT IN (200, 404))
             AS api_revoke_errors,
         COUNT(*) FILTER (WHERE kind = 'fallback') AS fallbacks,
-        MIN(sentAt) FILTER (WHERE kind = 'fallback') AS fallback_at,
-        ARG_MIN(channel, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_channel,
-        ARG_MIN(reason, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_reason,
+        MIN(sentAt) FILTER (WHERE kind = 'fallback') AS fallback_at,{fallback_details}
         MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
         MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
     FROM rbm_outbox
     GROUP BY 1, 2
 )"""
+
 
 _EVENT_COLUMNS = (
     *(f"{name}_at" for name in KEY_EVENTS.values()),
@@ -325,21 +348,35 @@ _OUTBOX_COLUMNS = (
     "api_revoke_errors",
     "fallbacks",
     "fallback_at",
-    "fallback_channel",
-    "fallback_reason",
 )
 
-#: The facts: one row per message id seen in either log (``row_kind`` says what it is), plus
-#: rows carrying the counts of malformed lines (per file), of events about no message and of
-#: unusable outbox records (per file). The per-message events and outbox records meet in one
-#: full join; the rows about no message match nothing (their messageId is NULL) and pass.
-FACTS = f"""WITH
-{_EVENT_LINES.format(source="rbm_event_rows")},
+
+def _facts_ctes(details: bool) -> str:
+    return f"""{_EVENT_LINES.format(source="rbm_event_rows")},
 {_EVENT_KEYS},
 {_EVENTS_PER_MESSAGE},
 {_OUTBOX_LINES.format(source="rbm_outbox_rows")},
-{_OUTBOX_PER_MESSAGE}
-SELECT
+{_outbox_per_message(details)}"""
+
+
+def _facts_select(details: bool) -> str:
+    """The facts from the CTEs of ``_facts_ctes``; ``details`` adds ``DETAIL_COLUMNS``."""
+    chosen = [f"o.chosen.{name} AS {name}" for name in _SEND_FIELDS if name != "ttl"]
+    chosen.insert(3, "TRY_CAST(REPLACE(o.chosen.ttl, 's', '') AS DOUBLE) AS ttl_seconds")
+    extra = (
+        [
+            "o.chosen.agent_id AS agent_id",
+            "o.chosen.phone AS phone",
+            "o.fallback_channel",
+            "o.fallback_reason",
+        ]
+        if details
+        else []
+    )
+    columns = ",\n    ".join(
+        [*(f"e.{c}" for c in _EVENT_COLUMNS), *chosen, *(f"o.{c}" for c in _OUTBOX_COLUMNS), *extra]
+    )
+    return f"""SELECT
     CASE
         WHEN o.bad_file IS NOT NULL THEN 'malformed_outbox_lines'
         WHEN e.row_class <> 'message' THEN e.row_class
@@ -350,50 +387,19 @@ SELECT
     END AS row_kind,
     COALESCE(o.message_id, e.message_id) AS message_id,
     COALESCE(e.bad_file, o.bad_file) AS bad_file,
-    {", ".join(f"e.{c}" for c in _EVENT_COLUMNS)},
-    o.chosen.send_status AS send_status,
-    o.chosen.send_time AS send_time,
-    o.chosen.expire_time AS expire_time,
-    TRY_CAST(REPLACE(o.chosen.ttl, 's', '') AS DOUBLE) AS ttl_seconds,
-    o.chosen.use_case AS use_case,
-    o.chosen.traffic_type AS traffic_type,
-    o.chosen.experiment AS experiment,
-    o.chosen.arm AS arm,
-    o.chosen.agent_id AS agent_id,
-    o.chosen.phone AS phone,
-    {", ".join(f"o.{c}" for c in _OUTBOX_COLUMNS)},
+    {columns},
     o.outbox_lines,
     LEAST(e.first_event_at, e.first_received_at, o.first_outbox_at) AS first_seen_at,
     GREATEST(e.last_event_seen, o.last_outbox_at) AS last_seen_at
 FROM rbm_outbox_messages AS o
-FULL OUTER JOIN rbm_message_events AS e ON o.message_id = e.message_id
-"""
+FULL OUTER JOIN rbm_message_events AS e ON o.message_id = e.message_id"""
 
 
-#: What a load read, from the facts: one row of counts (see ``load.LoadReport``).
-LOAD_REPORT = """
-SELECT
-    COALESCE(SUM(lines), 0) AS lines,
-    COALESCE(SUM(events), 0) AS events,
-    COALESCE(SUM(lines) FILTER (WHERE row_kind <> 'malformed_event_lines'), 0)
-        - COALESCE(SUM(events), 0) AS duplicates,
-    COALESCE(SUM(lines) FILTER (WHERE row_kind = 'malformed_event_lines'), 0) AS malformed,
-    COALESCE(SUM(unverified), 0) AS unverified,
-    COALESCE(SUM(events) FILTER (WHERE row_kind = 'other_events'), 0) AS other_events,
-    COALESCE(SUM(events) FILTER (WHERE row_kind = 'unknown_message'), 0)
-        AS unknown_message_events,
-    COUNT(*) FILTER (WHERE row_kind = 'unknown_message') AS unknown_messages,
-    COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind <> 'malformed_outbox_lines'), 0)
-        AS outbox_records,
-    COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind = 'malformed_outbox_lines'), 0)
-        AS outbox_malformed,
-    COUNT(*) FILTER (WHERE row_kind = 'message') AS messages,
-    COUNT(*) FILTER (WHERE row_kind = 'failed_send') AS failed_sends,
-    COUNT(*) FILTER (WHERE row_kind = 'outbox_without_send') AS outbox_without_send,
-    MIN(first_seen_at) AS span_start,
-    MAX(last_seen_at) AS span_end
-FROM rbm_facts
-"""
+#: The facts: one row per message id seen in either log (``row_kind`` says what it is), plus
+#: rows carrying the counts of malformed lines (per file), of events about no message and of
+#: unusable outbox records (per file). The per-message events and outbox records meet in one
+#: full join; the rows about no message match nothing (their messageId is NULL) and pass.
+FACTS = f"WITH\n{_facts_ctes(True)}\n{_facts_select(True)}\n"
 
 _OUTCOME = """CASE
         WHEN send_status = 404 THEN 'not_rcs'
@@ -415,18 +421,18 @@ _REVOKE_METHOD = """CASE
 
 _DELIVERED = "outcome IN ('delivered', 'delivered_after_revoke')"
 
-#: The lifecycle of log-format section 3, one row per sent message, from ``rbm_facts``.
-LIFECYCLE = f"""
-WITH rbm_span AS (
-    SELECT MAX(last_seen_at) AS observed_until FROM rbm_facts
-),
-rbm_timed AS (
-    SELECT f.*, s.observed_until,
+
+def _ruled(facts: str, observed_until: str, where: str) -> str:
+    """The lifecycle rules as two CTEs over the facts relation ``facts``: ``rbm_timed`` (the
+    times the rules compare) and ``rbm_ruled`` (outcome, revoke method, latency and the
+    censoring time; ``observed_until``, the end of the logs, is one of its bounds)."""
+    return f"""rbm_timed AS (
+    SELECT f.*, {observed_until} AS observed_until,
         LEAST(api_revoked_at, ttl_revoked_at) AS revoke_ok_at,
         LEAST(ttl_revoked_at, ttl_failed_at) AS ttl_event_at,
         COALESCE({_seconds("send_time", "expire_time")}, ttl_seconds) AS expires_after
-    FROM rbm_facts AS f CROSS JOIN rbm_span AS s
-    WHERE row_kind = 'message'
+    FROM {facts}
+    WHERE {where}
 ),
 rbm_ruled AS (
     SELECT *,
@@ -441,7 +447,41 @@ rbm_ruled AS (
             {_seconds("send_time", "observed_until")}
         ), 0.0) AS censored_after
     FROM rbm_timed
-)
+)"""
+
+
+_LIFECYCLE_VALUES = {
+    "outcome": "outcome",
+    "revokeMethod": "revoke_method",
+    "revokeSucceeded": "outcome = 'revoked'",
+    "delivered": _DELIVERED,
+    "latencySeconds": f"CASE WHEN {_DELIVERED} THEN latency END",
+    "observedSeconds": f"""CASE
+        WHEN outcome = 'not_rcs' THEN NULL
+        WHEN {_DELIVERED} THEN latency
+        ELSE censored_after
+    END""",
+    "staleDelivery": f"COALESCE({_DELIVERED} AND latency > expires_after, FALSE)",
+    "doubleDelivery": f"COALESCE({_DELIVERED} AND delivered_at > fallback_at, FALSE)",
+    "readSeconds": f"""CASE WHEN {_DELIVERED} AND read_at IS NOT NULL
+        THEN GREATEST({_seconds("delivered_at", "read_at")}, 0.0) END""",
+    "events": "COALESCE(events, 0)",
+    "duplicateEvents": "CAST(COALESCE(lines, 0) - COALESCE(events, 0) AS BIGINT)",
+    "clockSkew": "COALESCE(first_event_at < send_time, FALSE)",
+    "outOfOrder": "COALESCE(first_event_rx > first_received_at, FALSE)",
+}
+
+
+def _value(name: str) -> str:
+    return f'{_LIFECYCLE_VALUES[name]} AS "{name}"'
+
+
+#: The lifecycle of log-format section 3, one row per sent message, from ``rbm_facts``.
+LIFECYCLE = f"""
+WITH rbm_span AS (
+    SELECT MAX(last_seen_at) AS observed_until FROM rbm_facts
+),
+{_ruled("rbm_facts AS f CROSS JOIN rbm_span AS s", "s.observed_until", "row_kind = 'message'")}
 SELECT
     message_id AS "messageId",
     agent_id AS "agentId",
@@ -470,25 +510,157 @@ SELECT
     fallback_at AS "fallbackAt",
     fallback_channel AS "fallbackChannel",
     fallback_reason AS "fallbackReason",
-    outcome,
-    revoke_method AS "revokeMethod",
-    outcome = 'revoked' AS "revokeSucceeded",
-    {_DELIVERED} AS delivered,
-    CASE WHEN {_DELIVERED} THEN latency END AS "latencySeconds",
-    CASE
-        WHEN outcome = 'not_rcs' THEN NULL
-        WHEN {_DELIVERED} THEN latency
-        ELSE censored_after
-    END AS "observedSeconds",
-    COALESCE({_DELIVERED} AND latency > expires_after, FALSE) AS "staleDelivery",
-    COALESCE({_DELIVERED} AND delivered_at > fallback_at, FALSE) AS "doubleDelivery",
-    CASE WHEN {_DELIVERED} AND read_at IS NOT NULL
-        THEN GREATEST({_seconds("delivered_at", "read_at")}, 0.0) END AS "readSeconds",
-    COALESCE(events, 0) AS events,
-    CAST(COALESCE(lines, 0) - COALESCE(events, 0) AS BIGINT) AS "duplicateEvents",
-    COALESCE(first_event_at < send_time, FALSE) AS "clockSkew",
-    COALESCE(first_event_rx > first_received_at, FALSE) AS "outOfOrder"
+    {_value("outcome")},
+    {_value("revokeMethod")},
+    {_value("revokeSucceeded")},
+    {_value("delivered")},
+    {_value("latencySeconds")},
+    {_value("observedSeconds")},
+    {_value("staleDelivery")},
+    {_value("doubleDelivery")},
+    {_value("readSeconds")},
+    {_value("events")},
+    {_value("duplicateEvents")},
+    {_value("clockSkew")},
+    {_value("outOfOrder")}
 FROM rbm_ruled
+"""
+
+
+#: Lifecycle columns a metric may group by, as SQL over the facts.
+_GROUP_VALUES = {
+    "useCase": "use_case",
+    "trafficType": "traffic_type",
+    "experiment": "experiment",
+    "arm": "arm",
+    "day": "CAST(send_time AS DATE)",
+}
+_GROUPS = ", ".join(f'"{name}"' for name in _GROUP_VALUES)
+#: The yes/no facts a group count counts, by their column name in the load summary.
+_FLAGS = {
+    "flag_read": '"readSeconds" IS NOT NULL',
+    "flag_stale": '"staleDelivery"',
+    "flag_double": '"doubleDelivery"',
+    "flag_fallback": "fallbacks > 0",
+    "flag_skew": '"clockSkew"',
+    "flag_unordered": '"outOfOrder"',
+}
+
+
+def _summary_rows() -> str:
+    """Every facts row with the lifecycle values the metrics group by, for ``SUMMARY``."""
+    groups = ",\n        ".join(f'{sql} AS "{name}"' for name, sql in _GROUP_VALUES.items())
+    values = ",\n        ".join(
+        _value(name)
+        for name in (
+            "outcome",
+            "revokeMethod",
+            "delivered",
+            "observedSeconds",
+            "staleDelivery",
+            "doubleDelivery",
+            "readSeconds",
+            "duplicateEvents",
+            "clockSkew",
+            "outOfOrder",
+        )
+    )
+    return f"""rbm_summary_rows AS (
+    SELECT row_kind, bad_file, lines, events AS fact_events, unverified, outbox_lines,
+        first_seen_at, last_seen_at, fallbacks, send_time, expires_after,
+        {groups},
+        {values}
+    FROM rbm_ruled
+)"""
+
+
+_FLAG_COLUMNS = ",\n        ".join(f"{sql} AS {name}" for name, sql in _FLAGS.items())
+
+#: What a load computes, in one pass over both logs and nothing per message kept: the facts
+#: (without ``DETAIL_COLUMNS``) through the lifecycle rules into a small table of counts, in
+#: three parts: ``counts`` (per row kind, bad file, group, outcome, revoke method and the
+#: flags of ``_FLAGS``: messages, duplicates, and the sums ``LOAD_REPORT`` adds up),
+#: ``latency`` (per group, latency bin and delivered-or-censored; messages still pending
+#: per send time and expiry instead, as they are censored at the end of the logs, known only
+#: once everything is read) and ``read`` (per group and bin of time to read). Its groups are
+#: the finest (every column of ``GROUP_COLUMNS``); any grouping sums them up
+#: (``summary_counts_sql``, ``summary_latency_bins_sql``, ``summary_read_bins_sql``).
+SUMMARY = f"""WITH
+{_facts_ctes(False)},
+rbm_facts_core AS (
+{_facts_select(False)}
+),
+{_ruled("rbm_facts_core AS f", "CAST(NULL AS TIMESTAMPTZ)", "TRUE")},
+{_summary_rows()}
+SELECT
+    CASE
+        WHEN GROUPING(outcome) = 0 THEN 'counts'
+        WHEN GROUPING(latency_bin) = 0 THEN 'latency'
+        ELSE 'read'
+    END AS part,
+    row_kind, bad_file, {_GROUPS},
+    outcome, "revokeMethod", {", ".join(_FLAGS)},
+    latency_bin, delivered, pending_since, pending_expires, read_bin,
+    COUNT(*) AS n,
+    SUM("duplicateEvents") AS duplicates,
+    SUM(lines) AS lines,
+    SUM(fact_events) AS events,
+    SUM(unverified) AS unverified,
+    SUM(outbox_lines) AS outbox_lines,
+    MIN(first_seen_at) AS first_seen_at,
+    MAX(last_seen_at) AS last_seen_at
+FROM (
+    SELECT *,
+        {_FLAG_COLUMNS},
+        CASE WHEN outcome NOT IN ('not_rcs', 'pending')
+            THEN {bin_expression('"observedSeconds"')} END AS latency_bin,
+        CASE WHEN outcome = 'pending' THEN send_time END AS pending_since,
+        CASE WHEN outcome = 'pending' THEN expires_after END AS pending_expires,
+        {bin_expression('"readSeconds"')} AS read_bin
+    FROM rbm_summary_rows
+) AS rbm_summary_input
+GROUP BY GROUPING SETS (
+    (row_kind, bad_file, {_GROUPS}, outcome, "revokeMethod", {", ".join(_FLAGS)}),
+    (row_kind, {_GROUPS}, latency_bin, delivered, pending_since, pending_expires),
+    (row_kind, {_GROUPS}, read_bin)
+)
+"""
+
+#: What a load read: one row of counts from ``rbm_summary`` (see ``dataset.LoadReport``).
+LOAD_REPORT = """
+SELECT
+    CAST(COALESCE(SUM(lines), 0) AS BIGINT) AS lines,
+    CAST(COALESCE(SUM(events), 0) AS BIGINT) AS events,
+    CAST(COALESCE(SUM(lines) FILTER (WHERE row_kind <> 'malformed_event_lines'), 0)
+        - COALESCE(SUM(events), 0) AS BIGINT) AS duplicates,
+    CAST(COALESCE(SUM(lines) FILTER (WHERE row_kind = 'malformed_event_lines'), 0) AS BIGINT)
+        AS malformed,
+    CAST(COALESCE(SUM(unverified), 0) AS BIGINT) AS unverified,
+    CAST(COALESCE(SUM(events) FILTER (WHERE row_kind = 'other_events'), 0) AS BIGINT)
+        AS other_events,
+    CAST(COALESCE(SUM(events) FILTER (WHERE row_kind = 'unknown_message'), 0) AS BIGINT)
+        AS unknown_message_events,
+    CAST(COALESCE(SUM(n) FILTER (WHERE row_kind = 'unknown_message'), 0) AS BIGINT)
+        AS unknown_messages,
+    CAST(COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind <> 'malformed_outbox_lines'), 0)
+        AS BIGINT) AS outbox_records,
+    CAST(COALESCE(SUM(outbox_lines) FILTER (WHERE row_kind = 'malformed_outbox_lines'), 0)
+        AS BIGINT) AS outbox_malformed,
+    CAST(COALESCE(SUM(n) FILTER (WHERE row_kind = 'message'), 0) AS BIGINT) AS messages,
+    CAST(COALESCE(SUM(n) FILTER (WHERE row_kind = 'failed_send'), 0) AS BIGINT) AS failed_sends,
+    CAST(COALESCE(SUM(n) FILTER (WHERE row_kind = 'outbox_without_send'), 0) AS BIGINT)
+        AS outbox_without_send,
+    MIN(first_seen_at) AS span_start,
+    MAX(last_seen_at) AS span_end
+FROM rbm_summary
+WHERE part = 'counts'
+"""
+
+#: The files that held malformed lines, from ``rbm_summary``.
+BAD_FILES = """
+SELECT DISTINCT row_kind, bad_file FROM rbm_summary
+WHERE part = 'counts' AND row_kind IN ('malformed_event_lines', 'malformed_outbox_lines')
+ORDER BY bad_file
 """
 
 
@@ -499,38 +671,84 @@ def _group_select(by: list[str]) -> tuple[str, str, str]:
     return cols + ", ", f"GROUP BY {cols}", f"ORDER BY {cols}"
 
 
+def _total(condition: str | None = None, column: str = "n") -> str:
+    filtered = f" FILTER (WHERE {condition})" if condition else ""
+    return f"CAST(COALESCE(SUM({column}){filtered}, 0) AS BIGINT)"
+
+
+def _counts_columns(count: Callable[[str | None], str], duplicates: str) -> str:
+    """The columns of the group counts, whatever relation they are counted from."""
+    method = '"revokeMethod"'
+    columns = {
+        "messages": count(None),
+        **{o: count(f"outcome = '{o}'") for o in OUTCOMES},
+        "revoke_tried": count(f"{method} IS NOT NULL"),
+        "api_tried": count(f"{method} = 'api'"),
+        "api_revoked": count(f"{method} = 'api' AND outcome = 'revoked'"),
+        "ttl_tried": count(f"{method} = 'ttl'"),
+        "ttl_revoked": count(f"{method} = 'ttl' AND outcome = 'revoked'"),
+        **{
+            f"{m}_outcome_{o}": count(f"{method} = '{m}' AND outcome = '{o}'")
+            for m in REVOKE_METHODS
+            for o in OUTCOMES
+        },
+        "read": count(_FLAGS["flag_read"]),
+        "stale_deliveries": count(_FLAGS["flag_stale"]),
+        "double_deliveries": count(_FLAGS["flag_double"]),
+        "fallbacks": count(_FLAGS["flag_fallback"]),
+        "clock_skew": count(_FLAGS["flag_skew"]),
+        "out_of_order": count(_FLAGS["flag_unordered"]),
+        "duplicate_events": duplicates,
+    }
+    return ",\n    ".join(f"{sql} AS {name}" for name, sql in columns.items())
+
+
 def group_counts_sql(by: list[str], source: str = "rbm_lifecycle") -> str:
     """Per group: messages, outcome counts, revoke attempts and successes by method, and the
-    counts behind read rate, stale and double deliveries and the revoke race."""
+    counts behind read rate, stale and double deliveries and the revoke race, counted from
+    the lifecycle (``source``, one row per message)."""
     by = validate_by(by)
     select, group, order = _group_select(by)
-    outcomes = ", ".join(f"COUNT(*) FILTER (WHERE outcome = '{o}') AS {o}" for o in OUTCOMES)
-    by_method = ", ".join(
-        f"COUNT(*) FILTER (WHERE \"revokeMethod\" = '{m}' AND outcome = '{o}') AS {m}_outcome_{o}"
-        for m in REVOKE_METHODS
-        for o in OUTCOMES
-    )
+
+    def count(condition: str | None) -> str:
+        return f"COUNT(*) FILTER (WHERE {condition})" if condition else "COUNT(*)"
+
+    columns = _counts_columns(count, 'CAST(COALESCE(SUM("duplicateEvents"), 0) AS BIGINT)')
     return f"""
 SELECT {select}
-    COUNT(*) AS messages,
-    {outcomes},
-    COUNT(*) FILTER (WHERE "revokeMethod" IS NOT NULL) AS revoke_tried,
-    COUNT(*) FILTER (WHERE "revokeMethod" = 'api') AS api_tried,
-    COUNT(*) FILTER (WHERE "revokeMethod" = 'api' AND outcome = 'revoked') AS api_revoked,
-    COUNT(*) FILTER (WHERE "revokeMethod" = 'ttl') AS ttl_tried,
-    COUNT(*) FILTER (WHERE "revokeMethod" = 'ttl' AND outcome = 'revoked') AS ttl_revoked,
-    {by_method},
-    COUNT(*) FILTER (WHERE "readSeconds" IS NOT NULL) AS read,
-    COUNT(*) FILTER (WHERE "staleDelivery") AS stale_deliveries,
-    COUNT(*) FILTER (WHERE "doubleDelivery") AS double_deliveries,
-    COUNT(*) FILTER (WHERE fallbacks > 0) AS fallbacks,
-    COUNT(*) FILTER (WHERE "clockSkew") AS clock_skew,
-    COUNT(*) FILTER (WHERE "outOfOrder") AS out_of_order,
-    CAST(COALESCE(SUM("duplicateEvents"), 0) AS BIGINT) AS duplicate_events
+    {columns}
 FROM {source}
 {group}
 {order}
 """
+
+
+def summary_counts_sql(by: list[str], source: str = "rbm_summary") -> str:
+    """``group_counts_sql`` summed up from the ``counts`` part of the load summary."""
+    by = validate_by(by)
+    select, group, order = _group_select(by)
+    flags = {name: name for name in _FLAGS}
+    count_sql = _counts_columns(
+        lambda condition: _total(_flag_names(condition, flags)),
+        _total(None, "duplicates"),
+    )
+    return f"""
+SELECT {select}
+    {count_sql}
+FROM {source}
+WHERE part = 'counts' AND row_kind = 'message'
+{group}
+{order}
+"""
+
+
+def _flag_names(condition: str | None, flags: dict[str, str]) -> str | None:
+    """A counts condition in the summary's terms (its flags are columns there)."""
+    if condition is None:
+        return None
+    for name, sql in _FLAGS.items():
+        condition = condition.replace(sql, flags[name])
+    return condition
 
 
 def latency_bins_sql(by: list[str], source: str = "rbm_lifecycle") -> str:
@@ -545,6 +763,37 @@ SELECT {select}
     COUNT(*) FILTER (WHERE NOT delivered) AS censored
 FROM {source}
 WHERE "observedSeconds" IS NOT NULL
+{group}
+"""
+
+
+def summary_latency_bins_sql(by: list[str], source: str = "rbm_summary") -> str:
+    """``latency_bins_sql`` summed up from the load summary: the ``latency`` part, plus the
+    ``pending`` part censored at the end of the logs (its latest time) or at its expiry."""
+    by = validate_by(by)
+    select, group, _ = _group_select(by)
+    group = f"{group}, bin" if group else "GROUP BY bin"
+    observed = (
+        f"GREATEST(LEAST(pending_expires, {_seconds('pending_since', 'observed_until')}), 0.0)"
+    )
+    return f"""
+WITH rbm_span AS (
+    SELECT MAX(last_seen_at) AS observed_until FROM {source} WHERE part = 'counts'
+),
+rbm_binned AS (
+    SELECT {_GROUPS}, latency_bin AS bin, delivered, n
+    FROM {source}
+    WHERE part = 'latency' AND row_kind = 'message' AND latency_bin IS NOT NULL
+    UNION ALL
+    SELECT {_GROUPS}, {bin_expression(observed)} AS bin, FALSE AS delivered, n
+    FROM {source} CROSS JOIN rbm_span
+    WHERE part = 'latency' AND row_kind = 'message' AND pending_since IS NOT NULL
+)
+SELECT {select}
+    bin,
+    {_total("delivered")} AS delivered,
+    {_total("NOT delivered")} AS censored
+FROM rbm_binned
 {group}
 """
 
@@ -564,6 +813,21 @@ WHERE "readSeconds" IS NOT NULL
 """
 
 
+def summary_read_bins_sql(by: list[str], source: str = "rbm_summary") -> str:
+    """``read_bins_sql`` summed up from the ``read`` part of the load summary."""
+    by = validate_by(by)
+    select, group, _ = _group_select(by)
+    group = f"{group}, read_bin" if group else "GROUP BY read_bin"
+    return f"""
+SELECT {select}
+    read_bin AS bin,
+    {_total()} AS read
+FROM {source}
+WHERE part = 'read' AND row_kind = 'message' AND read_bin IS NOT NULL
+{group}
+"""
+
+
 def transpile(sql: str, dialect: str) -> str:
     """The same statement in another engine's dialect (``"spark"``, ``"bigquery"``, ...)."""
-    return ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True))
+    return ";\\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True))
