@@ -4,7 +4,8 @@ Per group: counts of messages and outcomes, revoke attempts and successes by met
 outcomes, reads, stale and double deliveries (``groups``); deliveries and censorings per fine
 log-spaced latency bin (``latency_bins``); reads per bin of time-to-read (``read_bins``). Every
 statistic (intervals, Kaplan-Meier, best TTL, bootstrap) is computed from these, so any engine
-that produces them gives the same answers.
+that produces them gives the same answers. They are sums over the load summary (``rbm_summary``),
+so asking for another grouping never reads the logs again.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 ``load`` reads every file once: Pub/Sub push bodies are decoded, times normalised to UTC,
 duplicates (same eventId, or same messageId + eventType + sendTime) counted once, and lines
-that are not events counted and set aside, never failing the load. What remains is one row of
-facts per message, from which the lifecycle, the metrics and the best TTL are derived. The
-``LoadReport`` says what was read.
+that are not events counted and set aside, never failing the load. That one pass derives every
+message's lifecycle and keeps only a small summary of counts (``sql.SUMMARY``), from which the
+``LoadReport``, the metrics and the best TTL come; the per-message lifecycle table is built on
+first use (``Dataset.lifecycle()``, ``Dataset.query()``), with a second pass over the logs.
 """
 
 from __future__ import annotations

@@ -8,11 +8,21 @@ base64 ``message.data`` of a Pub/Sub push into the event struct (``sendTime`` le
 NULL fields when the data is not base64 of a JSON object). Reading files and decoding JSON
 are the engine's business (``engine.py``); the rules of the lifecycle live only here.
 
-Stages: ``FACTS`` (one row per message joining both logs, plus a few rows that carry counts of
-malformed lines and of events that belong to no message), ``LIFECYCLE`` (the outcomes and
-columns of log-format section 3, derived from the facts), and the compact aggregates per group
-(``group_counts_sql``, ``latency_bins_sql``, ``read_bins_sql``) that Python turns into
-statistics.
+A load runs one statement, ``SUMMARY``: both logs, grouped per message (``FACTS`` without the
+``DETAIL_COLUMNS``), through the lifecycle rules, into a small table ``rbm_summary`` of counts
+per finest group; ``LOAD_REPORT``, ``BAD_FILES`` and the compact aggregates per grouping
+(``summary_counts_sql``, ``summary_latency_bins_sql``, ``summary_read_bins_sql``) sum it up,
+and Python turns those into statistics. Per-message rows are built only when asked for:
+``FACTS`` (the table ``rbm_facts``: one row per message joining both logs, plus rows that carry
+counts of malformed lines and of events that belong to no message) and ``LIFECYCLE`` (the view
+``rbm_lifecycle``: the outcomes and columns of log-format section 3); ``group_counts_sql``,
+``latency_bins_sql`` and ``read_bins_sql`` count from that view and give the same numbers as
+the summary (a test holds them equal).
+
+Functions an engine other than DuckDB must map: ``EPOCH_US(ts)`` (microseconds since the epoch:
+``UNIX_MICROS`` in Spark and BigQuery), ``HASH`` (64-bit, a grouping key only), ``ARG_MIN``
+(skips NULL values and keys), ``GREATEST``/``LEAST`` (skip NULLs), ``GROUPING SETS`` with
+``GROUPING()``, and aggregates with ``FILTER``.
 """
 
 # SQL is assembled here from constants and validated column names only (validate_by); no
@@ -34,16 +44,22 @@ from rbmtools.analysis.schema import (
 )
 
 __all__ = [
+    "BAD_FILES",
+    "DETAIL_COLUMNS",
     "EVENT_ROW_COLUMNS",
     "EVENT_STRUCT_FIELDS",
     "FACTS",
     "LIFECYCLE",
     "LOAD_REPORT",
     "OUTBOX_ROW_COLUMNS",
+    "SUMMARY",
     "bin_expression",
     "group_counts_sql",
     "latency_bins_sql",
     "read_bins_sql",
+    "summary_counts_sql",
+    "summary_latency_bins_sql",
+    "summary_read_bins_sql",
     "transpile",
 ]
 
