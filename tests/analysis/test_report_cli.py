@@ -119,13 +119,20 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
 @pytest.mark.parametrize("dialect", ["spark", "bigquery"])
 def test_the_heavy_sql_transpiles_for_other_engines(dialect):
     for statement in (
+        sql.SUMMARY,
+        sql.LOAD_REPORT,
+        sql.summary_counts_sql(["useCase", "arm"]),
+        sql.summary_latency_bins_sql(["day"]),
+        sql.summary_read_bins_sql([]),
         sql.FACTS,
         sql.LIFECYCLE,
         sql.group_counts_sql(["useCase", "arm"]),
         sql.latency_bins_sql(["day"]),
     ):
         text = sql.transpile(statement, dialect)
-        assert "rbm_lifecycle" in text or "rbm_event_rows" in text or "rbm_facts" in text
+        assert any(
+            name in text for name in ("rbm_summary", "rbm_lifecycle", "rbm_event_rows", "rbm_facts")
+        )
 
 
 def test_analysis_never_imports_client_emulator_or_webhook():

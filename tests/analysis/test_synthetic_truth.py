@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,6 +45,18 @@ def test_generated_lines_are_valid_wire_records(synthetic):
         except wire_errors():
             continue
     assert shapes == {"receiver", "push", "decoded"}
+
+
+def test_ids_and_lines_look_like_real_ones(synthetic):
+    """Message ids are random UUIDs (as the client and the experiment runner make them), event
+    ids as long as the emulator's, lines compact: the byte counts of a real receiver log."""
+    ids = synthetic.truth.messageId
+    assert ids.is_unique and all(uuid.UUID(i).version == 4 for i in ids.head(200))
+    first = sorted(synthetic.events_dir.rglob("*.jsonl"))[0].read_text().splitlines()
+    records = [json.loads(line) for line in first[:500] if line.startswith('{"receivedAt"')]
+    event_ids = [r["event"]["eventId"] for r in records if "eventId" in r["event"]]
+    assert event_ids and all(len(e) == 28 and e.startswith("evt-") for e in event_ids)
+    assert all(", " not in line and ": " not in line for line in first[:500])
 
 
 def wire_errors():
