@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Any
 
+from rbmtools.errors import ValidationError
+
 __all__ = ["register"]
 
 
@@ -63,7 +65,34 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
     parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB (spills beyond)")
+    parser.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="the engine that runs the SQL (default duckdb, embedded; spark: the same "
+        "analysis on a Spark session, paths may be hdfs://, s3a://, gs://...)",
+    )
+    parser.add_argument(
+        "--spark-master", metavar="URL", help="Spark master for --engine spark (default local[*])"
+    )
+    parser.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting for --engine spark (repeatable), e.g. spark.executor.memory=8g",
+    )
     parser.set_defaults(func=run)
+
+
+def _spark_conf(items: list[str]) -> dict[str, str]:
+    conf = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError("--spark-conf", item, "must be KEY=VALUE")
+        conf[key.strip()] = value.strip()
+    return conf
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         memory_limit=args.memory_limit,
         progress=progress,
+        engine=args.engine,
+        spark_master=args.spark_master,
+        spark_conf=_spark_conf(args.spark_conf),
     ) as dataset:
         analysis = build_analysis(
             dataset,

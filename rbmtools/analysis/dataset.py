@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,8 +20,14 @@ from typing import Any
 import pandas as pd
 
 from rbmtools.analysis import sql
-from rbmtools.analysis.engine import DuckDBEngine
-from rbmtools.analysis.inputs import LogFiles, resolve_paths
+from rbmtools.analysis.engines import (
+    Engine,
+    EngineArg,
+    check_local_paths,
+    make_engine,
+    resolve_logs,
+)
+from rbmtools.analysis.inputs import LogFiles
 from rbmtools.analysis.schema import validate_by
 from rbmtools.errors import ValidationError
 from rbmtools.wire import dumps_line, format_timestamp
@@ -96,12 +102,11 @@ def _to_datetime(value: Any) -> datetime | None:
 class Dataset:
     """Both logs, loaded: ``report``, ``lifecycle()``, ``aggregates(by)`` and the rest.
 
-    Holds an embedded DuckDB connection; use it as a context manager or call ``close()``.
+    Holds its engine (an embedded DuckDB connection by default, see ``load``); use it as a
+    context manager or call ``close()``.
     """
 
-    def __init__(
-        self, engine: DuckDBEngine, events: LogFiles, outbox: LogFiles, report: LoadReport
-    ):
+    def __init__(self, engine: Engine, events: LogFiles, outbox: LogFiles, report: LoadReport):
         self.engine = engine
         self.event_files = events
         self.outbox_files = outbox
@@ -198,19 +203,34 @@ def load(
     threads: int | None = None,
     memory_limit: str | None = None,
     progress: bool = False,
+    engine: EngineArg = "duckdb",
+    spark_master: str | None = None,
+    spark_conf: Mapping[str, str] | None = None,
 ) -> Dataset:
     """Read an event log and an outbox log (files, globs or directories; JSON Lines, ``.gz``
     or Parquet) into a ``Dataset``. ``quarantine`` writes the set-aside lines there.
 
-    Lifecycles need the outbox (it says what was sent); events alone still load and report.
+    ``engine`` runs the SQL: ``"duckdb"`` (the default; ``threads``, ``memory_limit``),
+    ``"spark"`` (``spark_master``, ``spark_conf``; paths may then be any URI Hadoop reads) or
+    a ``SparkSession`` (see ``engines.make_engine``). Lifecycles need the outbox (it says what
+    was sent); events alone still load and report.
     """
     started = time.perf_counter()
-    event_files = resolve_paths(events, "events")
-    outbox_files = resolve_paths(outbox, "outbox")
-    if not event_files and not outbox_files:
-        raise ValidationError("events", events, "give at least one event or outbox log")
-    engine = DuckDBEngine(threads=threads, memory_limit=memory_limit)
+    if engine != "duckdb":  # local paths are checked before Spark takes seconds to start
+        check_local_paths(events, "events")
+        check_local_paths(outbox, "outbox")
+    engine = make_engine(
+        engine,
+        threads=threads,
+        memory_limit=memory_limit,
+        spark_master=spark_master,
+        spark_conf=spark_conf,
+    )
     try:
+        event_files = resolve_logs(engine, events, "events")
+        outbox_files = resolve_logs(engine, outbox, "outbox")
+        if not event_files and not outbox_files:
+            raise ValidationError("events", events, "give at least one event or outbox log")
         if progress:
             engine.execute("SET enable_progress_bar = true")
         engine.register_logs(event_files, outbox_files)

@@ -11,6 +11,7 @@ sqlglot write the target dialect:
 - ``GREATEST``/``LEAST`` skip NULLs in DuckDB and Spark but return NULL in BigQuery.
 - A decimal literal such as ``1000000.0`` makes DuckDB's arithmetic DOUBLE but Spark's DECIMAL:
   Spark gets DOUBLE literals. BigQuery's difference of two TIMESTAMPs is ``TIMESTAMP_DIFF``.
+- ``EPOCH_US(ts)`` (microseconds since the epoch) is ``UNIX_MICROS(ts)`` in both.
 - In ``GROUP BY``, a name that is both an input column and a select alias means the input column
   in DuckDB and Spark; BigQuery gets the column qualified with its table.
 
@@ -65,6 +66,15 @@ def _bottom_up(
     return tree
 
 
+def _is_epoch_us(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Anonymous) and str(node.this).upper() == "EPOCH_US"
+
+
+def _unix_micros(node: exp.Expression) -> exp.Expression:
+    """DuckDB's ``EPOCH_US(ts)``: ``UNIX_MICROS`` in Spark and BigQuery alike."""
+    return exp.Anonymous(this="UNIX_MICROS", expressions=[e.copy() for e in node.expressions])
+
+
 # ------------------------------------------------------------------------------ Spark
 
 
@@ -79,6 +89,8 @@ def _spark_node(node: exp.Expression) -> exp.Expression:
         return node.__class__(this=value.copy(), expression=guarded)
     if isinstance(node, exp.Anonymous) and str(node.this).upper() == "HASH":
         return exp.Anonymous(this="XXHASH64", expressions=[e.copy() for e in node.expressions])
+    if _is_epoch_us(node):
+        return _unix_micros(node)
     if (
         isinstance(node, exp.Literal)
         and not node.is_string
@@ -172,6 +184,8 @@ def _coalesce_greatest(node: exp.Greatest | exp.Least) -> exp.Expression:
 
 
 def _bigquery_node(node: exp.Expression) -> exp.Expression:
+    if _is_epoch_us(node):
+        return _unix_micros(node)
     if isinstance(node, exp.Filter) and isinstance(node.this, exp.ArgMin | exp.ArgMax):
         return _bigquery_arg_min(node.this, node.expression.this)
     if isinstance(node, exp.ArgMin | exp.ArgMax) and not isinstance(node.parent, exp.Filter):

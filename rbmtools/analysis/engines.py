@@ -11,6 +11,7 @@ session, local or on a cluster.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -19,7 +20,15 @@ import pandas as pd
 from rbmtools.analysis.inputs import LogFiles, resolve_paths
 from rbmtools.errors import ValidationError
 
-__all__ = ["ENGINES", "Engine", "EngineArg", "make_engine", "resolve_logs"]
+__all__ = [
+    "ENGINES",
+    "URI",
+    "Engine",
+    "EngineArg",
+    "check_local_paths",
+    "make_engine",
+    "resolve_logs",
+]
 
 #: The engines ``make_engine`` knows by name.
 ENGINES: tuple[str, ...] = ("duckdb", "spark")
@@ -86,7 +95,10 @@ def make_engine(
         raise ValidationError("engine", engine, f"must be one of {', '.join(ENGINES)}")
     if engine == "duckdb":
         if spark_options:
-            raise ValidationError("spark_master", spark_master, "needs engine='spark'")
+            field, value = (
+                ("spark_master", spark_master) if spark_master else ("spark_conf", spark_conf)
+            )
+            raise ValidationError(field, value, "needs engine='spark' (--engine spark)")
         from rbmtools.analysis.engine import DuckDBEngine
 
         return DuckDBEngine(threads=threads, memory_limit=memory_limit)
@@ -101,6 +113,27 @@ def make_engine(
 
         return SparkEngine(master=spark_master, conf=spark_conf)
     raise ValidationError("engine", engine, f"must be one of {', '.join(ENGINES)}")
+
+
+#: A path with a scheme (``hdfs://``, ``s3a://``, ``file:/``): listed by the engine, not here.
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(//|/)")
+
+
+def _is_uri(path: str) -> bool:
+    return bool(URI.match(path))
+
+
+def check_local_paths(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None, field: str
+) -> None:
+    """Fail now, before an engine starts, on a local path that does not exist or holds no
+    logs (URIs are left to the engine that can list them)."""
+    if paths is None:
+        return
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    local = [os.fspath(p) for p in items if not _is_uri(os.fspath(p))]
+    if local:
+        resolve_paths(local, field)
 
 
 def resolve_logs(

@@ -3,9 +3,10 @@
 ``analysis_script("bigquery", by=...)`` writes, in order: the engine function
 ``rbm_decode_push`` (a BigQuery temporary function; inline in Spark SQL), the two input relations
 ``rbm_event_rows`` and ``rbm_outbox_rows`` taken from tables you name (with the contract columns,
-see ``table_schema``), the facts and the lifecycle as temporary tables, then the queries whose
-results are the load report and the compact aggregates (group counts, latency bins, read bins)
-that ``rbmtools`` turns into statistics. Every statement is ``sql.py``'s, transpiled by
+see ``table_schema``), the load summary ``rbm_summary`` as a temporary table (one pass over both
+logs, as ``load`` does), then the queries whose results are the load report and the compact
+aggregates (group counts, latency bins, read bins) that ``rbmtools`` turns into statistics, and
+on request the per-message lifecycle. Every statement is ``sql.py``'s, transpiled by
 ``dialects.transpile``.
 """
 
@@ -111,6 +112,7 @@ def analysis_script(
     events_table: str | None = None,
     outbox_table: str | None = None,
     external: bool = False,
+    lifecycle: bool = False,
 ) -> str:
     """The whole analysis as a SQL script in ``dialect`` (``bigquery`` or ``spark``).
 
@@ -118,6 +120,7 @@ def analysis_script(
     relations (``external=True``: BigQuery external tables over the log files, whose
     ``_FILE_NAME`` then names each line's file); without, it expects relations named
     ``rbm_event_rows`` and ``rbm_outbox_rows`` with the columns of ``table_schema``.
+    ``lifecycle=True`` adds the facts and the per-message lifecycle as the last result.
     """
     if dialect not in EXPORT_DIALECTS:
         raise ValidationError("dialect", dialect, f"must be one of {', '.join(EXPORT_DIALECTS)}")
@@ -133,8 +136,10 @@ def analysis_script(
         f"-- rbmtools analysis SQL ({dialect}), grouped by {grouping}.",
         "-- Generated from rbmtools.analysis.sql (DuckDB dialect) by sqlglot; do not edit.",
         "-- Results, in order: the load report, the group counts, the latency bins (deliveries",
-        "-- and censorings per log-spaced bin) and the read bins; rbmtools computes the",
-        "-- statistics (Wilson intervals, Kaplan-Meier, best TTL) from the last three.",
+        "-- and censorings per log-spaced bin) and the read bins"
+        + (", then one lifecycle row per message" if lifecycle else "")
+        + "; rbmtools computes",
+        "-- the statistics (Wilson intervals, Kaplan-Meier, best TTL) from the counts and bins.",
     ]
     parts: list[str] = []
     if dialect == "bigquery":
@@ -147,12 +152,14 @@ def analysis_script(
             "-- Inputs: relations rbm_event_rows and rbm_outbox_rows with the contract columns "
             "(rbmtools logs sql --schema events|outbox)."
         )
-    parts.append(_materialise("rbm_facts", sql.FACTS, dialect))
+    parts.append(_materialise("rbm_summary", sql.SUMMARY, dialect))
     parts.append(_transpile(sql.LOAD_REPORT, dialect))
-    parts.append(_materialise("rbm_lifecycle", sql.LIFECYCLE, dialect))
-    parts.append(_transpile(sql.group_counts_sql(columns), dialect))
-    parts.append(_transpile(sql.latency_bins_sql(columns), dialect))
-    parts.append(_transpile(sql.read_bins_sql(columns), dialect))
+    parts.append(_transpile(sql.summary_counts_sql(columns), dialect))
+    parts.append(_transpile(sql.summary_latency_bins_sql(columns), dialect))
+    parts.append(_transpile(sql.summary_read_bins_sql(columns), dialect))
+    if lifecycle:
+        parts.append(_materialise("rbm_facts", sql.FACTS, dialect))
+        parts.append(_transpile(sql.LIFECYCLE, dialect))
     return "\n".join(header) + "\n\n" + ";\n\n".join(parts) + ";\n"
 
 

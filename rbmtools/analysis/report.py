@@ -248,10 +248,21 @@ def analyze(
     quarantine: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     memory_limit: str | None = None,
+    engine: Any = "duckdb",
+    spark_master: str | None = None,
+    spark_conf: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Load the logs and return the analysis document (see the README, "Analysis")."""
+    """Load the logs and return the analysis document (see the README, "Analysis");
+    ``engine`` and the rest as in ``load`` (``"duckdb"``, ``"spark"`` or a SparkSession)."""
     with load(
-        events, outbox, quarantine=quarantine, threads=threads, memory_limit=memory_limit
+        events,
+        outbox,
+        quarantine=quarantine,
+        threads=threads,
+        memory_limit=memory_limit,
+        engine=engine,
+        spark_master=spark_master,
+        spark_conf=spark_conf,
     ) as data:
         return build_analysis(
             data, by, policies, min_at_risk=min_at_risk, bootstrap=bootstrap, seed=seed

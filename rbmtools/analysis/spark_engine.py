@@ -26,6 +26,7 @@ from sqlglot import exp
 
 from rbmtools.analysis import sql
 from rbmtools.analysis.dialects import Macro, statements, struct_fields, type_sql
+from rbmtools.analysis.engines import URI as _URI
 from rbmtools.analysis.inputs import JSONL_SUFFIXES, PARQUET_SUFFIXES, LogFiles, resolve_paths
 from rbmtools.errors import RbmError, ValidationError
 
@@ -48,7 +49,6 @@ _SESSION_CONF: dict[str, str] = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
 
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(//|/)")
 _GLOB = re.compile(r"([*?\[\]{}\\])")
 
 

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import sqlglot
-
 from rbmtools.analysis.schema import (
     BIN_FLOOR_SECONDS,
     BINS_PER_DECADE,
@@ -845,5 +843,8 @@ WHERE part = 'read' AND row_kind = 'message' AND read_bin IS NOT NULL
 
 
 def transpile(sql: str, dialect: str) -> str:
-    """The same statement in another engine's dialect (``"spark"``, ``"bigquery"``, ...)."""
-    return ";\\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True))
+    """The same statement in another engine's dialect (``"spark"``, ``"bigquery"``), DuckDB's
+    meaning kept where the engines' functions differ (see ``dialects``)."""
+    from rbmtools.analysis.dialects import transpile as transpile_meaning
+
+    return transpile_meaning(sql, dialect)

@@ -52,7 +52,8 @@ def register(subparsers: Any) -> None:
         "sql",
         help="print the analysis SQL for BigQuery or Spark SQL",
         description=(
-            "Print the analysis (facts, lifecycle, load report and the compact aggregates) as "
+            "Print the analysis (the load summary, the load report and the compact aggregates; "
+            "with --lifecycle the per-message lifecycle too) as "
             "a SQL script in another engine's dialect, transpiled from the one DuckDB "
             "definition; or, with --schema, the BigQuery table schema of a log."
         ),
@@ -71,6 +72,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="the tables are BigQuery external tables over the log files (_FILE_NAME names "
         "each line's file)",
+    )
+    script.add_argument(
+        "--lifecycle",
+        action="store_true",
+        help="also return one lifecycle row per message (a second pass over the logs)",
     )
     script.add_argument(
         "--schema",
@@ -116,6 +122,7 @@ def run_sql(args: argparse.Namespace) -> int:
             events_table=args.events_table,
             outbox_table=args.outbox_table,
             external=args.external,
+            lifecycle=args.lifecycle,
         )
     )
     return EXIT_OK

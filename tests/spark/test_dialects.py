@@ -116,6 +116,7 @@ def test_unknown_dialects_are_refused():
                 "events_table": "proj.rbm.events",
                 "outbox_table": "proj.rbm.outbox",
                 "external": True,
+                "lifecycle": True,
             },
         ),
         ("spark", "analysis.spark.sql", {}),
@@ -129,8 +130,9 @@ def test_the_scripts_match_their_golden_files(dialect, name, options):
     assert script == path.read_text(encoding="utf-8"), f"{name} changed: review and update"
     body = script.split("\n\n", 1)[1]  # after the header comments
     statements = [sqlglot.parse_one(part, read=dialect) for part in body.split(";\n\n")]
-    # decode function (BigQuery), inputs (with tables), facts, report, lifecycle, 3 aggregates
-    assert len(statements) == (dialect == "bigquery") + (2 if options else 0) + 6
+    # decode function (BigQuery), inputs, summary, report, 3 aggregates, facts and lifecycle
+    expected = (dialect == "bigquery") + 5 + (4 if options else 0)
+    assert len(statements) == expected
 
 
 def test_the_bigquery_schema_covers_every_line_shape():
@@ -186,7 +188,7 @@ def test_the_bigquery_script_read_back_into_duckdb_gives_the_same_lifecycle(tmp_
     from .spark_logs import write_mixed_logs
 
     events, outbox = write_mixed_logs(tmp_path)
-    script = analysis_script("bigquery", ("useCase", "arm"))
+    script = analysis_script("bigquery", ("useCase", "arm"), lifecycle=True)
     body = script.split("\n\n", 1)[1].split(";\n\n")[1:]  # the decode function is DuckDB's own
     engine = DuckDBEngine(threads=1)
     try:
@@ -199,7 +201,6 @@ def test_the_bigquery_script_read_back_into_duckdb_gives_the_same_lifecycle(tmp_
                 engine.execute(text.replace("CREATE TEMPORARY TABLE", "CREATE TEMP TABLE"))
             else:
                 results.append(engine.df(text))
-        lifecycle = engine.df('SELECT * FROM rbm_lifecycle ORDER BY "sendTime", "messageId"')
     finally:
         engine.close()
     with load(events, outbox) as native:
@@ -207,8 +208,15 @@ def test_the_bigquery_script_read_back_into_duckdb_gives_the_same_lifecycle(tmp_
         assert results[0].iloc[0]["malformed"] == native.report.malformed
         expected = native.lifecycle()
         groups = native.summary(("useCase", "arm"))
+        aggregates = native.aggregates(("useCase", "arm"))
     # (counts come back as floats: DuckDB's reading of COUNTIF may be NULL where BigQuery's is 0)
+    lifecycle = results[4].sort_values(["sendTime", "messageId"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(lifecycle, expected, check_dtype=False)
     # DuckDB's reading of COUNTIF gives NULL for no rows where BigQuery gives 0
     counts = results[1].drop(columns=["useCase", "arm"]).fillna(0).astype("int64")
     assert counts.equals(groups.drop(columns=["useCase", "arm"]).astype("int64"))
+    for got, want in ((results[2], aggregates.latency_bins), (results[3], aggregates.read_bins)):
+        keys = ["useCase", "arm", "bin"]
+        got = got.sort_values(keys).reset_index(drop=True).fillna(0)
+        want = want.sort_values(keys).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)

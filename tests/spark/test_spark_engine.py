@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from rbmtools.analysis import sql
@@ -43,13 +44,21 @@ def test_outbox_records_become_the_same_rows(duck, sparked):
     assert outbox_rows(sparked).to_dict("records") == outbox_rows(duck).to_dict("records")
 
 
-def test_facts_and_load_report_agree(duck, sparked):
-    duck.create_table("rbm_facts", sql.FACTS)
-    sparked.create_table("rbm_facts", sql.FACTS)
+def test_summary_load_report_and_facts_agree(duck, sparked):
+    for engine in (duck, sparked):
+        engine.create_table("rbm_summary", sql.SUMMARY)
+        engine.create_table("rbm_facts", sql.FACTS)
     ours, theirs = sparked.row(sql.LOAD_REPORT), duck.row(sql.LOAD_REPORT)
     assert ours == theirs
     assert ours["malformed"] == len(MALFORMED_LINES) + 3  # + bad push time, two bad pushes
     assert ours["outbox_malformed"] == 2 and ours["unknown_messages"] == 1
+    query = "SELECT * FROM rbm_facts"
+    ours, theirs = sparked.df(query), duck.df(query)
+    assert len(ours) == len(theirs) > 12
+    keys = ["row_kind", "message_id", "bad_file"]
+    ours = ours.sort_values(keys).reset_index(drop=True)
+    theirs = theirs.sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
 
 
 def test_malformed_lines_are_found_with_their_line_numbers(duck, sparked, mixed):
