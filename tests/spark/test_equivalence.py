@@ -112,3 +112,10 @@ def test_engine_options_are_checked(synthetic, capsys):
     assert "spark" in capsys.readouterr().err
     assert main([*args, "--engine", "spark", "--memory-limit", "1GB"]) == 2
     assert "DuckDB" in capsys.readouterr().err
+
+
+def test_the_lifecycle_stays_in_spark_when_wanted(spark_data):
+    spark_data.query("SELECT COUNT(*) AS n FROM rbm_lifecycle")  # built on first use
+    frame = spark_data.engine.table("rbm_lifecycle")
+    assert frame.count() == spark_data.report.messages
+    assert "outcome" in frame.columns
