@@ -236,7 +236,10 @@ def load(
         engine.register_logs(event_files, outbox_files)
         # One pass over both logs leaves a small table of counts (what every metric sums
         # up); the per-message lifecycle is built only when asked for (``lifecycle()``).
-        engine.create_table("rbm_summary", sql.SUMMARY)
+        for name, query in sql.SUMMARY_STEPS:
+            engine.create_table(name, query)
+        for name, _ in sql.SUMMARY_STEPS[:-1]:
+            engine.execute(f"DROP TABLE IF EXISTS {name}")
         counts = engine.row(sql.LOAD_REPORT)
         bad = engine.df(sql.BAD_FILES)
     except BaseException:

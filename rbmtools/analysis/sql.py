@@ -8,7 +8,8 @@ base64 ``message.data`` of a Pub/Sub push into the event struct (``sendTime`` le
 NULL fields when the data is not base64 of a JSON object). Reading files and decoding JSON
 are the engine's business (``engine.py``); the rules of the lifecycle live only here.
 
-A load runs one statement, ``SUMMARY``: both logs, grouped per message (``FACTS`` without the
+A load runs ``SUMMARY`` (as ``SUMMARY_STEPS``, three statements, so each big aggregation spills
+on its own): both logs, grouped per message (``FACTS`` without the
 ``DETAIL_COLUMNS``), through the lifecycle rules, into a small table ``rbm_summary`` of counts
 per finest group; ``LOAD_REPORT``, ``BAD_FILES`` and the compact aggregates per grouping
 (``summary_counts_sql``, ``summary_latency_bins_sql``, ``summary_read_bins_sql``) sum it up,
@@ -51,6 +52,7 @@ __all__ = [
     "LOAD_REPORT",
     "OUTBOX_ROW_COLUMNS",
     "SUMMARY",
+    "SUMMARY_STEPS",
     "bin_expression",
     "group_counts_sql",
     "latency_bins_sql",
@@ -590,18 +592,12 @@ def _summary_rows() -> str:
 
 _FLAG_COLUMNS = ",\n        ".join(f"{sql} AS {name}" for name, sql in _FLAGS.items())
 
-#: What a load computes, in one pass over both logs and nothing per message kept: the facts
-#: (without ``DETAIL_COLUMNS``) through the lifecycle rules into a small table of counts, in
-#: three parts: ``counts`` (per row kind, bad file, group, outcome, revoke method and the
-#: flags of ``_FLAGS``: messages, duplicates, and the sums ``LOAD_REPORT`` adds up),
-#: ``latency`` (per group, latency bin and delivered-or-censored; messages still pending
-#: per send time and expiry instead, as they are censored at the end of the logs, known only
-#: once everything is read) and ``read`` (per group and bin of time to read). Its groups are
-#: the finest (every column of ``GROUP_COLUMNS``); any grouping sums them up
-#: (``summary_counts_sql``, ``summary_latency_bins_sql``, ``summary_read_bins_sql``).
-SUMMARY = f"""WITH
-{_facts_ctes(False)},
-rbm_facts_core AS (
+
+def _summary(ctes: str) -> str:
+    """``SUMMARY`` after ``ctes`` (the CTEs defining the per-message relations, or nothing
+    when they are tables)."""
+    return f"""WITH
+{ctes}rbm_facts_core AS (
 {_facts_select(False)}
 ),
 {_ruled("rbm_facts_core AS f", "CAST(NULL AS TIMESTAMPTZ)", "TRUE")},
@@ -639,6 +635,35 @@ GROUP BY GROUPING SETS (
     (row_kind, {_GROUPS}, read_bin)
 )
 """
+
+
+#: What a load computes, in one pass over both logs and nothing per message kept: the facts
+#: (without ``DETAIL_COLUMNS``) through the lifecycle rules into a small table of counts, in
+#: three parts: ``counts`` (per row kind, bad file, group, outcome, revoke method and the
+#: flags of ``_FLAGS``: messages, duplicates, and the sums ``LOAD_REPORT`` adds up),
+#: ``latency`` (per group, latency bin and delivered-or-censored; messages still pending
+#: per send time and expiry instead, as they are censored at the end of the logs, known only
+#: once everything is read) and ``read`` (per group and bin of time to read). Its groups are
+#: the finest (every column of ``GROUP_COLUMNS``); any grouping sums them up
+#: (``summary_counts_sql``, ``summary_latency_bins_sql``, ``summary_read_bins_sql``).
+SUMMARY = _summary(_facts_ctes(False) + ",\n")
+
+#: ``SUMMARY`` in three statements, for ``load``: the per-message outbox and events first, each
+#: materialised as a table of that name, then ``SUMMARY`` over the two tables (the caller drops
+#: them). The same SQL, and the same result, but an engine runs one big aggregation at a time:
+#: as one statement, DuckDB holds the join's table while the second aggregate runs, and at 100
+#: million lines under a 3 GB memory limit it ran out of memory instead of spilling.
+SUMMARY_STEPS: tuple[tuple[str, str], ...] = (
+    (
+        "rbm_outbox_messages",
+        f"WITH\n{_facts_ctes(False)}\nSELECT * FROM rbm_outbox_messages",
+    ),
+    (
+        "rbm_message_events",
+        f"WITH\n{_facts_ctes(False)}\nSELECT * FROM rbm_message_events",
+    ),
+    ("rbm_summary", _summary("")),
+)
 
 #: What a load read: one row of counts from ``rbm_summary`` (see ``dataset.LoadReport``).
 LOAD_REPORT = """

@@ -155,3 +155,21 @@ def test_event_type_codes_sort_like_the_type_names():
     assert [code for _, code in codes] == sorted(code for _, code in codes)
     for name, code in codes:
         assert (code == sql._KEY_EVENT_CODES.get(name)) if name in sql.KEY_EVENTS else code % 2
+
+
+def test_the_load_steps_give_the_one_statement_summary(synthetic_dataset):
+    """``load`` runs ``SUMMARY_STEPS`` (so each big aggregation can spill on its own); the
+    one-statement ``SUMMARY`` (what the exported scripts run) gives the same table."""
+    engine = synthetic_dataset.engine
+    engine.create_table("rbm_summary_whole", sql.SUMMARY)
+    try:
+        columns = list(engine.df("SELECT * FROM rbm_summary LIMIT 0").columns)
+        keys = columns[: columns.index("n")]
+        whole = _sorted(engine.df("SELECT * FROM rbm_summary_whole"), keys)
+        stepped = _sorted(engine.df("SELECT * FROM rbm_summary"), keys)
+        assert len(stepped) > 10
+        pd.testing.assert_frame_equal(stepped, whole)
+    finally:
+        engine.execute("DROP TABLE IF EXISTS rbm_summary_whole")
+    tables = set(engine.df("SHOW TABLES")["name"])
+    assert not tables & {name for name, _ in sql.SUMMARY_STEPS[:-1]}  # intermediates dropped
