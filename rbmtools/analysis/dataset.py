@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -134,7 +134,7 @@ class Dataset:
         pass over the logs) and the view ``rbm_lifecycle`` over it."""
         if self._lifecycle_ready:
             return
-        self.engine.create_table("rbm_facts", sql.FACTS)
+        run_steps(self.engine, sql.FACTS_STEPS)
         self.engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
         self._lifecycle_ready = True
 
@@ -195,6 +195,15 @@ class Dataset:
         return len(frame)
 
 
+def run_steps(engine: Any, steps: Sequence[tuple[str, str]]) -> None:
+    """Materialise each ``(name, query)`` in turn and keep only the last table: the earlier
+    ones are its inputs, dropped once it is built."""
+    for name, query in steps:
+        engine.create_table(name, query)
+    for name, _ in steps[:-1]:
+        engine.execute(f"DROP TABLE IF EXISTS {name}")
+
+
 def load(
     events: PathsArg = None,
     outbox: PathsArg = None,
@@ -236,10 +245,7 @@ def load(
         engine.register_logs(event_files, outbox_files)
         # One pass over both logs leaves a small table of counts (what every metric sums
         # up); the per-message lifecycle is built only when asked for (``lifecycle()``).
-        for name, query in sql.SUMMARY_STEPS:
-            engine.create_table(name, query)
-        for name, _ in sql.SUMMARY_STEPS[:-1]:
-            engine.execute(f"DROP TABLE IF EXISTS {name}")
+        run_steps(engine, sql.SUMMARY_STEPS)
         counts = engine.row(sql.LOAD_REPORT)
         bad = engine.df(sql.BAD_FILES)
     except BaseException:

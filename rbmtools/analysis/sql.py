@@ -14,8 +14,9 @@ on its own): both logs, grouped per message (``FACTS`` without the
 per finest group; ``LOAD_REPORT``, ``BAD_FILES`` and the compact aggregates per grouping
 (``summary_counts_sql``, ``summary_latency_bins_sql``, ``summary_read_bins_sql``) sum it up,
 and Python turns those into statistics. Per-message rows are built only when asked for:
-``FACTS`` (the table ``rbm_facts``: one row per message joining both logs, plus rows that carry
-counts of malformed lines and of events that belong to no message) and ``LIFECYCLE`` (the view
+``FACTS`` (the table ``rbm_facts``, built as ``FACTS_STEPS`` like the summary: one row per
+message joining both logs, plus rows that carry counts of malformed lines and of events that
+belong to no message) and ``LIFECYCLE`` (the view
 ``rbm_lifecycle``: the outcomes and columns of log-format section 3); ``group_counts_sql``,
 ``latency_bins_sql`` and ``read_bins_sql`` count from that view and give the same numbers as
 the summary (a test holds them equal).
@@ -48,6 +49,7 @@ __all__ = [
     "EVENT_ROW_COLUMNS",
     "EVENT_STRUCT_FIELDS",
     "FACTS",
+    "FACTS_STEPS",
     "LIFECYCLE",
     "LOAD_REPORT",
     "OUTBOX_ROW_COLUMNS",
@@ -648,21 +650,32 @@ GROUP BY GROUPING SETS (
 #: (``summary_counts_sql``, ``summary_latency_bins_sql``, ``summary_read_bins_sql``).
 SUMMARY = _summary(_facts_ctes(False) + ",\n")
 
+def _per_message_steps(details: bool) -> tuple[tuple[str, str], ...]:
+    """The per-message outbox and events, each its own statement (materialised as a table of
+    that name), so an engine runs one big aggregation at a time."""
+    ctes = _facts_ctes(details)
+    return tuple(
+        (name, f"WITH\n{ctes}\nSELECT * FROM {name}")
+        for name in ("rbm_outbox_messages", "rbm_message_events")
+    )
+
+
 #: ``SUMMARY`` in three statements, for ``load``: the per-message outbox and events first, each
 #: materialised as a table of that name, then ``SUMMARY`` over the two tables (the caller drops
 #: them). The same SQL, and the same result, but an engine runs one big aggregation at a time:
 #: as one statement, DuckDB holds the join's table while the second aggregate runs, and at 100
 #: million lines under a 3 GB memory limit it ran out of memory instead of spilling.
 SUMMARY_STEPS: tuple[tuple[str, str], ...] = (
-    (
-        "rbm_outbox_messages",
-        f"WITH\n{_facts_ctes(False)}\nSELECT * FROM rbm_outbox_messages",
-    ),
-    (
-        "rbm_message_events",
-        f"WITH\n{_facts_ctes(False)}\nSELECT * FROM rbm_message_events",
-    ),
+    *_per_message_steps(False),
     ("rbm_summary", _summary("")),
+)
+
+#: ``FACTS`` in three statements, for ``Dataset.lifecycle``, for the same reason as
+#: ``SUMMARY_STEPS``: the per-message outbox and events (with ``DETAIL_COLUMNS``), then their
+#: full join as ``rbm_facts`` (the caller drops the two intermediate tables).
+FACTS_STEPS: tuple[tuple[str, str], ...] = (
+    *_per_message_steps(True),
+    ("rbm_facts", _facts_select(True)),
 )
 
 #: What a load read: one row of counts from ``rbm_summary`` (see ``dataset.LoadReport``).

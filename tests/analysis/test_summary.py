@@ -173,3 +173,22 @@ def test_the_load_steps_give_the_one_statement_summary(synthetic_dataset):
         engine.execute("DROP TABLE IF EXISTS rbm_summary_whole")
     tables = set(engine.df("SHOW TABLES")["name"])
     assert not tables & {name for name, _ in sql.SUMMARY_STEPS[:-1]}  # intermediates dropped
+
+
+def test_the_lifecycle_steps_give_the_one_statement_facts(synthetic_dataset):
+    """``lifecycle()`` builds ``rbm_facts`` from ``FACTS_STEPS``; the one-statement ``FACTS``
+    (what the exported scripts run) gives the same rows, and the intermediates are dropped."""
+    engine = synthetic_dataset.engine
+    synthetic_dataset.lifecycle()
+    engine.create_table("rbm_facts_whole", sql.FACTS)
+    try:
+        keys = ["row_kind", "message_id", "bad_file"]
+        whole = _sorted(engine.df("SELECT * FROM rbm_facts_whole"), keys)
+        stepped = _sorted(engine.df("SELECT * FROM rbm_facts"), keys)
+        assert len(stepped) > 100
+        pd.testing.assert_frame_equal(stepped, whole)
+    finally:
+        engine.execute("DROP TABLE IF EXISTS rbm_facts_whole")
+    tables = set(engine.df("SHOW TABLES")["name"])
+    assert "rbm_facts" in tables
+    assert not tables & {name for name, _ in sql.FACTS_STEPS[:-1]}
