@@ -650,6 +650,7 @@ GROUP BY GROUPING SETS (
 #: (``summary_counts_sql``, ``summary_latency_bins_sql``, ``summary_read_bins_sql``).
 SUMMARY = _summary(_facts_ctes(False) + ",\n")
 
+
 def _per_message_steps(details: bool) -> tuple[tuple[str, str], ...]:
     """The per-message outbox and events, each its own statement (materialised as a table of
     that name), so an engine runs one big aggregation at a time."""
