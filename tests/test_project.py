@@ -23,7 +23,7 @@ CONDA_TO_PYPI = {"python-duckdb": "duckdb"}
 def _pyproject_requirements() -> dict[str, SpecifierSet]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    lines = list(project["dependencies"]) + list(extras["test"]) + list(extras["lab"])
+    lines = list(project["dependencies"]) + [line for extra in extras.values() for line in extra]
     return {Requirement(line).name.lower(): Requirement(line).specifier for line in lines}
 
 

@@ -10,13 +10,15 @@ so asking for another grouping never reads the logs again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from rbmtools.analysis import sql
+from rbmtools.analysis.schema import validate_by
+from rbmtools.errors import ValidationError
 
 __all__ = ["Aggregates", "GroupAggregates", "compute_aggregates"]
 
@@ -69,6 +71,27 @@ class Aggregates:
     latency_bins: pd.DataFrame
     read_bins: pd.DataFrame
 
+    @classmethod
+    def from_frames(
+        cls,
+        by: str | Iterable[str] | None,
+        groups: pd.DataFrame,
+        latency_bins: pd.DataFrame,
+        read_bins: pd.DataFrame,
+    ) -> Aggregates:
+        """Aggregates from the results of an exported script (``rbmtools logs sql``) run in
+        BigQuery or Spark SQL: its group counts, latency bins and read bins, grouped by ``by``
+        as the script was. Counts that come back NULL (no rows) are 0. Every metric function
+        (``revoke_success``, ``delivery_latency``, ``compare_arms``, ...) accepts the result."""
+        key = tuple(validate_by(by))
+        frames = {"groups": groups, "latency_bins": latency_bins, "read_bins": read_bins}
+        for name, frame in frames.items():
+            missing = [column for column in key if column not in frame.columns]
+            if missing:
+                raise ValidationError(name, list(frame.columns), f"lacks the columns {missing}")
+            frames[name] = _counts_as_integers(_normalise(frame, key), key)
+        return cls(by=key, **frames)
+
     def _split(self, frame: pd.DataFrame) -> dict[Key, pd.DataFrame]:
         if not self.by:
             return {(): frame}
@@ -95,6 +118,17 @@ class Aggregates:
 
     def __len__(self) -> int:
         return len(self.groups)
+
+
+def _counts_as_integers(frame: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+    for column in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        if column not in by and numeric and not pd.api.types.is_bool_dtype(frame[column]):
+            values = frame[column].fillna(0)
+            if values.eq(values.round()).all():
+                values = values.astype("int64")
+            frame[column] = values
+    return frame
 
 
 def _is_count(value: Any) -> bool:

@@ -57,7 +57,7 @@ def spark_available() -> str | None:
     try:
         import pyspark  # noqa: F401
     except ImportError:
-        return "pyspark is not installed (pip install 'pyspark>=4')"
+        return "pyspark is not installed (pip install 'rbmtools[spark]', or 'pyspark>=4,<5')"
     import shutil
 
     java_home = os.environ.get("JAVA_HOME")

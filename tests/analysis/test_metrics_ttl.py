@@ -12,9 +12,11 @@ from statsmodels.stats.proportion import proportion_confint
 
 from rbmtools.analysis import (
     DEFAULT_POLICIES,
+    Aggregates,
     CostPolicy,
     best_ttl,
     compare_arms,
+    delivery_latency,
     expected_cost,
     kaplan_meier,
     load,
@@ -197,3 +199,18 @@ def test_policies_parse_durations_files_and_refuse_nonsense(tmp_path):
     with pytest.raises(ValidationError, match="YAML or JSON"):
         load_policies(tmp_path / "bad.yaml")
     assert DEFAULT_POLICIES["otp"].to_dict()["deadline"] == "300s"
+
+
+def test_aggregates_from_frames_round_trip_and_refuse_a_wrong_grouping(synthetic_dataset):
+    """Frames as an engine elsewhere hands them back (counts as floats, NULL for none) give
+    the same statistics; frames that lack a group column are refused by name."""
+    native = synthetic_dataset.aggregates(["useCase"])
+    as_floats = native.groups.copy()
+    counts = [c for c in as_floats.columns if c != "useCase"]
+    as_floats[counts] = as_floats[counts].astype("float64").replace(0.0, np.nan)
+    rebuilt = Aggregates.from_frames("useCase", as_floats, native.latency_bins, native.read_bins)
+    assert len(rebuilt) == len(native) > 1
+    pd.testing.assert_frame_equal(revoke_success(rebuilt), revoke_success(native))
+    pd.testing.assert_frame_equal(delivery_latency(rebuilt), delivery_latency(native))
+    with pytest.raises(ValidationError, match="lacks the columns \\['arm'\\]"):
+        Aggregates.from_frames("useCase,arm", native.groups, native.latency_bins, native.read_bins)

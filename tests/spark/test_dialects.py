@@ -16,7 +16,14 @@ import pandas as pd
 import pytest
 import sqlglot
 
-from rbmtools.analysis import dialects
+from rbmtools.analysis import (
+    Aggregates,
+    compare_arms,
+    delivery_latency,
+    dialects,
+    outcome_counts,
+    revoke_success,
+)
 from rbmtools.analysis.export import analysis_script, table_schema
 from rbmtools.cli import main
 from rbmtools.errors import ValidationError
@@ -220,3 +227,8 @@ def test_the_bigquery_script_read_back_into_duckdb_gives_the_same_lifecycle(tmp_
         got = got.sort_values(keys).reset_index(drop=True).fillna(0)
         want = want.sort_values(keys).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    # the script's results, as BigQuery would hand them back, give the same statistics
+    exported = Aggregates.from_frames(("useCase", "arm"), *results[1:4])
+    assert len(exported) == len(aggregates) > 1
+    for metric in (revoke_success, delivery_latency, outcome_counts, compare_arms):
+        pd.testing.assert_frame_equal(metric(exported), metric(aggregates))
