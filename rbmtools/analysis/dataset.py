@@ -134,7 +134,7 @@ class Dataset:
         pass over the logs) and the view ``rbm_lifecycle`` over it."""
         if self._lifecycle_ready:
             return
-        run_steps(self.engine, sql.FACTS_STEPS)
+        _run_steps(self.engine, sql.FACTS_STEPS)
         self.engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
         self._lifecycle_ready = True
 
@@ -195,7 +195,7 @@ class Dataset:
         return len(frame)
 
 
-def run_steps(engine: Any, steps: Sequence[tuple[str, str]]) -> None:
+def _run_steps(engine: Engine, steps: Sequence[tuple[str, str]]) -> None:
     """Materialise each ``(name, query)`` in turn and keep only the last table: the earlier
     ones are its inputs, dropped once it is built."""
     for name, query in steps:
@@ -245,7 +245,7 @@ def load(
         engine.register_logs(event_files, outbox_files)
         # One pass over both logs leaves a small table of counts (what every metric sums
         # up); the per-message lifecycle is built only when asked for (``lifecycle()``).
-        run_steps(engine, sql.SUMMARY_STEPS)
+        _run_steps(engine, sql.SUMMARY_STEPS)
         counts = engine.row(sql.LOAD_REPORT)
         bad = engine.df(sql.BAD_FILES)
     except BaseException:
