@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from rbmtools.analysis import sql
+from rbmtools.analysis.buckets import bucket_sql, check_buckets, split_by_bucket
 from rbmtools.analysis.engines import (
     Engine,
     EngineArg,
@@ -174,16 +175,39 @@ class Dataset:
                     rows.append({"log": kind, "file": path, "line": number, "text": text})
         return pd.DataFrame(rows, columns=["log", "file", "line", "text"])
 
-    def to_parquet(self, directory: str | os.PathLike[str]) -> tuple[str, str]:
+    def to_parquet(
+        self, directory: str | os.PathLike[str], *, buckets: int | None = None
+    ) -> tuple[str, str]:
         """Write the events (decoded, flat columns; malformed lines left out) and the outbox
         records as ``events.parquet`` and ``outbox.parquet`` in ``directory``; ``load`` reads
-        them back to the same lifecycles, faster than JSON Lines."""
-        os.makedirs(directory, exist_ok=True)
-        events = os.path.join(directory, "events.parquet")
-        outbox = os.path.join(directory, "outbox.parquet")
-        self.engine.write_parquet(sql.events_export_sql(), events)
-        self.engine.write_parquet(sql.outbox_export_sql(), outbox)
-        return events, outbox
+        them back to the same lifecycles, faster than JSON Lines. Returns the two paths.
+
+        ``buckets=K`` writes the directories ``events/`` and ``outbox/`` instead, each split
+        by message id into ``bucket=0`` ... ``bucket=K-1`` (replacing what they held): a load
+        of those two analyses one bucket at a time, in memory (see ``buckets``); choose K so
+        that a bucket holds a few million lines. DuckDB engine only."""
+        if buckets is None:
+            os.makedirs(directory, exist_ok=True)
+            events = os.path.join(directory, "events.parquet")
+            outbox = os.path.join(directory, "outbox.parquet")
+            self.engine.write_parquet(sql.events_export_sql(), events)
+            self.engine.write_parquet(sql.outbox_export_sql(), outbox)
+            return events, outbox
+        check_buckets(buckets)
+        if self.engine.name != "duckdb":
+            raise ValidationError(
+                "buckets", buckets, "the bucketed layout is written with the DuckDB engine"
+            )
+        bucket = bucket_sql('"messageId"', buckets)
+        paths = []
+        exports = {"events": sql.events_export_sql(), "outbox": sql.outbox_export_sql()}
+        for name, query in exports.items():
+            path = os.path.join(directory, name)
+            os.makedirs(path, exist_ok=True)
+            bucketed = f"SELECT *, {bucket} AS bucket FROM ({query})"  # noqa: S608 (sql.py's)
+            self.engine.write_parquet(bucketed, path, partition_by="bucket")
+            paths.append(path)
+        return paths[0], paths[1]
 
     def write_quarantine(self, path: str | os.PathLike[str]) -> int:
         """Write the malformed lines to ``path`` as JSON Lines (one object per set-aside line,
@@ -202,6 +226,26 @@ def _run_steps(engine: Engine, steps: Sequence[tuple[str, str]]) -> None:
         engine.create_table(name, query)
     for name, _ in steps[:-1]:
         engine.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _summarise_by_bucket(
+    engine: Engine, buckets: Sequence[tuple[LogFiles, LogFiles]], progress: bool
+) -> None:
+    """The summary of logs bucketed by message id, bucket after bucket (each fits in
+    memory), then added up (``sql.SUMMARY_COMBINE``): what one pass gives, without spilling."""
+    from tqdm.auto import tqdm
+
+    engine.execute("DROP TABLE IF EXISTS rbm_summary_parts")
+    bar = tqdm(buckets, desc="buckets", unit="bucket", disable=not progress)
+    for index, (events, outbox) in enumerate(bar):
+        engine.register_logs(events, outbox)
+        _run_steps(engine, sql.SUMMARY_STEPS)
+        if index == 0:
+            engine.create_table("rbm_summary_parts", "SELECT * FROM rbm_summary")
+        else:
+            engine.execute("INSERT INTO rbm_summary_parts SELECT * FROM rbm_summary")
+    engine.create_table("rbm_summary", sql.SUMMARY_COMBINE)
+    engine.execute("DROP TABLE IF EXISTS rbm_summary_parts")
 
 
 def load(
@@ -240,12 +284,16 @@ def load(
         outbox_files = resolve_logs(engine, outbox, "outbox")
         if not event_files and not outbox_files:
             raise ValidationError("events", events, "give at least one event or outbox log")
-        if progress:
-            engine.execute("SET enable_progress_bar = true")
-        engine.register_logs(event_files, outbox_files)
         # One pass over both logs leaves a small table of counts (what every metric sums
         # up); the per-message lifecycle is built only when asked for (``lifecycle()``).
-        _run_steps(engine, sql.SUMMARY_STEPS)
+        buckets = split_by_bucket(event_files, outbox_files) if engine.name == "duckdb" else None
+        if progress and not buckets:  # (with buckets, a bar counts the buckets)
+            engine.execute("SET enable_progress_bar = true")
+        if buckets:
+            _summarise_by_bucket(engine, buckets, progress)
+        engine.register_logs(event_files, outbox_files)
+        if not buckets:
+            _run_steps(engine, sql.SUMMARY_STEPS)
         counts = engine.row(sql.LOAD_REPORT)
         bad = engine.df(sql.BAD_FILES)
     except BaseException:

@@ -185,8 +185,14 @@ class DuckDBEngine:
         names = [column[0] for column in cursor.description]
         return dict(zip(names, values or (), strict=False))
 
-    def write_parquet(self, query: str, path: str) -> None:
-        self.con.execute(f"COPY ({query}) TO {_quote(path)} (FORMAT parquet, COMPRESSION zstd)")
+    def write_parquet(self, query: str, path: str, partition_by: str | None = None) -> None:
+        """``query`` as Parquet at ``path``; with ``partition_by`` (a column of the query) as
+        the directory ``path`` with a ``column=value`` folder per value (what was there is
+        replaced), the column itself left out of the files."""
+        options = "FORMAT parquet, COMPRESSION zstd"
+        if partition_by is not None:
+            options += f', PARTITION_BY ("{partition_by}"), OVERWRITE'
+        self.con.execute(f"COPY ({query}) TO {_quote(path)} ({options})")
 
     def close(self) -> None:
         self.con.close()

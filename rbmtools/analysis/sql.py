@@ -54,6 +54,7 @@ __all__ = [
     "LOAD_REPORT",
     "OUTBOX_ROW_COLUMNS",
     "SUMMARY",
+    "SUMMARY_COMBINE",
     "SUMMARY_STEPS",
     "bin_expression",
     "group_counts_sql",
@@ -593,6 +594,10 @@ def _summary_rows() -> str:
 
 
 _FLAG_COLUMNS = ",\n        ".join(f"{sql} AS {name}" for name, sql in _FLAGS.items())
+#: The columns a row of the load summary is counted by (after ``part``).
+_SUMMARY_KEYS = f"""row_kind, bad_file, {_GROUPS},
+    outcome, "revokeMethod", {", ".join(_FLAGS)},
+    latency_bin, delivered, pending_since, pending_expires, read_bin"""
 
 
 def _summary(ctes: str) -> str:
@@ -610,9 +615,7 @@ SELECT
         WHEN GROUPING(latency_bin) = 0 THEN 'latency'
         ELSE 'read'
     END AS part,
-    row_kind, bad_file, {_GROUPS},
-    outcome, "revokeMethod", {", ".join(_FLAGS)},
-    latency_bin, delivered, pending_since, pending_expires, read_bin,
+    {_SUMMARY_KEYS},
     COUNT(*) AS n,
     SUM("duplicateEvents") AS duplicates,
     SUM(lines) AS lines,
@@ -678,6 +681,26 @@ FACTS_STEPS: tuple[tuple[str, str], ...] = (
     *_per_message_steps(True),
     ("rbm_facts", _facts_select(True)),
 )
+
+#: Load summaries of disjoint sets of messages (``rbm_summary_parts``: their rows, stacked)
+#: added up into one, as ``SUMMARY`` over all the messages at once gives it: counts and sums
+#: add, first and last times take their extremes. A row about no message (other events,
+#: malformed lines) is one facts row per part, as it is one in one pass: it counts once. For
+#: logs analysed part by part (see ``buckets``); the sums are cast back to ``SUMMARY``'s types.
+SUMMARY_COMBINE = f"""
+SELECT part, {_SUMMARY_KEYS},
+    CAST(CASE WHEN row_kind IN ('other_events', 'malformed_event_lines', 'malformed_outbox_lines')
+        THEN MIN(n) ELSE SUM(n) END AS BIGINT) AS n,
+    CAST(SUM(duplicates) AS HUGEINT) AS duplicates,
+    CAST(SUM(lines) AS HUGEINT) AS lines,
+    CAST(SUM(events) AS HUGEINT) AS events,
+    CAST(SUM(unverified) AS HUGEINT) AS unverified,
+    CAST(SUM(outbox_lines) AS HUGEINT) AS outbox_lines,
+    MIN(first_seen_at) AS first_seen_at,
+    MAX(last_seen_at) AS last_seen_at
+FROM rbm_summary_parts
+GROUP BY part, {_SUMMARY_KEYS}
+"""
 
 #: What a load read: one row of counts from ``rbm_summary`` (see ``dataset.LoadReport``).
 LOAD_REPORT = """

@@ -1,0 +1,108 @@
+"""Parquet bucketed by message id: written by to_parquet(buckets=K), loaded bucket by bucket to
+the same summary, report, lifecycle and analysis as one pass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from rbmtools.analysis import build_analysis, load
+from rbmtools.analysis.buckets import bucket_sql, check_buckets, split_by_bucket
+from rbmtools.analysis.inputs import LogFiles, resolve_paths
+from rbmtools.errors import ValidationError
+
+
+@pytest.fixture(scope="module")
+def layouts(synthetic_dataset, tmp_path_factory):
+    """The synthetic logs as one Parquet pair and as 5 buckets (malformed lines left out by
+    both, so the two loads must agree exactly)."""
+    root = tmp_path_factory.mktemp("buckets")
+    return {
+        "flat": synthetic_dataset.to_parquet(root / "flat"),
+        "bucketed": synthetic_dataset.to_parquet(root / "bucketed", buckets=5),
+    }
+
+
+def _summary(data) -> pd.DataFrame:
+    frame = data.engine.df("SELECT * FROM rbm_summary")
+    keys = list(frame.columns[: list(frame.columns).index("n")])
+    return frame.sort_values(keys, na_position="first").reset_index(drop=True)
+
+
+def test_the_bucketed_layout_puts_each_message_in_one_bucket(layouts):
+    events, outbox = layouts["bucketed"]
+    assert sorted(p.name for p in Path(events).iterdir()) == [f"bucket={b}" for b in range(5)]
+
+    def rows(log: str) -> str:
+        return f"read_parquet('{log}/*/*.parquet', hive_partitioning = true)"
+
+    spread = duckdb.sql(
+        f"""SELECT "messageId" FROM (
+            SELECT "messageId", bucket FROM {rows(events)}
+            UNION ALL SELECT "messageId", bucket FROM {rows(outbox)}
+        ) GROUP BY ALL HAVING COUNT(DISTINCT bucket) > 1"""  # noqa: S608 (a test's own paths)
+    ).fetchall()
+    assert spread == []
+    sizes = duckdb.sql(f"SELECT bucket, COUNT(*) FROM {rows(outbox)} GROUP BY ALL").fetchall()  # noqa: S608
+    counts = [n for _, n in sizes]
+    assert len(counts) == 5 and min(counts) > 0.6 * max(counts)  # md5 spreads them evenly
+
+
+def test_a_bucketed_load_gives_what_one_pass_gives(layouts):
+    with load(*layouts["flat"]) as flat, load(*layouts["bucketed"]) as bucketed:
+        assert split_by_bucket(bucketed.event_files, bucketed.outbox_files) is not None
+        pd.testing.assert_frame_equal(_summary(bucketed), _summary(flat))
+        expected = asdict(flat.report) | {"files": 5, "outbox_files": 5, "seconds": None}
+        assert asdict(bucketed.report) | {"seconds": None} == expected
+        assert bucketed.report.messages > 1000
+        doc = build_analysis(bucketed, ["useCase", "arm"], bootstrap=20).to_dict()
+        want = build_analysis(flat, ["useCase", "arm"], bootstrap=20).to_dict()
+        for d in (doc, want):
+            d["read"].pop("seconds"), d["read"].pop("files"), d["read"].pop("outbox_files")
+        assert doc == want
+        # the lifecycle reads all buckets at once (the whole logs are registered again)
+        pd.testing.assert_frame_equal(bucketed.lifecycle(), flat.lifecycle())
+        tables = set(bucketed.engine.df("SHOW TABLES")["name"])
+        assert "rbm_summary_parts" not in tables
+
+
+def test_a_load_splits_only_wholly_bucketed_parquet(tmp_path):
+    def files(*paths: str) -> LogFiles:
+        return LogFiles(parquet=tuple(str(tmp_path / p) for p in paths))
+
+    events = files("e/bucket=0/a.parquet", "e/bucket=1/a.parquet", "e/bucket=1/b.parquet")
+    outbox = files("o/bucket=0/a.parquet", "o/bucket=2/a.parquet")
+    parts = split_by_bucket(events, outbox)
+    assert [(len(e), len(o)) for e, o in parts] == [(1, 1), (2, 0), (0, 1)]
+    assert split_by_bucket(events, files("o/outbox.parquet")) is None  # any message anywhere
+    assert split_by_bucket(files("e/bucket=3/a.parquet"), files("o/bucket=3/a.parquet")) is None
+    assert split_by_bucket(LogFiles(jsonl=("e.jsonl",), parquet=events.parquet), outbox) is None
+    assert split_by_bucket(events, LogFiles()) is None
+
+
+def test_bucket_counts_are_checked_and_the_bucket_of_an_id_is_stable():
+    for bad in (0, 1, 5000, True, "4", 2.0):
+        with pytest.raises(ValidationError, match="buckets"):
+            check_buckets(bad)
+    # md5, not HASH: these must never change, or a layout written before would be read wrong
+    query = f"SELECT {bucket_sql('id', 16)} FROM (VALUES ('m-1'), ('m-2'), (NULL)) AS t(id)"  # noqa: S608
+    assert [b for (b,) in duckdb.sql(query).fetchall()] == [
+        int.from_bytes(__import__("hashlib").md5(b"m-1").digest(), "little") % 16,
+        int.from_bytes(__import__("hashlib").md5(b"m-2").digest(), "little") % 16,
+        0,
+    ]
+
+
+def test_to_parquet_refuses_a_bad_bucket_count(synthetic_dataset, tmp_path):
+    with pytest.raises(ValidationError, match="buckets"):
+        synthetic_dataset.to_parquet(tmp_path, buckets=1)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_bucketed_directory_is_found_by_the_usual_path_rules(layouts):
+    events, _ = layouts["bucketed"]
+    assert len(resolve_paths(events, "events").parquet) == 5
