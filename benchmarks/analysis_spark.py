@@ -40,6 +40,7 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
 DATA_VERSION = "v1"
+BUCKETED_VERSION = "v2"  # v2: events about no message spread by their own id
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 4096.0
 BY = ("useCase", "arm")
@@ -230,15 +231,56 @@ def worker(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def _spawn(engine: str, folder: Path, shards: int, args: argparse.Namespace) -> dict:
-    files = {
+def _shard_files(folder: Path, shards: int) -> dict[str, list[str]]:
+    return {
         kind: [str(folder / kind / f"part-{s:03d}.parquet") for s in range(shards)]
         for kind in ("events", "outbox")
     }
+
+
+def ensure_bucketed(folder: Path, buckets: int) -> Path:
+    """All shards rewritten in the layout ``Dataset.to_parquet(..., buckets=K)`` writes:
+    ``events/bucket=N/`` and ``outbox/bucket=N/`` by message id (cached beside the shards)."""
+    target = folder / f"bucketed-{buckets}-{BUCKETED_VERSION}"
+    marker = target / "done.json"
+    if marker.exists():
+        return target
+    import duckdb
+
+    from rbmtools.analysis.buckets import BUCKET_KEYS, bucket_sql
+
+    if target.exists():
+        shutil.rmtree(target)
+    print(f"writing the shards bucketed by message id into {buckets} buckets", flush=True)
+    target.mkdir()
+    started = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET memory_limit = '3GB'")
+    con.execute(f"SET temp_directory = {_quote(str(folder / 'tmp'))}")
+    for kind in ("events", "outbox"):
+        source = _quote(str(folder / kind / "part-*.parquet"))
+        bucket = bucket_sql(BUCKET_KEYS[kind], buckets)
+        query = f"SELECT *, {bucket} AS bucket FROM read_parquet({source})"
+        con.execute(
+            f"COPY ({query}) TO {_quote(str(target / kind))} "
+            "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (bucket))"
+        )
+    con.close()
+    shutil.rmtree(folder / "tmp", ignore_errors=True)
+    seconds = round(time.perf_counter() - started, 1)
+    marker.write_text(json.dumps({"buckets": buckets, "written_seconds": seconds}))
+    print(f"bucketed copy written in {seconds} s", flush=True)
+    return target
+
+
+def _spawn(
+    engine: str, files: dict[str, list[str]], args: argparse.Namespace, lifecycle: bool = False
+) -> dict:
     command = [sys.executable, __file__, "--worker", engine, "--files", json.dumps(files)]
     if args.memory_limit:
         command += ["--memory-limit", args.memory_limit]
-    if args.lifecycle and engine == "duckdb" and shards == args.replicas:
+    if lifecycle:
         command.append("--lifecycle")
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -266,6 +308,12 @@ def main() -> None:
         action="store_true",
         help="after the 100M-line job, build its per-message lifecycle table and count it",
     )
+    parser.add_argument(
+        "--buckets",
+        type=int,
+        default=32,
+        help="also run the 100M lines bucketed by message id into this many buckets (0: no)",
+    )
     parser.add_argument("--data-only", action="store_true", help="generate the data and stop")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
@@ -289,13 +337,18 @@ def main() -> None:
         flush=True,
     )
     report: dict[str, dict] = {}
+    full, small = _shard_files(folder, args.replicas), _shard_files(folder, small_shards)
     if not args.skip_full:
-        runs = [_spawn("duckdb", folder, args.replicas, args) for _ in range(args.repeat)]
+        runs = [_spawn("duckdb", full, args, args.lifecycle) for _ in range(args.repeat)]
         report["duckdb_full"] = _summary(runs)
-    small_duck = [_spawn("duckdb", folder, small_shards, args) for _ in range(args.repeat)]
-    report["duckdb_small"] = _summary(small_duck)
+    if args.buckets:
+        bucketed = ensure_bucketed(folder, args.buckets)
+        files = {kind: [str(bucketed / kind)] for kind in ("events", "outbox")}
+        runs = [_spawn("duckdb", files, args) for _ in range(args.repeat)]
+        report["duckdb_bucketed"] = _summary(runs)
+    report["duckdb_small"] = _summary([_spawn("duckdb", small, args) for _ in range(args.repeat)])
     if not args.skip_spark:
-        report["spark_small"] = _summary([_spawn("spark", folder, small_shards, args)])
+        report["spark_small"] = _summary([_spawn("spark", small, args)])
     _print(report, meta)
 
 
@@ -318,7 +371,7 @@ def _print(report: dict, meta: dict) -> None:
     print()
     for name, r in report.items():
         print(
-            f"{name:13s} {r['lines']:>12,} lines  {r['seconds']:7.1f} s  "
+            f"{name:15s} {r['lines']:>12,} lines  {r['seconds']:7.1f} s  "
             f"(load {r['load_seconds']:.1f} s"
             + (f" incl. session start {r['startup_seconds']:.1f} s" if r["startup_seconds"] else "")
             + f", Python CPU {r['cpu_seconds']:.1f} s)  "
@@ -328,20 +381,26 @@ def _print(report: dict, meta: dict) -> None:
         )
         if r.get("lifecycle_rows") is not None:
             print(
-                f"{'':13s} then the lifecycle table: {r['lifecycle_rows']:,} rows "
+                f"{'':15s} then the lifecycle table: {r['lifecycle_rows']:,} rows "
                 f"in {r['lifecycle_seconds']:.1f} s (its messages: {r['messages']:,}), "
                 f"peak RSS then {r['lifecycle_peak_rss_mb']:,.0f} MB"
             )
-    full = report.get("duckdb_full")
-    if full:
+    print()
+    for name, layout in (("duckdb_full", "shards"), ("duckdb_bucketed", "bucketed")):
+        full = report.get(name)
+        if not full:
+            continue
         ok_time = full["seconds"] < TARGET_SECONDS
         ok_rss = full["peak_rss_mb"] < TARGET_RSS_MB
         print(
-            f"\ntarget, DuckDB on {full['lines']:,} Parquet lines: < {TARGET_SECONDS:.0f} s "
-            f"-> {full['seconds']:.1f} s {'MET' if ok_time else 'MISSED'}; "
-            f"< {TARGET_RSS_MB / 1024:.0f} GB -> {full['peak_rss_mb'] / 1024:.2f} GB "
-            f"{'MET' if ok_rss else 'MISSED'}"
+            f"target, DuckDB on {full['lines']:,} Parquet lines ({layout}): "
+            f"< {TARGET_SECONDS:.0f} s -> {full['seconds']:.1f} s "
+            f"{'MET' if ok_time else 'MISSED'}; < {TARGET_RSS_MB / 1024:.0f} GB -> "
+            f"{full['peak_rss_mb'] / 1024:.2f} GB {'MET' if ok_rss else 'MISSED'}"
         )
+    if report.get("duckdb_full") and report.get("duckdb_bucketed"):
+        same = report["duckdb_full"]["outcomes"] == report["duckdb_bucketed"]["outcomes"]
+        print(f"bucketed vs shards: outcome counts {'identical' if same else 'DIFFER'}")
     duck, spark = report.get("duckdb_small"), report.get("spark_small")
     if duck and spark:
         same = duck["outcomes"] == spark["outcomes"]

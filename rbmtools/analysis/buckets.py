@@ -7,7 +7,8 @@ each in memory, and their summaries added up: the same result, without the spill
 one pass over 100 million lines slow, and at a memory bounded by the part's size.
 
 ``Dataset.to_parquet(directory, buckets=K)`` writes ``events/bucket=N/`` and ``outbox/bucket=N/``
-(N from 0 to K-1, the bucket of a message a function of its id: ``bucket_sql``); ``load`` reads
+(N from 0 to K-1, the bucket of a message a function of its id: ``BUCKET_KEYS``,
+``bucket_sql``); ``load`` reads
 such logs bucket by bucket (``split_by_bucket``) when both are bucketed the same way.
 """
 
@@ -19,7 +20,7 @@ from collections import defaultdict
 from rbmtools.analysis.inputs import LogFiles
 from rbmtools.errors import ValidationError
 
-__all__ = ["MAX_BUCKETS", "bucket_sql", "check_buckets", "split_by_bucket"]
+__all__ = ["BUCKET_KEYS", "MAX_BUCKETS", "bucket_sql", "check_buckets", "split_by_bucket"]
 
 #: More buckets than this only adds passes: a bucket of a few million lines already fits.
 MAX_BUCKETS = 4096
@@ -33,10 +34,21 @@ def check_buckets(buckets: int) -> int:
     return buckets
 
 
-def bucket_sql(column: str, buckets: int) -> str:
-    """The bucket of the message id in ``column`` (DuckDB SQL): MD5 rather than ``HASH``, so
-    that a message keeps its bucket across DuckDB versions; no message id is bucket 0."""
-    return f"COALESCE(CAST(md5_number({column}) % {check_buckets(buckets)} AS INTEGER), 0)"
+#: What a row of each log (flat columns, as ``Dataset.to_parquet`` writes them) is bucketed
+#: by: its message id, so a message's events and outbox records share a bucket. An event about
+#: no message (IS_TYPING, for one) goes by its own identity (its eventId, else its type and
+#: time: what tells copies apart), so copies of it share a bucket and such events spread
+#: evenly instead of filling one bucket.
+BUCKET_KEYS: dict[str, str] = {
+    "events": 'COALESCE("messageId", "eventId", "eventType" || CAST("sendTime" AS VARCHAR))',
+    "outbox": '"messageId"',
+}
+
+
+def bucket_sql(key: str, buckets: int) -> str:
+    """The bucket of the SQL expression ``key`` (DuckDB SQL): MD5 rather than ``HASH``, so
+    that a message keeps its bucket across DuckDB versions; a NULL key is bucket 0."""
+    return f"COALESCE(CAST(md5_number({key}) % {check_buckets(buckets)} AS INTEGER), 0)"
 
 
 def _bucket_of(path: str) -> int | None:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from rbmtools.analysis import sql
-from rbmtools.analysis.buckets import bucket_sql, check_buckets, split_by_bucket
+from rbmtools.analysis.buckets import BUCKET_KEYS, bucket_sql, check_buckets, split_by_bucket
 from rbmtools.analysis.engines import (
     Engine,
     EngineArg,
@@ -198,12 +198,12 @@ class Dataset:
             raise ValidationError(
                 "buckets", buckets, "the bucketed layout is written with the DuckDB engine"
             )
-        bucket = bucket_sql('"messageId"', buckets)
         paths = []
         exports = {"events": sql.events_export_sql(), "outbox": sql.outbox_export_sql()}
         for name, query in exports.items():
             path = os.path.join(directory, name)
             os.makedirs(path, exist_ok=True)
+            bucket = bucket_sql(BUCKET_KEYS[name], buckets)
             bucketed = f"SELECT *, {bucket} AS bucket FROM ({query})"  # noqa: S608 (sql.py's)
             self.engine.write_parquet(bucketed, path, partition_by="bucket")
             paths.append(path)
