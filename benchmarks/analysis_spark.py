@@ -16,6 +16,9 @@ engine, not collected):
 
 - DuckDB on all shards (the 100M-line target: under 60 s and under 4 GB peak RSS), with the
   DuckDB memory limit ``--memory-limit`` (default 3GB; DuckDB spills beyond it);
+- DuckDB on the same 100M lines bucketed by message id (``--buckets``, default 32; the layout
+  ``Dataset.to_parquet(..., buckets=K)`` writes, copied once from the shards and cached), which
+  a load analyses bucket by bucket, with its outcome counts checked against the shards';
 - DuckDB and Spark local mode (``local[2]``) on the first shards holding 10 million lines,
   reported side by side, with their outcome counts cross-checked.
 

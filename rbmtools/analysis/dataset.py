@@ -266,7 +266,8 @@ def load(
     ``engine`` runs the SQL: ``"duckdb"`` (the default; ``threads``, ``memory_limit``),
     ``"spark"`` (``spark_master``, ``spark_conf``; paths may then be any URI Hadoop reads) or
     a ``SparkSession`` (see ``engines.make_engine``). Lifecycles need the outbox (it says what
-    was sent); events alone still load and report.
+    was sent); events alone still load and report. Parquet bucketed by message id (as
+    ``Dataset.to_parquet(..., buckets=K)`` writes it) is analysed one bucket at a time.
     """
     started = time.perf_counter()
     if engine != "duckdb":  # local paths are checked before Spark takes seconds to start
