@@ -115,3 +115,9 @@ def test_to_parquet_refuses_a_bad_bucket_count(synthetic_dataset, tmp_path):
 def test_a_bucketed_directory_is_found_by_the_usual_path_rules(layouts):
     events, _ = layouts["bucketed"]
     assert len(resolve_paths(events, "events").parquet) == 5
+
+
+def test_a_bucketed_load_shows_its_progress_per_bucket(layouts, capsys):
+    with load(*layouts["bucketed"], progress=True) as data:
+        assert data.report.messages > 1000
+    assert "buckets: 100%" in capsys.readouterr().err
