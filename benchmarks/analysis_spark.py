@@ -77,14 +77,21 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _cached(folder: Path) -> bool:
+    """Whether ``folder`` holds finished data (its ``done.json``); if not, it is cleared."""
+    if (folder / "done.json").exists():
+        return True
+    if folder.exists():
+        shutil.rmtree(folder)
+    return False
+
+
 def ensure_data(base_lines: int, replicas: int) -> Path:
     """The shards under ``OUT/spark-<lines>x<replicas>/`` (generated unless cached)."""
     folder = OUT / f"spark-{base_lines}x{replicas}-{DATA_VERSION}"
     marker = folder / "done.json"
-    if marker.exists():
+    if _cached(folder):
         return folder
-    if folder.exists():
-        shutil.rmtree(folder)
     free = shutil.disk_usage(OUT.parent if not OUT.exists() else OUT).free
     need = base_lines * replicas * 110  # bytes, generous: ~60 per event row + the outbox
     if free < need:
@@ -245,15 +252,12 @@ def ensure_bucketed(folder: Path, buckets: int) -> Path:
     """All shards rewritten in the layout ``Dataset.to_parquet(..., buckets=K)`` writes:
     ``events/bucket=N/`` and ``outbox/bucket=N/`` by message id (cached beside the shards)."""
     target = folder / f"bucketed-{buckets}-{BUCKETED_VERSION}"
-    marker = target / "done.json"
-    if marker.exists():
+    if _cached(target):
         return target
     import duckdb
 
     from rbmtools.analysis.buckets import BUCKET_KEYS, bucket_sql
 
-    if target.exists():
-        shutil.rmtree(target)
     print(f"writing the shards bucketed by message id into {buckets} buckets", flush=True)
     target.mkdir()
     started = time.perf_counter()
@@ -272,7 +276,7 @@ def ensure_bucketed(folder: Path, buckets: int) -> Path:
     con.close()
     shutil.rmtree(folder / "tmp", ignore_errors=True)
     seconds = round(time.perf_counter() - started, 1)
-    marker.write_text(json.dumps({"buckets": buckets, "written_seconds": seconds}))
+    (target / "done.json").write_text(json.dumps({"buckets": buckets, "written_seconds": seconds}))
     print(f"bucketed copy written in {seconds} s", flush=True)
     return target
 
