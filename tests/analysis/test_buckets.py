@@ -121,3 +121,13 @@ def test_a_bucketed_load_shows_its_progress_per_bucket(layouts, capsys):
     with load(*layouts["bucketed"], progress=True) as data:
         assert data.report.messages > 1000
     assert "buckets: 100%" in capsys.readouterr().err
+
+
+def test_writing_again_with_fewer_buckets_leaves_nothing_stale(synthetic_dataset, tmp_path):
+    synthetic_dataset.to_parquet(tmp_path, buckets=5)
+    events, outbox = synthetic_dataset.to_parquet(tmp_path, buckets=3)
+    files = resolve_paths(events, "events").parquet
+    assert {Path(f).parent.name for f in files} == {"bucket=0", "bucket=1", "bucket=2"}
+    with load(events, outbox) as data:
+        assert data.report.messages == synthetic_dataset.report.messages
+        assert data.report.events == synthetic_dataset.report.events
