@@ -1,8 +1,10 @@
-"""``rbmtools logs compact`` (segments -> day-partitioned Parquet) and ``rbmtools logs sql``.
+"""``rbmtools logs compact`` (segments -> day-partitioned Parquet), ``rbmtools logs bucket``
+(both logs -> Parquet bucketed by message id) and ``rbmtools logs sql``.
 
 ``compact`` is safe to run again and again (from cron, say): only new or changed segments are
-written. ``sql`` prints the analysis as a script for BigQuery (or Spark SQL), or the BigQuery
-table schema of either log, for teams whose logs already live in a warehouse.
+written. ``bucket`` rewrites a whole history in the layout a load analyses bucket by bucket.
+``sql`` prints the analysis as a script for BigQuery (or Spark SQL), or the BigQuery table
+schema of either log, for teams whose logs already live in a warehouse.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ EXIT_OK = 0
 
 
 def register(subparsers: Any) -> None:
-    """Add ``logs compact`` and ``logs sql`` to the ``rbmtools`` command."""
+    """Add ``logs compact``, ``logs bucket`` and ``logs sql`` to the ``rbmtools`` command."""
     logs = subparsers.add_parser(
         "logs",
         help="compact webhook logs to Parquet; print the analysis SQL for BigQuery or Spark",
@@ -47,6 +49,33 @@ def register(subparsers: Any) -> None:
     compact.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB")
     compact.add_argument("--json", action="store_true", help="print the result as JSON")
     compact.set_defaults(func=run_compact)
+
+    bucket = commands.add_parser(
+        "bucket",
+        help="rewrite both logs as Parquet bucketed by message id (fast repeated analysis)",
+        description=(
+            "Read an event log and an outbox log (files, globs or directories; JSON Lines or "
+            "Parquet) and write them to PARQUET_DIR/events/bucket=N/ and "
+            "PARQUET_DIR/outbox/bucket=N/, every message in one bucket: 'rbmtools analyze "
+            "--events PARQUET_DIR/events --outbox PARQUET_DIR/outbox' then analyses one bucket "
+            "at a time, in memory. What the two folders held is replaced. Malformed lines are "
+            "left out (see --quarantine)."
+        ),
+    )
+    bucket.add_argument("--events", nargs="+", required=True, metavar="PATH", help="event logs")
+    bucket.add_argument("--outbox", nargs="+", required=True, metavar="PATH", help="outbox logs")
+    bucket.add_argument("--to", dest="parquet_dir", type=Path, required=True, metavar="PARQUET_DIR")
+    bucket.add_argument(
+        "--buckets",
+        type=int,
+        default=32,
+        help="how many buckets (default 32; aim for a few million lines a bucket)",
+    )
+    bucket.add_argument("--quarantine", metavar="FILE", help="write the malformed lines to FILE")
+    bucket.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
+    bucket.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB")
+    bucket.add_argument("--json", action="store_true", help="print the result as JSON")
+    bucket.set_defaults(func=run_bucket)
 
     script = commands.add_parser(
         "sql",
@@ -105,6 +134,46 @@ def run_compact(args: argparse.Namespace) -> int:
             f"rbmtools logs compact: {len(result.unpartitioned)} files outside "
             "date=YYYY-MM-DD directories were not compacted",
             file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def run_bucket(args: argparse.Namespace) -> int:
+    import time
+
+    from rbmtools.analysis import load
+    from rbmtools.analysis.buckets import check_buckets
+
+    check_buckets(args.buckets)  # before the logs are read
+    started = time.perf_counter()
+    with load(
+        args.events,
+        args.outbox,
+        quarantine=args.quarantine,
+        threads=args.threads,
+        memory_limit=args.memory_limit,
+        progress=sys.stderr.isatty(),
+    ) as data:
+        events, outbox = data.to_parquet(args.parquet_dir, buckets=args.buckets)
+        report = data.report
+    result = {
+        "events": events,
+        "outbox": outbox,
+        "buckets": args.buckets,
+        "messages": report.messages,
+        "events_written": report.lines - report.malformed,
+        "outbox_records_written": report.outbox_records,
+        "malformed_left_out": report.malformed + report.outbox_malformed,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{result['messages']:,} messages ({result['events_written']:,} event lines, "
+            f"{result['outbox_records_written']:,} outbox records) in {args.buckets} buckets: "
+            f"{events}, {outbox} ({result['malformed_left_out']:,} malformed lines left out; "
+            f"{result['seconds']:.1f} s)"
         )
     return EXIT_OK
 

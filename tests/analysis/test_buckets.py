@@ -3,6 +3,7 @@ the same summary, report, lifecycle and analysis as one pass."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from rbmtools.analysis import build_analysis, load
 from rbmtools.analysis.buckets import bucket_sql, check_buckets, split_by_bucket
 from rbmtools.analysis.inputs import LogFiles, resolve_paths
+from rbmtools.cli import main
 from rbmtools.errors import ValidationError
 
 
@@ -131,3 +133,22 @@ def test_writing_again_with_fewer_buckets_leaves_nothing_stale(synthetic_dataset
     with load(events, outbox) as data:
         assert data.report.messages == synthetic_dataset.report.messages
         assert data.report.events == synthetic_dataset.report.events
+
+
+def test_the_logs_bucket_command_writes_what_analyze_reads(synthetic, tmp_path, capsys):
+    target = tmp_path / "history"
+    quarantine = tmp_path / "bad.jsonl"
+    args = ["logs", "bucket", "--events", str(synthetic.events_dir)]
+    args += ["--outbox", str(synthetic.outbox_dir), "--to", str(target), "--buckets", "4"]
+    assert main([*args, "--quarantine", str(quarantine), "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["buckets"] == 4 and written["messages"] > 1000
+    assert written["malformed_left_out"] == len(quarantine.read_text().splitlines()) > 0
+    assert sorted(p.name for p in (target / "outbox").iterdir()) == [
+        f"bucket={b}" for b in range(4)
+    ]
+    analyze = ["analyze", "--events", written["events"], "--outbox", written["outbox"], "--json"]
+    assert main([*analyze, "--bootstrap", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["read"]["messages"] == written["messages"]
+    assert main([*args[:-1], "1"]) == 2  # one bucket is refused before anything is read
+    assert "buckets" in capsys.readouterr().err
