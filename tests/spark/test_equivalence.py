@@ -15,6 +15,7 @@ import pytest
 from rbmtools.analysis import build_analysis, load
 from rbmtools.analysis.synthetic import SyntheticConfig, generate_logs
 from rbmtools.cli import main
+from rbmtools.errors import ValidationError
 
 BY = ("useCase", "arm")
 CONFIG = SyntheticConfig(messages=3_000, days=1.0, seed=29, rotate_lines=1_500, garbage_lines=6)
@@ -91,6 +92,17 @@ def test_spark_writes_parquet_that_duckdb_reads_back(spark_data, duck_data, synt
     with load(events, outbox) as again:
         assert again.report.events == duck_data.report.events
         assert again.summary(BY).equals(duck_data.summary(BY))
+
+
+def test_spark_reads_the_bucketed_layout_as_any_parquet(spark_data, duck_data, spark, tmp_path):
+    """DuckDB writes it and reads it bucket by bucket; Spark reads it whole (refusing to write
+    it, as its bucket would not be DuckDB's): the same summary either way."""
+    events, outbox = duck_data.to_parquet(tmp_path / "bucketed", buckets=3)
+    with load(events, outbox, engine=spark) as sparked, load(events, outbox) as duck:
+        assert sparked.report.events == duck.report.events == duck_data.report.events
+        assert sparked.summary(BY).equals(duck.summary(BY))
+    with pytest.raises(ValidationError, match="DuckDB"):
+        spark_data.to_parquet(tmp_path / "not-written", buckets=3)
 
 
 def test_the_command_line_prints_the_same_json(synthetic, spark, capsys):
