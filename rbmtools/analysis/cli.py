@@ -18,6 +18,18 @@ from rbmtools.errors import ValidationError
 __all__ = ["register"]
 
 
+def add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--events`` and ``--outbox``: files, globs or directories, as ``load`` takes them."""
+    parser.add_argument("--events", nargs="+", required=True, metavar="PATH", help="event logs")
+    parser.add_argument("--outbox", nargs="+", required=True, metavar="PATH", help="outbox logs")
+
+
+def add_duckdb_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--memory-limit`` of the embedded DuckDB."""
+    parser.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
+    parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB (spills beyond)")
+
+
 def register(subparsers: Any) -> None:
     """Add the ``analyze`` subcommand."""
     parser = subparsers.add_parser(
@@ -30,8 +42,7 @@ def register(subparsers: Any) -> None:
             "Lines (.jsonl, .jsonl.gz) or Parquet."
         ),
     )
-    parser.add_argument("--events", nargs="+", required=True, metavar="PATH", help="event logs")
-    parser.add_argument("--outbox", nargs="+", required=True, metavar="PATH", help="outbox logs")
+    add_log_arguments(parser)
     parser.add_argument(
         "--by",
         default="useCase",
@@ -63,8 +74,7 @@ def register(subparsers: Any) -> None:
         help="bootstrap replicates for the best-TTL interval (default 200; 0 for none)",
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    parser.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
-    parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB (spills beyond)")
+    add_duckdb_arguments(parser)
     parser.add_argument(
         "--engine",
         choices=("duckdb", "spark"),

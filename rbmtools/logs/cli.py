@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rbmtools.analysis.cli import add_duckdb_arguments, add_log_arguments
+
 __all__ = ["register"]
 
 EXIT_OK = 0
@@ -45,8 +47,7 @@ def register(subparsers: Any) -> None:
     compact.add_argument(
         "--to", dest="parquet_dir", type=Path, required=True, metavar="PARQUET_DIR"
     )
-    compact.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
-    compact.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB")
+    add_duckdb_arguments(compact)
     compact.add_argument("--json", action="store_true", help="print the result as JSON")
     compact.set_defaults(func=run_compact)
 
@@ -62,8 +63,7 @@ def register(subparsers: Any) -> None:
             "left out (see --quarantine)."
         ),
     )
-    bucket.add_argument("--events", nargs="+", required=True, metavar="PATH", help="event logs")
-    bucket.add_argument("--outbox", nargs="+", required=True, metavar="PATH", help="outbox logs")
+    add_log_arguments(bucket)
     bucket.add_argument("--to", dest="parquet_dir", type=Path, required=True, metavar="PARQUET_DIR")
     bucket.add_argument(
         "--buckets",
@@ -72,8 +72,7 @@ def register(subparsers: Any) -> None:
         help="how many buckets (default 32; aim for a few million lines a bucket)",
     )
     bucket.add_argument("--quarantine", metavar="FILE", help="write the malformed lines to FILE")
-    bucket.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
-    bucket.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB")
+    add_duckdb_arguments(bucket)
     bucket.add_argument("--json", action="store_true", help="print the result as JSON")
     bucket.set_defaults(func=run_bucket)
 
