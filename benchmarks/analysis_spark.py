@@ -256,7 +256,7 @@ def ensure_bucketed(folder: Path, buckets: int) -> Path:
         return target
     import duckdb
 
-    from rbmtools.analysis.buckets import BUCKET_KEYS, bucket_sql
+    from rbmtools.analysis.buckets import BUCKET_KEYS, MARKER, bucket_sql, marker
 
     print(f"writing the shards bucketed by message id into {buckets} buckets", flush=True)
     target.mkdir()
@@ -273,6 +273,7 @@ def ensure_bucketed(folder: Path, buckets: int) -> Path:
             f"COPY ({query}) TO {_quote(str(target / kind))} "
             "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (bucket))"
         )
+        (target / kind / MARKER).write_text(marker(buckets))
     con.close()
     shutil.rmtree(folder / "tmp", ignore_errors=True)
     seconds = round(time.perf_counter() - started, 1)

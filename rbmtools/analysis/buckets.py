@@ -7,28 +7,46 @@ each in memory, and their summaries added up: the same result, without the spill
 one pass over 100 million lines slow, and at a memory bounded by the part's size.
 
 ``Dataset.to_parquet(directory, buckets=K)`` writes ``events/bucket=N/`` and ``outbox/bucket=N/``
-(N from 0 to K-1, the bucket of a message a function of its id: ``BUCKET_KEYS``,
-``bucket_sql``); ``load`` reads
-such logs bucket by bucket (``split_by_bucket``) when both are bucketed the same way.
+(N from 0 to K-1, the bucket of a row a function of its message id: ``BUCKET_KEYS``,
+``bucket_sql``) and, in each of the two folders, a ``_BUCKETS`` file saying so (``marker``).
+``load`` reads logs bucket by bucket (``split_by_bucket``) only when both carry that file with
+the same bucketing: a ``bucket=N`` folder written by anything else may hold any message.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections import defaultdict
 
 from rbmtools.analysis.inputs import LogFiles
 from rbmtools.errors import ValidationError
 
-__all__ = ["BUCKET_KEYS", "MAX_BUCKETS", "bucket_sql", "check_buckets", "split_by_bucket"]
+__all__ = [
+    "BUCKET_KEYS",
+    "MARKER",
+    "MAX_BUCKETS",
+    "bucket_sql",
+    "check_buckets",
+    "marker",
+    "split_by_bucket",
+]
+
+#: The file in a bucketed log's folder that says how it was bucketed (no suffix, and a leading
+#: underscore, so no reader takes it for a log).
+MARKER = "_BUCKETS"
+#: The version of ``BUCKET_KEYS``/``bucket_sql``: a layout bucketed otherwise is not split.
+SCHEME = "rbmtools-md5-v1"
 
 #: More buckets than this only adds passes: a bucket of a few million lines already fits.
 MAX_BUCKETS = 4096
 
-_BUCKET_DIR = re.compile(r"[/\\]bucket=(\d+)[/\\]")
+_BUCKET_DIR = re.compile(r"[/\\]bucket=(\d+)[/\\][^/\\]+$")
 
 
 def check_buckets(buckets: int) -> int:
+    """``buckets`` if it is a usable number of buckets, else a ``ValidationError``."""
     if isinstance(buckets, bool) or not isinstance(buckets, int) or not 2 <= buckets <= MAX_BUCKETS:
         raise ValidationError("buckets", buckets, f"must be an integer from 2 to {MAX_BUCKETS}")
     return buckets
@@ -51,33 +69,52 @@ def bucket_sql(key: str, buckets: int) -> str:
     return f"COALESCE(CAST(md5_number({key}) % {check_buckets(buckets)} AS INTEGER), 0)"
 
 
-def _bucket_of(path: str) -> int | None:
-    found = _BUCKET_DIR.findall(path)
-    return int(found[-1]) if found else None
+def marker(buckets: int) -> str:
+    """The text of the ``MARKER`` file of a log bucketed into ``buckets``."""
+    return json.dumps({"scheme": SCHEME, "buckets": check_buckets(buckets)}) + "\n"
 
 
-def _by_bucket(files: tuple[str, ...]) -> dict[int, list[str]] | None:
+def _read_marker(folder: str) -> int | None:
+    try:
+        with open(os.path.join(folder, MARKER), encoding="utf-8") as handle:
+            found = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict) or found.get("scheme") != SCHEME:
+        return None
+    buckets = found.get("buckets")
+    return buckets if isinstance(buckets, int) and not isinstance(buckets, bool) else None
+
+
+def _by_bucket(files: tuple[str, ...]) -> tuple[int, dict[int, list[str]]] | None:
+    """(the bucket count, the files per bucket) of a log that ``to_parquet`` bucketed: every
+    file in a ``bucket=N`` folder of one folder whose ``MARKER`` says so; else None."""
     parts: dict[int, list[str]] = defaultdict(list)
+    roots = set()
     for path in files:
-        bucket = _bucket_of(path)
-        if bucket is None:
+        found = _BUCKET_DIR.search(path)
+        if found is None:
             return None
-        parts[bucket].append(path)
-    return parts
+        roots.add(path[: found.start()])
+        parts[int(found.group(1))].append(path)
+    counts = {_read_marker(root) for root in roots}
+    if len(roots) != 1 or None in counts:
+        return None
+    (buckets,) = counts
+    return (buckets, parts) if all(b < buckets for b in parts) else None
 
 
 def split_by_bucket(events: LogFiles, outbox: LogFiles) -> list[tuple[LogFiles, LogFiles]] | None:
-    """The two logs as (events, outbox) per bucket, in bucket order, when both are bucketed
-    Parquet (every file under a ``bucket=N`` directory) with more than one bucket; else
-    None: a log that is not wholly bucketed may hold any message anywhere."""
+    """The two logs as (events, outbox) per bucket, in bucket order, when both were written
+    bucketed the same way (``MARKER``), every file in a ``bucket=N`` folder; else None: a log
+    that is not wholly bucketed may hold any message anywhere."""
     if events.jsonl or outbox.jsonl or not events.parquet or not outbox.parquet:
         return None
-    event_parts, outbox_parts = _by_bucket(events.parquet), _by_bucket(outbox.parquet)
-    if event_parts is None or outbox_parts is None:
+    found_events, found_outbox = _by_bucket(events.parquet), _by_bucket(outbox.parquet)
+    if found_events is None or found_outbox is None or found_events[0] != found_outbox[0]:
         return None
+    event_parts, outbox_parts = found_events[1], found_outbox[1]
     buckets = sorted(set(event_parts) | set(outbox_parts))
-    if len(buckets) < 2:
-        return None
     return [
         (
             LogFiles(parquet=tuple(event_parts.get(b, ()))),

@@ -20,7 +20,14 @@ from typing import Any
 import pandas as pd
 
 from rbmtools.analysis import sql
-from rbmtools.analysis.buckets import BUCKET_KEYS, bucket_sql, check_buckets, split_by_bucket
+from rbmtools.analysis.buckets import (
+    BUCKET_KEYS,
+    MARKER,
+    bucket_sql,
+    check_buckets,
+    marker,
+    split_by_bucket,
+)
 from rbmtools.analysis.engines import (
     Engine,
     EngineArg,
@@ -206,6 +213,8 @@ class Dataset:
             bucket = bucket_sql(BUCKET_KEYS[name], buckets)
             bucketed = f"SELECT *, {bucket} AS bucket FROM ({query})"  # noqa: S608 (sql.py's)
             self.engine.write_parquet(bucketed, path, partition_by="bucket")
+            with open(os.path.join(path, MARKER), "w", encoding="utf-8") as handle:
+                handle.write(marker(buckets))  # last: a layout cut short is not split
             paths.append(path)
         return paths[0], paths[1]
 

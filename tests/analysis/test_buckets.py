@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from rbmtools.analysis import build_analysis, load
-from rbmtools.analysis.buckets import bucket_sql, check_buckets, split_by_bucket
+from rbmtools.analysis.buckets import MARKER, bucket_sql, check_buckets, marker, split_by_bucket
 from rbmtools.analysis.inputs import LogFiles, resolve_paths
 from rbmtools.cli import main
 from rbmtools.errors import ValidationError
@@ -37,7 +37,10 @@ def _summary(data) -> pd.DataFrame:
 
 def test_the_bucketed_layout_puts_each_message_in_one_bucket(layouts):
     events, outbox = layouts["bucketed"]
-    assert sorted(p.name for p in Path(events).iterdir()) == [f"bucket={b}" for b in range(5)]
+    assert sorted(p.name for p in Path(events).iterdir()) == [
+        MARKER,
+        *(f"bucket={b}" for b in range(5)),
+    ]
 
     def rows(log: str) -> str:
         return f"read_parquet('{log}/*/*.parquet', hive_partitioning = true)"
@@ -81,16 +84,31 @@ def test_a_bucketed_load_gives_what_one_pass_gives(layouts):
         assert "rbm_summary_parts" not in tables
 
 
-def test_a_load_splits_only_wholly_bucketed_parquet(tmp_path):
+def test_a_load_splits_only_logs_bucketed_by_rbmtools(tmp_path):
     def files(*paths: str) -> LogFiles:
         return LogFiles(parquet=tuple(str(tmp_path / p) for p in paths))
 
+    def mark(folder: str, text: str) -> None:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / MARKER).write_text(text)
+
     events = files("e/bucket=0/a.parquet", "e/bucket=1/a.parquet", "e/bucket=1/b.parquet")
     outbox = files("o/bucket=0/a.parquet", "o/bucket=2/a.parquet")
+    assert split_by_bucket(events, outbox) is None  # bucket=N folders of unknown making
+    mark("e", marker(3))
+    mark("o", marker(3))
     parts = split_by_bucket(events, outbox)
     assert [(len(e), len(o)) for e, o in parts] == [(1, 1), (2, 0), (0, 1)]
+    mark("o", marker(4))  # bucketed another way: the buckets do not match
+    assert split_by_bucket(events, outbox) is None
+    mark("o", '{"scheme": "someone-else", "buckets": 3}')
+    assert split_by_bucket(events, outbox) is None
+    mark("o", marker(3))
     assert split_by_bucket(events, files("o/outbox.parquet")) is None  # any message anywhere
-    assert split_by_bucket(files("e/bucket=3/a.parquet"), files("o/bucket=3/a.parquet")) is None
+    assert split_by_bucket(events, files("o/bucket=0/a.parquet", "o/bucket=7/a.parquet")) is None
+    assert split_by_bucket(events, files("o/bucket=0/deeper/a.parquet")) is None
+    both = files("e/bucket=0/a.parquet", "x/bucket=1/a.parquet")  # two bucketed roots mixed
+    assert split_by_bucket(both, outbox) is None
     assert split_by_bucket(LogFiles(jsonl=("e.jsonl",), parquet=events.parquet), outbox) is None
     assert split_by_bucket(events, LogFiles()) is None
 
@@ -145,7 +163,8 @@ def test_the_logs_bucket_command_writes_what_analyze_reads(synthetic, tmp_path, 
     assert written["buckets"] == 4 and written["messages"] > 1000
     assert written["malformed_left_out"] == len(quarantine.read_text().splitlines()) > 0
     assert sorted(p.name for p in (target / "outbox").iterdir()) == [
-        f"bucket={b}" for b in range(4)
+        MARKER,
+        *(f"bucket={b}" for b in range(4)),
     ]
     analyze = ["analyze", "--events", written["events"], "--outbox", written["outbox"], "--json"]
     assert main([*analyze, "--bootstrap", "0"]) == 0
