@@ -254,27 +254,18 @@ def ensure_bucketed(folder: Path, buckets: int) -> Path:
     target = folder / f"bucketed-{buckets}-{BUCKETED_VERSION}"
     if _cached(target):
         return target
-    import duckdb
-
-    from rbmtools.analysis.buckets import BUCKET_KEYS, MARKER, bucket_sql, marker
+    from rbmtools.analysis.buckets import write_bucketed
+    from rbmtools.analysis.engine import DuckDBEngine
 
     print(f"writing the shards bucketed by message id into {buckets} buckets", flush=True)
-    target.mkdir()
     started = time.perf_counter()
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    con.execute("SET memory_limit = '3GB'")
-    con.execute(f"SET temp_directory = {_quote(str(folder / 'tmp'))}")
+    engine = DuckDBEngine(memory_limit="3GB", temp_directory=str(folder / "tmp"))
     for kind in ("events", "outbox"):
         source = _quote(str(folder / kind / "part-*.parquet"))
-        bucket = bucket_sql(BUCKET_KEYS[kind], buckets)
-        query = f"SELECT *, {bucket} AS bucket FROM read_parquet({source})"
-        con.execute(
-            f"COPY ({query}) TO {_quote(str(target / kind))} "
-            "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (bucket))"
+        write_bucketed(
+            engine, f"SELECT * FROM read_parquet({source})", str(target / kind), kind, buckets
         )
-        (target / kind / MARKER).write_text(marker(buckets))
-    con.close()
+    engine.close()
     shutil.rmtree(folder / "tmp", ignore_errors=True)
     seconds = round(time.perf_counter() - started, 1)
     (target / "done.json").write_text(json.dumps({"buckets": buckets, "written_seconds": seconds}))

@@ -19,6 +19,7 @@ import json
 import os
 import re
 from collections import defaultdict
+from typing import Any
 
 from rbmtools.analysis.inputs import LogFiles
 from rbmtools.errors import ValidationError
@@ -31,6 +32,7 @@ __all__ = [
     "check_buckets",
     "marker",
     "split_by_bucket",
+    "write_bucketed",
 ]
 
 #: The file in a bucketed log's folder that says how it was bucketed (no suffix, and a leading
@@ -72,6 +74,20 @@ def bucket_sql(key: str, buckets: int) -> str:
 def marker(buckets: int) -> str:
     """The text of the ``MARKER`` file of a log bucketed into ``buckets``."""
     return json.dumps({"scheme": SCHEME, "buckets": check_buckets(buckets)}) + "\n"
+
+
+def write_bucketed(engine: Any, query: str, folder: str, log: str, buckets: int) -> str:
+    """Write the rows of ``query`` (DuckDB SQL over ``engine``, a ``DuckDBEngine``; the flat
+    columns of ``log``, "events" or "outbox") to ``folder/bucket=N/`` and mark ``folder`` as
+    bucketed (the ``MARKER`` last: a layout cut short is not split). What ``folder`` held is
+    replaced. Returns ``folder``."""
+    bucket = bucket_sql(BUCKET_KEYS[log], buckets)
+    os.makedirs(folder, exist_ok=True)
+    bucketed = f"SELECT *, {bucket} AS bucket FROM ({query})"  # noqa: S608 (sql.py's text)
+    engine.write_parquet(bucketed, folder, partition_by="bucket")
+    with open(os.path.join(folder, MARKER), "w", encoding="utf-8") as handle:
+        handle.write(marker(buckets))
+    return folder
 
 
 def _read_marker(folder: str) -> int | None:

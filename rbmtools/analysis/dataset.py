@@ -20,14 +20,7 @@ from typing import Any
 import pandas as pd
 
 from rbmtools.analysis import sql
-from rbmtools.analysis.buckets import (
-    BUCKET_KEYS,
-    MARKER,
-    bucket_sql,
-    check_buckets,
-    marker,
-    split_by_bucket,
-)
+from rbmtools.analysis.buckets import check_buckets, split_by_bucket, write_bucketed
 from rbmtools.analysis.engines import (
     Engine,
     EngineArg,
@@ -205,18 +198,12 @@ class Dataset:
             raise ValidationError(
                 "buckets", buckets, "the bucketed layout is written with the DuckDB engine"
             )
-        paths = []
         exports = {"events": sql.events_export_sql(), "outbox": sql.outbox_export_sql()}
-        for name, query in exports.items():
-            path = os.path.join(directory, name)
-            os.makedirs(path, exist_ok=True)
-            bucket = bucket_sql(BUCKET_KEYS[name], buckets)
-            bucketed = f"SELECT *, {bucket} AS bucket FROM ({query})"  # noqa: S608 (sql.py's)
-            self.engine.write_parquet(bucketed, path, partition_by="bucket")
-            with open(os.path.join(path, MARKER), "w", encoding="utf-8") as handle:
-                handle.write(marker(buckets))  # last: a layout cut short is not split
-            paths.append(path)
-        return paths[0], paths[1]
+        events, outbox = (
+            write_bucketed(self.engine, query, os.path.join(directory, log), log, buckets)
+            for log, query in exports.items()
+        )
+        return events, outbox
 
     def write_quarantine(self, path: str | os.PathLike[str]) -> int:
         """Write the malformed lines to ``path`` as JSON Lines (one object per set-aside line,
