@@ -2,7 +2,7 @@
 
 Generates (once; cached under ``benchmarks/out/``) a seeded synthetic event log of 10 million
 lines with its outbox, and the same data as Parquet (``Dataset.to_parquet``: flat, typed
-columns). The lines are what a real receiver log holds (``rbmtools.analysis.synthetic``):
+columns). The lines are what a real receiver log holds (``rbmtools.testing.synthetic``):
 compact JSON, random UUID messageIds, 28-character eventIds, microsecond times; 80 % receiver
 records, 10 % raw Pub/Sub push bodies, 10 % bare decoded events; per message sent, DELIVERED
 for the 96 % that reach RCS and are not revoked first, READ for 70 % of those, TTL events where
@@ -67,7 +67,7 @@ def _cpu_seconds() -> float:
 
 
 def _config(lines: int):
-    from rbmtools.analysis.synthetic import SyntheticConfig
+    from rbmtools.testing.synthetic import SyntheticConfig
 
     # about 1.865 event lines per message with these settings
     return SyntheticConfig(
@@ -93,7 +93,7 @@ def ensure_data(lines: int) -> Path:
 
         shutil.rmtree(folder)
     from rbmtools.analysis import load
-    from rbmtools.analysis.synthetic import generate_logs
+    from rbmtools.testing.synthetic import generate_logs
 
     print(f"generating {lines:,} event lines under {folder} (cached for later runs)", flush=True)
     logs = generate_logs(folder, _config(lines), progress=True)

@@ -1,7 +1,7 @@
 """Analysis at scale (issue 9): 100 million event lines as Parquet on DuckDB, and Spark beside it.
 
 Data (generated once, cached under ``benchmarks/out/``): a seeded synthetic event log and outbox
-in the realistic mix of ``rbmtools.analysis.synthetic`` (receiver records, Pub/Sub push bodies
+in the realistic mix of ``rbmtools.testing.synthetic`` (receiver records, Pub/Sub push bodies
 and bare events; duplicates, late and out-of-order arrival, replies, garbage lines), about 2
 million event lines over 7 days, written as Parquet in the flat layout that ``Dataset.to_parquet``
 and ``rbmtools logs compact`` produce. DuckDB then copies it into ``--replicas`` shards (50 by
@@ -58,7 +58,7 @@ def _peak_rss_mb() -> float:
 
 
 def _config(lines: int):
-    from rbmtools.analysis.synthetic import SyntheticConfig
+    from rbmtools.testing.synthetic import SyntheticConfig
 
     # the realistic mix of benchmarks/analysis_pipeline.py (about 1.9 event lines a message)
     return SyntheticConfig(
@@ -99,7 +99,7 @@ def ensure_data(base_lines: int, replicas: int) -> Path:
     import duckdb
 
     from rbmtools.analysis import load
-    from rbmtools.analysis.synthetic import generate_logs
+    from rbmtools.testing.synthetic import generate_logs
 
     started = time.perf_counter()
     print(f"generating a {base_lines:,}-line base log (cached under {folder})", flush=True)
@@ -255,7 +255,7 @@ def ensure_bucketed(folder: Path, buckets: int) -> Path:
     if _cached(target):
         return target
     from rbmtools.analysis.buckets import write_bucketed
-    from rbmtools.analysis.engine import DuckDBEngine
+    from rbmtools.analysis.duckdb_engine import DuckDBEngine
 
     print(f"writing the shards bucketed by message id into {buckets} buckets", flush=True)
     started = time.perf_counter()

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/make_sample_data.py            # rewrite data/sample/
     .venv/bin/python scripts/make_sample_data.py --check    # regenerate elsewhere, compare
 
-A real experiment (``rbmtools.notebook.sample_data.SAMPLE_SPEC``) runs on the emulator in its
+A real experiment (``rbmtools.testing.sample_data.SAMPLE_SPEC``) runs on the emulator in its
 stepping mode, with time driven explicitly, so the files come out byte for byte the same on
 every run (see that module's docstring). It takes about two to three minutes on two cores.
 """
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rbmtools.notebook.sample_data import checksums, make_sample_data
+from rbmtools.testing.sample_data import checksums, make_sample_data
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,8 @@
 out); ``Dataset.lifecycle()`` is one row per message with its outcome; the metric functions
 group by any of useCase, trafficType, experiment, arm, day; ``analyze(...)`` returns the whole
 analysis as one stable JSON-ready document. The heavy part is one SQL definition (``sql``) run
-by a thin engine layer (``engine``; ``load(..., engine="spark")`` runs the same SQL on Spark,
-see ``engines``); statistics run in Python on compact aggregates.
+by a thin engine layer (``duckdb_engine``; ``load(..., engine="spark")`` runs the same SQL on
+Spark, see ``engine_interface``); statistics run in Python on compact aggregates.
 
 Names are imported on first use, so ``import rbmtools`` and the CLI stay quick (DuckDB,
 lifelines and statsmodels load only when an analysis runs).
@@ -41,7 +41,7 @@ _EXPORTS = {
     "OUTCOMES": "schema",
     "REVOKE_METHODS": "schema",
     "SparkEngine": "spark_engine",
-    "make_engine": "engines",
+    "make_engine": "engine_interface",
     "analysis_script": "export",
     "TtlChoice": "ttl",
     "best_ttl": "ttl",

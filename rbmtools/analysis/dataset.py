@@ -21,7 +21,7 @@ import pandas as pd
 
 from rbmtools.analysis import sql
 from rbmtools.analysis.buckets import check_buckets, split_by_bucket, write_bucketed
-from rbmtools.analysis.engines import (
+from rbmtools.analysis.engine_interface import (
     Engine,
     EngineArg,
     check_local_paths,
@@ -261,8 +261,8 @@ def load(
 
     ``engine`` runs the SQL: ``"duckdb"`` (the default; ``threads``, ``memory_limit``),
     ``"spark"`` (``spark_master``, ``spark_conf``; paths may then be any URI Hadoop reads) or
-    a ``SparkSession`` (see ``engines.make_engine``). Lifecycles need the outbox (it says what
-    was sent); events alone still load and report. Parquet bucketed by message id (as
+    a ``SparkSession`` (see ``engine_interface.make_engine``). Lifecycles need the outbox (it
+    says what was sent); events alone still load and report. Parquet bucketed by message id (as
     ``Dataset.to_parquet(..., buckets=K)`` writes it) is analysed one bucket at a time.
     """
     started = time.perf_counter()

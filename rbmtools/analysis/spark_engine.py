@@ -1,11 +1,12 @@
 """The Spark engine: the analysis SQL of ``sql.py`` run by Spark, locally or on a cluster.
 
-It does for Spark what ``engine.DuckDBEngine`` does for DuckDB, and nothing more: it exposes the
-log files as the relations ``rbm_event_rows`` and ``rbm_outbox_rows`` with the contract columns
-(JSON Lines read as text and parsed with ``from_json``, every field first as text and then
-``TRY_CAST`` to its type, as DuckDB's reader does; Parquet mapped onto the same columns), it
-supplies ``rbm_decode_push`` (``try_to_binary(data, 'base64')`` -> ``from_json``, expanded
-inline), and it runs the shared DuckDB-dialect queries after ``dialects.transpile(..., "spark")``.
+It does for Spark what ``duckdb_engine.DuckDBEngine`` does for DuckDB, and nothing more: it
+exposes the log files as the relations ``rbm_event_rows`` and ``rbm_outbox_rows`` with the
+contract columns (JSON Lines read as text and parsed with ``from_json``, every field first as
+text and then ``TRY_CAST`` to its type, as DuckDB's reader does; Parquet mapped onto the same
+columns), it supplies ``rbm_decode_push`` (``try_to_binary(data, 'base64')`` -> ``from_json``,
+expanded inline), and it runs the shared DuckDB-dialect queries after
+``dialects.transpile(..., "spark")``.
 
 Paths are local files (read through ``file:`` URIs, so they must be visible to every executor)
 or anything Hadoop can list (``hdfs://``, ``s3a://``, ``gs://``, ``abfss://``, ...). The engine
@@ -26,7 +27,7 @@ from sqlglot import exp
 
 from rbmtools.analysis import sql
 from rbmtools.analysis.dialects import Macro, statements, struct_fields, type_sql
-from rbmtools.analysis.engines import URI as _URI
+from rbmtools.analysis.engine_interface import URI as _URI
 from rbmtools.analysis.inputs import JSONL_SUFFIXES, PARQUET_SUFFIXES, LogFiles, resolve_paths
 from rbmtools.errors import RbmError, ValidationError
 

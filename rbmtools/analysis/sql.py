@@ -6,7 +6,7 @@ fixed column names (``rbm_event_rows`` and ``rbm_outbox_rows``, see ``EVENT_ROW_
 ``OUTBOX_ROW_COLUMNS``) and one engine function, ``rbm_decode_push(data)``, which turns the
 base64 ``message.data`` of a Pub/Sub push into the event struct (``sendTime`` left as text,
 NULL fields when the data is not base64 of a JSON object). Reading files and decoding JSON
-are the engine's business (``engine.py``); the rules of the lifecycle live only here.
+are the engine's business (``duckdb_engine.py``); the rules of the lifecycle live only here.
 
 A load runs ``SUMMARY`` (as ``SUMMARY_STEPS``, three statements, so each big aggregation spills
 on its own): both logs, grouped per message (``FACTS`` without the
@@ -17,9 +17,9 @@ and Python turns those into statistics. Per-message rows are built only when ask
 ``FACTS`` (the table ``rbm_facts``, built as ``FACTS_STEPS`` like the summary: one row per
 message joining both logs, plus rows that carry counts of malformed lines and of events that
 belong to no message) and ``LIFECYCLE`` (the view
-``rbm_lifecycle``: the outcomes and columns of log-format section 3); ``group_counts_sql``,
-``latency_bins_sql`` and ``read_bins_sql`` count from that view and give the same numbers as
-the summary (a test holds them equal).
+``rbm_lifecycle``: the outcomes and columns of log-format section 3); the tests' twins in
+``rbmtools.testing.lifecycle_sql`` count the aggregates from that view and must give the same
+numbers as the summary.
 
 Functions an engine other than DuckDB must map: ``EPOCH_US(ts)`` (microseconds since the epoch:
 ``UNIX_MICROS`` in Spark and BigQuery), ``HASH`` (64-bit, a grouping key only), ``ARG_MIN``
@@ -57,9 +57,8 @@ __all__ = [
     "SUMMARY_COMBINE",
     "SUMMARY_STEPS",
     "bin_expression",
-    "group_counts_sql",
-    "latency_bins_sql",
-    "read_bins_sql",
+    "counts_columns",
+    "group_clauses",
     "summary_counts_sql",
     "summary_latency_bins_sql",
     "summary_read_bins_sql",
@@ -740,7 +739,8 @@ ORDER BY bad_file
 """
 
 
-def _group_select(by: list[str]) -> tuple[str, str, str]:
+def group_clauses(by: list[str]) -> tuple[str, str, str]:
+    """The select-list prefix, GROUP BY and ORDER BY clauses of a grouping (empty: none)."""
     cols = ", ".join(f'"{c}"' for c in by)
     if not cols:
         return "", "", ""
@@ -752,7 +752,7 @@ def _total(condition: str | None = None, column: str = "n") -> str:
     return f"CAST(COALESCE(SUM({column}){filtered}, 0) AS BIGINT)"
 
 
-def _counts_columns(count: Callable[[str | None], str], duplicates: str) -> str:
+def counts_columns(count: Callable[[str | None], str], duplicates: str) -> str:
     """The columns of the group counts, whatever relation they are counted from."""
     method = '"revokeMethod"'
     columns = {
@@ -779,32 +779,12 @@ def _counts_columns(count: Callable[[str | None], str], duplicates: str) -> str:
     return ",\n    ".join(f"{sql} AS {name}" for name, sql in columns.items())
 
 
-def group_counts_sql(by: list[str], source: str = "rbm_lifecycle") -> str:
-    """Per group: messages, outcome counts, revoke attempts and successes by method, and the
-    counts behind read rate, stale and double deliveries and the revoke race, counted from
-    the lifecycle (``source``, one row per message)."""
-    by = validate_by(by)
-    select, group, order = _group_select(by)
-
-    def count(condition: str | None) -> str:
-        return f"COUNT(*) FILTER (WHERE {condition})" if condition else "COUNT(*)"
-
-    columns = _counts_columns(count, 'CAST(COALESCE(SUM("duplicateEvents"), 0) AS BIGINT)')
-    return f"""
-SELECT {select}
-    {columns}
-FROM {source}
-{group}
-{order}
-"""
-
-
 def summary_counts_sql(by: list[str], source: str = "rbm_summary") -> str:
     """``group_counts_sql`` summed up from the ``counts`` part of the load summary."""
     by = validate_by(by)
-    select, group, order = _group_select(by)
+    select, group, order = group_clauses(by)
     flags = {name: name for name in _FLAGS}
-    count_sql = _counts_columns(
+    count_sql = counts_columns(
         lambda condition: _total(_flag_names(condition, flags)),
         _total(None, "duplicates"),
     )
@@ -827,27 +807,11 @@ def _flag_names(condition: str | None, flags: dict[str, str]) -> str | None:
     return condition
 
 
-def latency_bins_sql(by: list[str], source: str = "rbm_lifecycle") -> str:
-    """Per group and latency bin: deliveries and censorings (messages that entered RCS)."""
-    by = validate_by(by)
-    select, group, _ = _group_select(by)
-    group = f"{group}, bin" if group else "GROUP BY bin"
-    return f"""
-SELECT {select}
-    {bin_expression('"observedSeconds"')} AS bin,
-    COUNT(*) FILTER (WHERE delivered) AS delivered,
-    COUNT(*) FILTER (WHERE NOT delivered) AS censored
-FROM {source}
-WHERE "observedSeconds" IS NOT NULL
-{group}
-"""
-
-
 def summary_latency_bins_sql(by: list[str], source: str = "rbm_summary") -> str:
     """``latency_bins_sql`` summed up from the load summary: the ``latency`` part, plus the
     ``pending`` part censored at the end of the logs (its latest time) or at its expiry."""
     by = validate_by(by)
-    select, group, _ = _group_select(by)
+    select, group, _ = group_clauses(by)
     group = f"{group}, bin" if group else "GROUP BY bin"
     observed = (
         f"GREATEST(LEAST(pending_expires, {_seconds('pending_since', 'observed_until')}), 0.0)"
@@ -874,25 +838,10 @@ FROM rbm_binned
 """
 
 
-def read_bins_sql(by: list[str], source: str = "rbm_lifecycle") -> str:
-    """Per group and bin of the time from delivery to READ: how many messages were read."""
-    by = validate_by(by)
-    select, group, _ = _group_select(by)
-    group = f"{group}, bin" if group else "GROUP BY bin"
-    return f"""
-SELECT {select}
-    {bin_expression('"readSeconds"')} AS bin,
-    COUNT(*) AS read
-FROM {source}
-WHERE "readSeconds" IS NOT NULL
-{group}
-"""
-
-
 def summary_read_bins_sql(by: list[str], source: str = "rbm_summary") -> str:
     """``read_bins_sql`` summed up from the ``read`` part of the load summary."""
     by = validate_by(by)
-    select, group, _ = _group_select(by)
+    select, group, _ = group_clauses(by)
     group = f"{group}, read_bin" if group else "GROUP BY read_bin"
     return f"""
 SELECT {select}

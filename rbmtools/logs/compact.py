@@ -225,7 +225,7 @@ class _Compactor:
     """One DuckDB engine, reused for every segment of a run."""
 
     def __init__(self, threads: int | None, memory_limit: str | None) -> None:
-        from rbmtools.analysis.engine import DuckDBEngine
+        from rbmtools.analysis.duckdb_engine import DuckDBEngine
 
         self.engine = DuckDBEngine(threads=threads, memory_limit=memory_limit)
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rbmtools.notebook.sample_data import SAMPLE_PROFILE
+from rbmtools.testing.sample_data import SAMPLE_PROFILE
 
 __all__ = ["DEMO_SPEC", "DemoResult", "demo_spec", "main", "run_demo"]
 

@@ -32,7 +32,7 @@ def project_root() -> Path | None:
 
 
 def sample_dir() -> Path:
-    """``data/sample/``: the sample logs (see ``rbmtools.notebook.sample_data``)."""
+    """``data/sample/``: the sample logs (see ``rbmtools.testing.sample_data``)."""
     return find_path("data/sample")
 
 

@@ -11,7 +11,7 @@ import matplotlib
 import pytest
 
 from rbmtools import wire
-from rbmtools.analysis.synthetic import SyntheticConfig, generate_logs
+from rbmtools.testing.synthetic import SyntheticConfig, generate_logs
 
 matplotlib.use("Agg")
 

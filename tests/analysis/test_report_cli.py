@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from rbmtools.analysis import analyze, build_analysis, plots, sql
 from rbmtools.cli import main
+from rbmtools.testing import lifecycle_sql
 
 GROUP_KEYS = {"key", "messages", "outcomes", "revoke_success", "latency_seconds", "best_ttl"}
 
@@ -126,8 +127,8 @@ def test_the_heavy_sql_transpiles_for_other_engines(dialect):
         sql.summary_read_bins_sql([]),
         sql.FACTS,
         sql.LIFECYCLE,
-        sql.group_counts_sql(["useCase", "arm"]),
-        sql.latency_bins_sql(["day"]),
+        lifecycle_sql.group_counts_sql(["useCase", "arm"]),
+        lifecycle_sql.latency_bins_sql(["day"]),
     ):
         text = sql.transpile(statement, dialect)
         assert any(

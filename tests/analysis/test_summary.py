@@ -12,14 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rbmtools.analysis import load, sql
+from rbmtools.testing import lifecycle_sql
 
 from .conftest import LogBuilder
 
 GROUPINGS = ([], ["useCase"], ["useCase", "arm"], ["day"], ["experiment", "trafficType", "day"])
 PAIRS = (
-    (sql.group_counts_sql, sql.summary_counts_sql),
-    (sql.latency_bins_sql, sql.summary_latency_bins_sql),
-    (sql.read_bins_sql, sql.summary_read_bins_sql),
+    (lifecycle_sql.group_counts_sql, sql.summary_counts_sql),
+    (lifecycle_sql.latency_bins_sql, sql.summary_latency_bins_sql),
+    (lifecycle_sql.read_bins_sql, sql.summary_read_bins_sql),
 )
 
 

@@ -11,7 +11,7 @@ import pytest
 from notebook_helpers import SAMPLE
 
 from rbmtools.experiment import ExperimentSpec, load_spec
-from rbmtools.notebook.sample_data import SAMPLE_SPEC, SAMPLE_START, checksums, make_sample_data
+from rbmtools.testing.sample_data import SAMPLE_SPEC, SAMPLE_START, checksums, make_sample_data
 from rbmtools.webhook import read_events
 from rbmtools.wire import parse_duration, parse_timestamp
 

@@ -189,7 +189,7 @@ def test_the_bigquery_script_read_back_into_duckdb_gives_the_same_lifecycle(tmp_
     BigQuery's NULL rules for GREATEST/LEAST and its ordering), which checks the rewrites'
     meaning on logs full of NULLs and odd lines."""
     from rbmtools.analysis import load
-    from rbmtools.analysis.engine import DuckDBEngine
+    from rbmtools.analysis.duckdb_engine import DuckDBEngine
     from rbmtools.analysis.inputs import resolve_paths
 
     from .spark_logs import write_mixed_logs

@@ -13,9 +13,9 @@ import math
 import pytest
 
 from rbmtools.analysis import build_analysis, load
-from rbmtools.analysis.synthetic import SyntheticConfig, generate_logs
 from rbmtools.cli import main
 from rbmtools.errors import ValidationError
+from rbmtools.testing.synthetic import SyntheticConfig, generate_logs
 
 BY = ("useCase", "arm")
 CONFIG = SyntheticConfig(messages=3_000, days=1.0, seed=29, rotate_lines=1_500, garbage_lines=6)

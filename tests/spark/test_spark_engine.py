@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from rbmtools.analysis import sql
-from rbmtools.analysis.engine import DuckDBEngine
+from rbmtools.analysis.duckdb_engine import DuckDBEngine
 from rbmtools.analysis.inputs import resolve_paths
 from rbmtools.errors import ValidationError
 

@@ -99,7 +99,7 @@ def make_engine(
                 ("spark_master", spark_master) if spark_master else ("spark_conf", spark_conf)
             )
             raise ValidationError(field, value, "needs engine='spark' (--engine spark)")
-        from rbmtools.analysis.engine import DuckDBEngine
+        from rbmtools.analysis.duckdb_engine import DuckDBEngine
 
         return DuckDBEngine(threads=threads, memory_limit=memory_limit)
     if engine == "spark":
