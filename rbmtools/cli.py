@@ -4,6 +4,10 @@ Each subsystem module listed in ``COMMAND_MODULES`` exposes ``register(subparser
 its subcommands and sets ``func`` on their parsers. ``func(args)`` returns the exit code:
 0 success, 1 the platform said no (a revoke answered 404, an unreachable phone), 2 usage or
 validation error, 3 API or transport failure.
+
+Only the module of the command being run is imported: ``rbmtools --help`` and ``--version`` list
+the commands from ``COMMANDS`` (a test holds it equal to what the modules register), so starting
+the command never pays for pandas, DuckDB or aiohttp it will not use.
 """
 
 from __future__ import annotations
@@ -32,17 +36,40 @@ __all__ = [
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
+#: Every subcommand: the module that registers it (its ``register(subparsers)``) and the help
+#: line ``rbmtools --help`` shows, in that order. Running a command imports its module only.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "send": ("rbmtools.client.cli", "send one RBM text message"),
+    "revoke": ("rbmtools.client.cli", "revoke a sent, undelivered message (or many, from a CSV)"),
+    "capabilities": ("rbmtools.client.cli", "list a phone's RCS features"),
+    "webhook": (
+        "rbmtools.webhook.cli",
+        "receive RBM webhook events into a durable log, and tail it",
+    ),
+    "emulator": (
+        "rbmtools.emulator.cli",
+        "run a local RBM platform (API, OAuth, devices, expiry, signed webhooks)",
+    ),
+    "analyze": (
+        "rbmtools.analysis.cli",
+        "revoke success, delivery latency and the best TTL from webhook and outbox logs",
+    ),
+    "experiment": (
+        "rbmtools.experiment.cli",
+        "run revoke experiments (arms, SMS fallback, resumable runs)",
+    ),
+    "logs": (
+        "rbmtools.logs.cli",
+        "compact webhook logs to Parquet; print the analysis SQL for BigQuery or Spark",
+    ),
+    "report": (
+        "rbmtools.notebook.cli",
+        "run a notebook with parameters (papermill) and write it as a report",
+    ),
+}
+
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    # one line per subsystem; each module defines register(subparsers)
-    "rbmtools.client.cli",
-    "rbmtools.webhook.cli",
-    "rbmtools.emulator.cli",
-    "rbmtools.analysis.cli",
-    "rbmtools.experiment.cli",
-    "rbmtools.logs.cli",
-    "rbmtools.notebook.cli",
-)
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m, _ in COMMANDS.values()))
 
 
 #: The environment variable that may hold a webhook's clientToken.
@@ -83,8 +110,11 @@ def resolve_client_token(args: argparse.Namespace) -> str | None:
     return token
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every subsystem's subcommands registered."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser for the arguments ``argv``: the named command's module registers
+    its commands, every other command is a placeholder with its help line (nothing imported
+    for it). Without ``argv``, or when it names a command ``COMMANDS`` does not know, every
+    module registers its commands (argparse then lists the choices)."""
     parser = argparse.ArgumentParser(
         prog="rbmtools",
         description=(
@@ -96,14 +126,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rbmtools {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    command = next((a for a in argv if not a.startswith("-")), None) if argv is not None else ""
+    if command is not None and command not in COMMANDS:
+        for name in COMMAND_MODULES:  # an unknown word: every module, for argparse's choices
+            importlib.import_module(name).register(subparsers)
+        return parser
+    chosen = COMMANDS[command][0] if command else None
+    for module in COMMAND_MODULES:
+        if module == chosen:
+            importlib.import_module(module).register(subparsers)
+            continue
+        for name, (owner, help_line) in COMMANDS.items():
+            if owner == module:
+                subparsers.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

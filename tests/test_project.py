@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -132,3 +133,44 @@ def test_cli_help_lists_exit_codes():
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_the_command_table_is_what_the_modules_register():
+    """``rbmtools --help`` lists the commands from ``cli.COMMANDS`` without importing them: the
+    table must say what each module really registers, with the same help line."""
+    import argparse
+    import importlib
+
+    from rbmtools.cli import COMMAND_MODULES, COMMANDS
+
+    registered = {}
+    for module in COMMAND_MODULES:
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(subparsers)
+        for action in subparsers._choices_actions:
+            registered[action.dest] = (module, action.help)
+    assert registered == COMMANDS
+
+
+HEAVY = ("pandas", "duckdb", "numpy", "aiohttp", "requests", "lifelines", "scipy", "matplotlib")
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["analyze", "--help"], ["logs", "compact", "--help"]]
+)
+def test_starting_the_command_imports_nothing_heavy(args):
+    probe = (
+        "import sys\n"
+        "from rbmtools.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert "HEAVY []" in result.stderr, result.stderr[-2000:]
+    assert result.stdout.strip()

@@ -136,6 +136,12 @@ class SyntheticConfig:
     shapes: Mapping[str, float] = field(
         default_factory=lambda: {"receiver": 0.8, "push": 0.1, "decoded": 0.1}
     )
+    #: How event times (``sendTime``, ``receivedAt``, ``publishTime``) are written, with their
+    #: shares: ``micros`` (``...T10:00:01.045123Z``, the default), ``nanos`` (9 digits),
+    #: ``millis``, ``seconds`` (these two truncate the instant, which the truth ignores),
+    #: ``offset`` (``+05:30``, microseconds), ``offset-millis`` (``-08:00``), ``lower``
+    #: (``t``/``z``): every one valid RFC 3339 that the analysis must read alike.
+    time_styles: Mapping[str, float] = field(default_factory=lambda: {"micros": 1.0})
     garbage_lines: int = 5
     rotate_lines: int = 100_000
     gzip: bool = False
@@ -184,6 +190,38 @@ def _uuids(seed: int, first: int, n: int) -> list[str]:
 def _stamps(micros: np.ndarray, unit: str) -> list[str]:
     text = np.datetime_as_string(micros.astype("datetime64[us]"), unit=unit)
     return [t + "Z" for t in text.tolist()]
+
+
+#: Each time style of ``SyntheticConfig.time_styles``: (numpy unit, shift in µs, zone suffix,
+#: digits appended, lower case).
+_TIME_STYLES: dict[str, tuple[str, int, str, str, bool]] = {
+    "micros": ("us", 0, "Z", "", False),
+    "nanos": ("us", 0, "Z", "000", False),
+    "millis": ("ms", 0, "Z", "", False),
+    "seconds": ("s", 0, "Z", "", False),
+    "offset": ("us", 19_800 * _US, "+05:30", "", False),
+    "offset-millis": ("ms", -28_800 * _US, "-08:00", "", False),
+    "lower": ("us", 0, "z", "", True),
+}
+
+
+def _styled_stamps(
+    micros: np.ndarray, styles: Mapping[str, float], rng: np.random.Generator
+) -> list[str]:
+    """RFC 3339 texts of ``micros`` in the mix of ``styles`` (see ``SyntheticConfig``)."""
+    if dict(styles) == {"micros": 1.0}:  # the default: no draw, the bytes of earlier versions
+        return _stamps(micros, "us")
+    names = list(styles)
+    shares = np.array([styles[n] for n in names], float)
+    pick = rng.choice(len(names), size=len(micros), p=shares / shares.sum())
+    out = np.empty(len(micros), dtype=object)
+    for index, name in enumerate(names):
+        unit, shift, zone, extra, lower = _TIME_STYLES[name]
+        where = np.nonzero(pick == index)[0]
+        text = np.datetime_as_string((micros[where] + shift).astype("datetime64[us]"), unit=unit)
+        rendered = [t + extra + zone for t in text.tolist()]
+        out[where] = [t.replace("T", "t") for t in rendered] if lower else rendered
+    return out.tolist()
 
 
 class _Writer:
@@ -491,9 +529,13 @@ def generate_logs(
         order = np.argsort(copy_rx, kind="stable")
         copy_of, copy_rx = copy_of[order], copy_rx[order]
         shapes = rng.choice(len(shape_names), size=len(copy_of), p=shape_p)
-        stamp_text = _stamps(stamp_us, "us")
-        rx_text = _stamps(copy_rx, "us")
-        day_text = [r[:10] for r in rx_text]
+        stamp_text = _styled_stamps(stamp_us, cfg.time_styles, rng)
+        rx_text = _styled_stamps(copy_rx, cfg.time_styles, rng)
+        day_text = [d[:10] for d in _stamps(copy_rx, "D")]
+        # Pub/Sub's publishTime: milliseconds in the default style (the bytes of earlier
+        # versions), else the receipt time in its drawn style
+        default_style = dict(cfg.time_styles) == {"micros": 1.0}
+        publish_text = [r[:23] + "Z" for r in rx_text] if default_style else rx_text
         lines = []
         for k, (j, shape) in enumerate(zip(copy_of.tolist(), shapes.tolist(), strict=True)):
             mi = int(m[j])
@@ -525,7 +567,7 @@ def generate_logs(
                 data = base64.b64encode(ev.encode()).decode()
                 line = (
                     f'{{"message":{{"data":"{data}","messageId":"{_PUBSUB_ID_BASE + number}",'
-                    f'"publishTime":"{rx_text[k][:23]}Z","attributes":{{"product":"RBM"}}}},'
+                    f'"publishTime":"{publish_text[k]}","attributes":{{"product":"RBM"}}}},'
                     f'"subscription":"projects/rbm-synthetic/subscriptions/rbm-sub"}}\n'
                 )
             else:
