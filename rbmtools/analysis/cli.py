@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -19,15 +20,42 @@ __all__ = ["register"]
 
 
 def add_log_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--events`` and ``--outbox``: files, globs or directories, as ``load`` takes them."""
+    """``--events`` and ``--outbox``: files, globs or directories, as ``load`` takes them, and
+    ``--on-unreadable``: what to do with a file that cannot be read at all."""
     parser.add_argument("--events", nargs="+", required=True, metavar="PATH", help="event logs")
     parser.add_argument("--outbox", nargs="+", required=True, metavar="PATH", help="outbox logs")
+    parser.add_argument(
+        "--on-unreadable",
+        choices=("skip", "stop"),
+        default="skip",
+        help="a file that cannot be read at all (truncated .gz, text named .gz, damaged "
+        "Parquet): skip it and name it in the report (default), or stop (exit 2)",
+    )
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return value
+
+
+def _memory_limit(text: str) -> str:
+    if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(B|[KMGT]i?B)?\s*", text, re.IGNORECASE):
+        raise argparse.ArgumentTypeError(f"must be a size such as 2GB or 512MB, not {text!r}")
+    return text
 
 
 def add_duckdb_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--threads`` and ``--memory-limit`` of the embedded DuckDB."""
-    parser.add_argument("--threads", type=int, help="DuckDB threads (default: all cores)")
-    parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB (spills beyond)")
+    """``--threads`` and ``--memory-limit`` of the embedded DuckDB (checked here: a bad value
+    is a usage error, exit 2)."""
+    parser.add_argument("--threads", type=_threads, help="DuckDB threads (default: all cores)")
+    parser.add_argument(
+        "--memory-limit", type=_memory_limit, help="DuckDB memory limit, e.g. 2GB (spills beyond)"
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -120,7 +148,10 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         spark_master=args.spark_master,
         spark_conf=_spark_conf(args.spark_conf),
+        on_unreadable=args.on_unreadable,
     ) as dataset:
+        for found in dataset.report.unreadable_files:
+            print(f"rbmtools: skipped {found.file}: {found.problem}", file=sys.stderr)
         analysis = build_analysis(
             dataset,
             args.by,

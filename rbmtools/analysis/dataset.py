@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -28,7 +29,7 @@ from rbmtools.analysis.engine_interface import (
     make_engine,
     resolve_logs,
 )
-from rbmtools.analysis.inputs import LogFiles
+from rbmtools.analysis.inputs import LogFiles, unreadable_problem
 from rbmtools.analysis.schema import validate_by
 from rbmtools.errors import ValidationError
 from rbmtools.wire import dumps_line, format_timestamp
@@ -39,10 +40,25 @@ PathsArg = str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None
 
 
 @dataclass(frozen=True)
+class UnreadableFile:
+    """A log file that could not be read at all (a truncated ``.gz``, a text file named
+    ``.gz``, a damaged Parquet file): skipped, and named in the load report."""
+
+    log: str  # "events" or "outbox"
+    file: str
+    problem: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class LoadReport:
     """What one load read. ``lines`` counts non-blank event-log lines; ``events`` the distinct
     events among them; ``duplicates`` the repeated copies; ``malformed`` the lines that are no
-    event (kept aside, see ``Dataset.malformed``)."""
+    event (kept aside, see ``Dataset.malformed``), by problem in ``malformed_problems``
+    (``outbox_malformed_problems`` for the outbox); ``implausible_times`` the messages whose
+    event times cannot be right (kept out of latency); ``unreadable_files`` the files skipped."""
 
     files: int
     lines: int
@@ -64,6 +80,10 @@ class LoadReport:
     seconds: float
     malformed_files: tuple[str, ...] = field(default=(), repr=False)
     outbox_malformed_files: tuple[str, ...] = field(default=(), repr=False)
+    implausible_times: int = 0
+    malformed_problems: Mapping[str, int] = field(default_factory=dict)
+    outbox_malformed_problems: Mapping[str, int] = field(default_factory=dict)
+    unreadable_files: tuple[UnreadableFile, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The ``read`` block of the analysis document (times as RFC 3339 UTC)."""
@@ -73,6 +93,9 @@ class LoadReport:
         for key in ("span_start", "span_end"):
             out[key] = None if out[key] is None else format_timestamp(out[key])
         out["seconds"] = round(self.seconds, 3)
+        out["malformed_problems"] = dict(self.malformed_problems)
+        out["outbox_malformed_problems"] = dict(self.outbox_malformed_problems)
+        out["unreadable_files"] = [f.to_dict() for f in self.unreadable_files]
         return out
 
     def __str__(self) -> str:
@@ -89,8 +112,20 @@ class LoadReport:
             f"messages: {self.messages} sent; {self.unknown_message_events} events about "
             f"{self.unknown_messages} unknown messages; {self.other_events} other events "
             f"(replies, typing, subscriptions); {self.failed_sends} sends that failed; "
-            f"{self.unverified} unverified events\n"
-            f"span: {span} (read in {self.seconds:.2f} s)"
+            f"{self.unverified} unverified events; {self.implausible_times} messages with "
+            f"implausible times (kept out of latency)\n"
+            + "".join(
+                f"malformed: {n} {kind} lines: {problem}\n"
+                for kind, problems in (
+                    ("event", self.malformed_problems),
+                    ("outbox", self.outbox_malformed_problems),
+                )
+                for problem, n in problems.items()
+            )
+            + "".join(
+                f"unreadable, skipped: {f.file} ({f.problem})\n" for f in self.unreadable_files
+            )
+            + f"span: {span} (read in {self.seconds:.2f} s)"
         )
 
 
@@ -163,17 +198,25 @@ class Dataset:
         return compute_aggregates(self.engine, validate_by(by))
 
     def malformed(self) -> pd.DataFrame:
-        """Every line set aside: ``log`` (events / outbox), ``file``, ``line`` (1-based) and
-        ``text``. Re-reads only the files that had malformed lines."""
+        """Every line set aside: ``log`` (events / outbox), ``file``, ``line`` (1-based),
+        ``text`` and ``problem`` (why). Re-reads only the files that had malformed lines."""
         rows = []
         for kind, files in (
             ("events", self.report.malformed_files),
             ("outbox", self.report.outbox_malformed_files),
         ):
             for path in files:
-                for number, text in self.engine.bad_rows(path, kind):
-                    rows.append({"log": kind, "file": path, "line": number, "text": text})
-        return pd.DataFrame(rows, columns=["log", "file", "line", "text"])
+                for number, text, problem in self.engine.bad_rows(path, kind):
+                    rows.append(
+                        {
+                            "log": kind,
+                            "file": path,
+                            "line": number,
+                            "text": text,
+                            "problem": problem,
+                        }
+                    )
+        return pd.DataFrame(rows, columns=["log", "file", "line", "text", "problem"])
 
     def to_parquet(
         self, directory: str | os.PathLike[str], *, buckets: int | None = None
@@ -224,8 +267,20 @@ def _run_steps(engine: Engine, steps: Sequence[tuple[str, str]]) -> None:
         engine.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+def _bad_files(bad: pd.DataFrame, kind: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(bad.loc[bad.row_kind == kind, "bad_file"].dropna()))
+
+
+def _problems(bad: pd.DataFrame, kind: str) -> dict[str, int]:
+    rows = bad.loc[bad.row_kind == kind]
+    return {str(k): int(v) for k, v in rows.groupby("problem", dropna=False)["lines"].sum().items()}
+
+
 def _summarise_by_bucket(
-    engine: Engine, buckets: Sequence[tuple[LogFiles, LogFiles]], progress: bool
+    engine: Engine,
+    buckets: Sequence[tuple[LogFiles, LogFiles]],
+    progress: bool,
+    steps: Sequence[tuple[str, str]] = sql.SUMMARY_STEPS,
 ) -> None:
     """The summary of logs bucketed by message id, bucket after bucket (each fits in
     memory), then added up (``sql.SUMMARY_COMBINE``): what one pass gives, without spilling."""
@@ -235,13 +290,81 @@ def _summarise_by_bucket(
     bar = tqdm(buckets, desc="buckets", unit="bucket", disable=not progress)
     for index, (events, outbox) in enumerate(bar):
         engine.register_logs(events, outbox)
-        _run_steps(engine, sql.SUMMARY_STEPS)
+        _run_steps(engine, steps)
         if index == 0:
             engine.create_table("rbm_summary_parts", "SELECT * FROM rbm_summary")
         else:
             engine.execute("INSERT INTO rbm_summary_parts SELECT * FROM rbm_summary")
     engine.create_table("rbm_summary", sql.SUMMARY_COMBINE)
     engine.execute("DROP TABLE IF EXISTS rbm_summary_parts")
+
+
+#: What ``load`` does with a log file it cannot read at all (a truncated ``.gz``, text named
+#: ``.gz``, a damaged Parquet file): ``skip`` it, named in the load report, or ``stop``.
+ON_UNREADABLE: tuple[str, ...] = ("skip", "stop")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def _drop_unreadable(
+    event_files: LogFiles, outbox_files: LogFiles, found: UnreadableFile, on_unreadable: str
+) -> tuple[LogFiles, LogFiles]:
+    if on_unreadable == "stop":
+        raise ValidationError(
+            found.log, Path(found.file).name, f"{found.file} cannot be read ({found.problem})"
+        )
+    return event_files.without(found.file), outbox_files.without(found.file)
+
+
+def _summarise(
+    engine: Engine,
+    files: tuple[LogFiles, LogFiles],
+    steps: Sequence[tuple[str, str]],
+    progress: bool,
+    on_unreadable: str,
+    unreadable: list[UnreadableFile],
+) -> tuple[LogFiles, LogFiles]:
+    """Build ``rbm_summary`` from both logs and return the files it read: a file found
+    unreadable beforehand (``inputs.unreadable_problem``) or while reading (the engine names
+    it) is left out and the pass runs again, or the load stops (``on_unreadable``)."""
+    event_files, outbox_files = files
+    for log, log_files in (("events", event_files), ("outbox", outbox_files)):
+        for path in log_files.all:
+            problem = unreadable_problem(path)
+            if problem is not None:
+                found = UnreadableFile(log, path, problem)
+                event_files, outbox_files = _drop_unreadable(
+                    event_files, outbox_files, found, on_unreadable
+                )
+                unreadable.append(found)
+    while True:
+        try:
+            buckets = (
+                split_by_bucket(event_files, outbox_files) if engine.name == "duckdb" else None
+            )
+            if progress and not buckets:  # (with buckets, a bar counts the buckets)
+                engine.execute("SET enable_progress_bar = true")
+            if buckets:
+                _summarise_by_bucket(engine, buckets, progress, steps)
+            engine.register_logs(event_files, outbox_files)
+            if not buckets:
+                _run_steps(engine, steps)
+            return event_files, outbox_files
+        except Exception as exc:
+            culprit = getattr(engine, "unreadable_file", lambda *_: None)(
+                exc, event_files.all + outbox_files.all
+            )
+            if culprit is None:
+                raise
+            log = "events" if culprit in event_files.all else "outbox"
+            found = UnreadableFile(log, culprit, _first_line(exc))
+            event_files, outbox_files = _drop_unreadable(
+                event_files, outbox_files, found, on_unreadable
+            )
+            unreadable.append(found)
 
 
 def load(
@@ -255,6 +378,7 @@ def load(
     engine: EngineArg = "duckdb",
     spark_master: str | None = None,
     spark_conf: Mapping[str, str] | None = None,
+    on_unreadable: str = "skip",
 ) -> Dataset:
     """Read an event log and an outbox log (files, globs or directories; JSON Lines, ``.gz``
     or Parquet) into a ``Dataset``. ``quarantine`` writes the set-aside lines there.
@@ -263,9 +387,15 @@ def load(
     ``"spark"`` (``spark_master``, ``spark_conf``; paths may then be any URI Hadoop reads) or
     a ``SparkSession`` (see ``engine_interface.make_engine``). Lifecycles need the outbox (it
     says what was sent); events alone still load and report. Parquet bucketed by message id (as
-    ``Dataset.to_parquet(..., buckets=K)`` writes it) is analysed one bucket at a time.
+    ``Dataset.to_parquet(..., buckets=K)`` writes it) is analysed one bucket at a time. A file
+    that cannot be read at all is skipped and named in ``report.unreadable_files``, or, with
+    ``on_unreadable="stop"``, stops the load with a ``ValidationError`` naming it.
     """
     started = time.perf_counter()
+    if on_unreadable not in ON_UNREADABLE:
+        raise ValidationError(
+            "on_unreadable", on_unreadable, f"must be one of {', '.join(ON_UNREADABLE)}"
+        )
     if engine != "duckdb":  # local paths are checked before Spark takes seconds to start
         check_local_paths(events, "events")
         check_local_paths(outbox, "outbox")
@@ -276,6 +406,7 @@ def load(
         spark_master=spark_master,
         spark_conf=spark_conf,
     )
+    unreadable: list[UnreadableFile] = []
     try:
         event_files = resolve_logs(engine, events, "events")
         outbox_files = resolve_logs(engine, outbox, "outbox")
@@ -283,14 +414,14 @@ def load(
             raise ValidationError("events", events, "give at least one event or outbox log")
         # One pass over both logs leaves a small table of counts (what every metric sums
         # up); the per-message lifecycle is built only when asked for (``lifecycle()``).
-        buckets = split_by_bucket(event_files, outbox_files) if engine.name == "duckdb" else None
-        if progress and not buckets:  # (with buckets, a bar counts the buckets)
-            engine.execute("SET enable_progress_bar = true")
-        if buckets:
-            _summarise_by_bucket(engine, buckets, progress)
-        engine.register_logs(event_files, outbox_files)
-        if not buckets:
-            _run_steps(engine, sql.SUMMARY_STEPS)
+        event_files, outbox_files = _summarise(
+            engine,
+            (event_files, outbox_files),
+            sql.SUMMARY_STEPS,
+            progress,
+            on_unreadable,
+            unreadable,
+        )
         counts = engine.row(sql.LOAD_REPORT)
         bad = engine.df(sql.BAD_FILES)
     except BaseException:
@@ -315,8 +446,12 @@ def load(
         span_start=_to_datetime(counts["span_start"]),
         span_end=_to_datetime(counts["span_end"]),
         seconds=time.perf_counter() - started,
-        malformed_files=tuple(bad.loc[bad.row_kind == "malformed_event_lines", "bad_file"]),
-        outbox_malformed_files=tuple(bad.loc[bad.row_kind == "malformed_outbox_lines", "bad_file"]),
+        malformed_files=_bad_files(bad, "malformed_event_lines"),
+        outbox_malformed_files=_bad_files(bad, "malformed_outbox_lines"),
+        implausible_times=int(counts["implausible_times"]),
+        malformed_problems=_problems(bad, "malformed_event_lines"),
+        outbox_malformed_problems=_problems(bad, "malformed_outbox_lines"),
+        unreadable_files=tuple(unreadable),
     )
     dataset = Dataset(engine, event_files, outbox_files, report)
     if quarantine is not None:

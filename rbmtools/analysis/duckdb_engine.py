@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,7 +23,9 @@ import duckdb
 import pandas as pd
 
 from rbmtools.analysis import sql
+from rbmtools.analysis.dialects import struct_fields
 from rbmtools.analysis.inputs import LogFiles
+from rbmtools.errors import ValidationError
 
 __all__ = ["DuckDBEngine"]
 
@@ -42,15 +45,62 @@ def _columns_literal(columns: dict[str, str]) -> str:
 
 
 def _json_schema(fields: dict[str, str]) -> str:
-    """The json_transform structure for the event fields (sendTime kept as text)."""
-    return json.dumps(
-        {name: ("VARCHAR" if name == "sendTime" else kind) for name, kind in fields.items()}
-    )
+    """The json_transform structure for the event fields (all text, as the reader's)."""
+    return json.dumps(dict(fields))
+
+
+def _typed_columns(columns: dict[str, str]) -> set[str]:
+    """The contract's typed time columns (a JSON line never fills them)."""
+    return {name for log in sql.TYPED_TIMES.values() for name in log.values()} & set(columns)
 
 
 def _empty_select(columns: dict[str, str]) -> str:
     cols = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in columns.items())
     return f"SELECT CAST(NULL AS VARCHAR) AS source_file, {cols} WHERE FALSE"
+
+
+def _is_timestamp(kind: Any) -> bool:
+    return str(kind).upper().startswith("TIMESTAMP")
+
+
+def _parquet_column(
+    name: str, kind: str, present: dict[str, Any], log: str, typed: dict[str, list[str]]
+) -> str:
+    """A contract column from a Parquet file's columns: absent ones are NULL, text is cast
+    to the contract's type, and a time stored as a timestamp goes to its typed column
+    (``sql.TYPED_TIMES``, collected in ``typed``) while its text column stays NULL."""
+    if name not in present:
+        return f"CAST(NULL AS {kind})"
+    if kind.startswith("STRUCT("):
+        children = dict(getattr(present[name], "children", []) or [])
+        wanted = sql.EVENT_STRUCT_FIELDS if name == "event" else struct_fields(kind) or {}
+        fields = []
+        for field, ftype in wanted.items():
+            if field in children and _is_timestamp(children[field]):
+                typed.setdefault(sql.TYPED_TIMES[log][field], []).append(
+                    f"TRY_CAST({name}.{field} AS TIMESTAMPTZ)"
+                )
+                fields.append(f"{field} := CAST(NULL AS {ftype})")
+            elif field in children:
+                fields.append(f"{field} := TRY_CAST({name}.{field} AS {ftype})")
+            else:
+                fields.append(f"{field} := CAST(NULL AS {ftype})")
+        return f"CASE WHEN {name} IS NOT NULL THEN struct_pack({', '.join(fields)}) END"
+    if name in sql.TYPED_TIMES[log] and _is_timestamp(present[name]):
+        typed.setdefault(sql.TYPED_TIMES[log][name], []).append(f"TRY_CAST({name} AS TIMESTAMPTZ)")
+        return f"CAST(NULL AS {kind})"
+    return f"TRY_CAST({name} AS {kind})"
+
+
+_MEMORY_LIMIT = re.compile(r"\s*\d+(\.\d+)?\s*(B|[KMGT]i?B)?\s*", re.IGNORECASE)
+
+
+def check_memory_limit(value: str) -> str:
+    """``value`` if DuckDB takes it as a memory limit (``2GB``, ``512MiB``, ``1.5GB``), else a
+    ``ValidationError`` that says so (DuckDB's own error would be a traceback)."""
+    if not isinstance(value, str) or not _MEMORY_LIMIT.fullmatch(value):
+        raise ValidationError("memory_limit", value, "must be a size such as 2GB or 512MB")
+    return value
 
 
 class DuckDBEngine:
@@ -83,14 +133,20 @@ class DuckDBEngine:
         # Results are ordered explicitly where order matters; not preserving the order of
         # large intermediate results saves memory and time.
         self.con.execute("SET preserve_insertion_order = false")
-        if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise ValidationError("threads", threads, "must be a whole number of threads >= 1")
+            self.con.execute(f"SET threads = {threads}")
         if memory_limit:
+            check_memory_limit(memory_limit)
             self.con.execute(f"SET memory_limit = {_quote(memory_limit)}")
         schema = _quote(_json_schema(sql.EVENT_STRUCT_FIELDS))
         self.con.execute(
             "CREATE OR REPLACE TEMP MACRO rbm_json_event(doc) AS "
             f"CASE WHEN json_valid(doc) THEN json_transform(doc, {schema}) END"
+        )
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP MACRO rbm_time(s) AS {sql.time_function('duckdb')}"
         )
         self.con.execute(
             "CREATE OR REPLACE TEMP MACRO rbm_decode_push(data) AS "
@@ -100,50 +156,33 @@ class DuckDBEngine:
     # ------------------------------------------------------------------ sources
 
     def _jsonl_select(self, files: Sequence[str], columns: dict[str, str]) -> str:
+        typed = _typed_columns(columns)
+        read = {name: kind for name, kind in columns.items() if name not in typed}
+        nulls = "".join(f", CAST(NULL AS TIMESTAMPTZ) AS {name}" for name in sorted(typed))
         return (
-            "SELECT filename AS source_file, * EXCLUDE (filename) FROM read_json("
+            f"SELECT filename AS source_file, * EXCLUDE (filename){nulls} FROM read_json("
             f"{_file_list(files)}, format = 'newline_delimited', records = true, "
             "ignore_errors = true, filename = true, compression = 'auto', "
             "maximum_object_size = 16777216, "
-            f"columns = {_columns_literal(columns)})"
+            f"columns = {_columns_literal(read)})"
         )
 
     def _parquet_select(self, files: Sequence[str], columns: dict[str, str]) -> str:
         source = f"read_parquet({_file_list(files)}, union_by_name = true, filename = true)"
         described = self.con.sql(f"SELECT * FROM {source} LIMIT 0")
         present = dict(zip(described.columns, described.types, strict=True))
+        log = "events" if "event" in columns else "outbox"
         parts = ["filename AS source_file"]
+        typed: dict[str, list[str]] = {}
         for name, kind in columns.items():
-            parts.append(f"{self._parquet_column(name, kind, present)} AS {name}")
+            if name in _typed_columns(columns):
+                continue
+            parts.append(f"{_parquet_column(name, kind, present, log, typed)} AS {name}")
+        for name in sorted(_typed_columns(columns)):
+            values = typed.get(name, [])
+            value = f"COALESCE({', '.join(values)})" if values else "CAST(NULL AS TIMESTAMPTZ)"
+            parts.append(f"{value} AS {name}")
         return f"SELECT {', '.join(parts)} FROM {source}"
-
-    @staticmethod
-    def _parquet_column(name: str, kind: str, present: dict[str, Any]) -> str:
-        if name not in present:
-            return f"CAST(NULL AS {kind})"
-        if kind.startswith("STRUCT("):
-            children = dict(getattr(present[name], "children", []) or [])
-            wanted = (
-                sql.EVENT_STRUCT_FIELDS
-                if name == "event"
-                else {
-                    "data": "VARCHAR",
-                    "publishTime": "TIMESTAMPTZ",
-                }
-            )
-            fields = [
-                f"{field} := "
-                + (
-                    f"TRY_CAST({name}.{field} AS {ftype})"
-                    if field in children
-                    else f"CAST(NULL AS {ftype})"
-                )
-                for field, ftype in wanted.items()
-            ]
-            return f"CASE WHEN {name} IS NOT NULL THEN struct_pack({', '.join(fields)}) END"
-        if kind == "JSON":
-            return f"to_json({name})"
-        return f"TRY_CAST({name} AS {kind})"
 
     def _source_select(self, files: LogFiles, columns: dict[str, str]) -> str:
         parts = []
@@ -194,6 +233,15 @@ class DuckDBEngine:
             options += f', PARTITION_BY ("{partition_by}"), OVERWRITE'
         self.con.execute(f"COPY ({query}) TO {_quote(path)} ({options})")
 
+    def unreadable_file(self, exc: BaseException, files: Sequence[str]) -> str | None:
+        """The file of ``files`` that DuckDB could not read when it raised ``exc`` (an I/O or
+        input error naming it: a truncated or false gzip stream, a damaged Parquet file)."""
+        if not isinstance(exc, duckdb.Error):
+            return None
+        text = str(exc)
+        named = [f for f in files if f in text]
+        return max(named, key=len) if named else None
+
     def close(self) -> None:
         self.con.close()
         if self._tmp is not None:
@@ -202,8 +250,8 @@ class DuckDBEngine:
 
     # ------------------------------------------------------------------ quarantine (slow path)
 
-    def bad_rows(self, path: str, kind: str) -> Iterator[tuple[int, str]]:
-        """The malformed rows of one file as ``(line number, text)``.
+    def bad_rows(self, path: str, kind: str) -> Iterator[tuple[int, str, str]]:
+        """The malformed rows of one file as ``(line number, text, problem)``.
 
         JSON Lines: DuckDB classifies the file's rows in file order (blank lines skipped) and
         Python reads the raw text beside them. Parquet: the offending rows as JSON text.
@@ -227,18 +275,20 @@ class DuckDBEngine:
         finally:
             self.con.execute("SET preserve_insertion_order = false")
         bad = (flags["cls"] == "malformed") if kind == "events" else ~flags["ok"].astype(bool)
+        problems = flags["problem"]
         if files.parquet:
             rows = self.con.sql(f"SELECT CAST(to_json(r) AS VARCHAR) FROM {view} AS r").fetchall()
             for index in bad.nonzero()[0]:
-                yield int(index) + 1, rows[index][0]
+                yield int(index) + 1, rows[index][0], str(problems[index])
             return
         lines = list(_nonblank_lines(path))
         if len(lines) != len(bad):  # the reader split lines differently: keep every line
-            yield from lines
+            for number, text in lines:
+                yield number, text, "unclassified"
             return
-        for (number, text), is_bad in zip(lines, bad, strict=True):
+        for (number, text), is_bad, problem in zip(lines, bad, problems, strict=True):
             if is_bad:
-                yield number, text
+                yield number, text, str(problem)
 
 
 def _nonblank_lines(path: str) -> Iterator[tuple[int, str]]:

@@ -32,6 +32,9 @@ EXPORT_DIALECTS: tuple[str, ...] = ("bigquery", "spark")
 
 
 def _columns(log: str) -> dict[str, str]:
+    """The contract columns of ``log``: its fields, times as text, and the typed time columns
+    (``sql.TYPED_TIMES``) for tables that hold the times as TIMESTAMPs (NULL when loading the
+    JSON logs)."""
     if log == "events":
         return sql.EVENT_ROW_COLUMNS
     if log == "outbox":
@@ -57,15 +60,17 @@ def table_schema(log: str) -> list[dict[str, Any]]:
     return [_bigquery_field(name, kind) for name, kind in _columns(log).items()]
 
 
+def _bigquery_time() -> str:
+    """BigQuery's ``rbm_time``: a text read by the timestamp grammar (``sql.TIME_PATTERN``)."""
+    return (
+        "CREATE TEMP FUNCTION rbm_time(s STRING) AS (\n  " + sql.time_function("bigquery") + "\n)"
+    )
+
+
 def _bigquery_decode_push() -> str:
-    """BigQuery's ``rbm_decode_push``: base64 -> JSON -> the event struct, every field as text
-    (sendTime cut to microseconds, BigQuery's precision, as DuckDB and Spark read it)."""
-    fields = []
-    for name in sql.EVENT_STRUCT_FIELDS:
-        value = f"JSON_VALUE(doc, '$.{name}')"
-        if name == "sendTime":
-            value = f"REGEXP_REPLACE({value}, r'(\\.\\d{{6}})\\d+', r'\\1')"
-        fields.append(f"    {value} AS {name}")
+    """BigQuery's ``rbm_decode_push``: base64 -> JSON -> the event struct, every field as
+    text (the time is read by ``rbm_time`` afterwards)."""
+    fields = [f"    JSON_VALUE(doc, '$.{name}') AS {name}" for name in sql.EVENT_STRUCT_FIELDS]
     return (
         "CREATE TEMP FUNCTION rbm_decode_push(data STRING) AS ((\n"
         "  SELECT AS STRUCT\n" + ",\n".join(fields) + "\n"
@@ -77,7 +82,10 @@ def _bigquery_decode_push() -> str:
 def _spark_macros() -> dict[str, Macro]:
     from rbmtools.analysis.spark_engine import _decode_push_macro
 
-    return {"rbm_decode_push": _decode_push_macro()}
+    return {
+        "rbm_decode_push": _decode_push_macro(),
+        "rbm_time": Macro(params=("s",), body=sql.time_function("spark")),
+    }
 
 
 def _quote_table(name: str, dialect: str) -> str:
@@ -88,8 +96,12 @@ def _quote_table(name: str, dialect: str) -> str:
 
 def _input(name: str, table: str, log: str, dialect: str, external: bool) -> str:
     columns = ", ".join(_columns(log))
+    typed = "".join(
+        f", CAST(NULL AS TIMESTAMP) AS {column}"
+        for column in dict.fromkeys(sql.TYPED_TIMES[log].values())
+    )
     source = "_FILE_NAME" if external and dialect == "bigquery" else "CAST(NULL AS STRING)"
-    select = f"SELECT {source} AS source_file, {columns} FROM {_quote_table(table, dialect)}"
+    select = f"SELECT {source} AS source_file, {columns}{typed} FROM {_quote_table(table, dialect)}"
     return _materialise(name, select, dialect, transpiled=True)
 
 
@@ -143,6 +155,7 @@ def analysis_script(
     ]
     parts: list[str] = []
     if dialect == "bigquery":
+        parts.append(_bigquery_time())
         parts.append(_bigquery_decode_push())
     if events_table is not None and outbox_table is not None:
         parts.append(_input("rbm_event_rows", events_table, "events", dialect, external))

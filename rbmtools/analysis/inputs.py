@@ -16,7 +16,13 @@ from pathlib import Path
 
 from rbmtools.errors import ValidationError
 
-__all__ = ["JSONL_SUFFIXES", "PARQUET_SUFFIXES", "LogFiles", "resolve_paths"]
+__all__ = [
+    "JSONL_SUFFIXES",
+    "PARQUET_SUFFIXES",
+    "LogFiles",
+    "resolve_paths",
+    "unreadable_problem",
+]
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -36,6 +42,39 @@ class LogFiles:
 
     def __len__(self) -> int:
         return len(self.jsonl) + len(self.parquet)
+
+    def without(self, path: str) -> LogFiles:
+        """These files but ``path``."""
+        return LogFiles(
+            jsonl=tuple(f for f in self.jsonl if f != path),
+            parquet=tuple(f for f in self.parquet if f != path),
+        )
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
+
+
+def unreadable_problem(path: str) -> str | None:
+    """Why the local file ``path`` cannot be a log of its kind, from its first and last
+    bytes (a ``.gz`` that is not gzip, a ``.parquet`` without Parquet's magic bytes), or
+    None. A truncated file passes: the engine finds it out when it reads it."""
+    lower = path.lower()
+    if "://" in path or not lower.endswith((".gz", *PARQUET_SUFFIXES)):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            if lower.endswith(".gz"):
+                return None if head[:2] == _GZIP_MAGIC else "not a gzip file"
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(size - 4, 0))
+            tail = handle.read(4)
+    except OSError as exc:
+        return f"cannot be opened ({exc.strerror or exc})"
+    if size < 12 or head != _PARQUET_MAGIC or tail != _PARQUET_MAGIC:
+        return "not a Parquet file (no PAR1 magic bytes)"
+    return None
 
 
 def _is_log_file(name: str) -> bool:

@@ -147,6 +147,7 @@ def _group_dict(group: GroupResult) -> dict[str, Any]:
             "clock_skew_messages": c["clock_skew"],
             "out_of_order_messages": c["out_of_order"],
             "duplicate_events": c["duplicate_events"],
+            "implausible_time_messages": c.get("implausible_times", 0),
         },
         "best_ttl": group.ttl.to_dict(),
     }

@@ -73,10 +73,17 @@ def _q(name: str) -> str:
     return f"`{name.replace('`', '``')}`"
 
 
+def _typed_names(columns: Mapping[str, str]) -> set[str]:
+    return {n for log in sql.TYPED_TIMES.values() for n in log.values()} & set(columns)
+
+
 def _text_schema(columns: Mapping[str, str]) -> str:
-    """The ``from_json`` schema: every leaf as text (cast to its type afterwards)."""
+    """The ``from_json`` schema: every leaf as text (cast to its type afterwards); the typed
+    time columns are no JSON fields."""
     parts = []
     for name, kind in columns.items():
+        if name in _typed_names(columns):
+            continue
         fields = struct_fields(kind)
         if fields is None:
             parts.append(f"{_q(name)} STRING")
@@ -91,47 +98,74 @@ def _cast(value: str, kind: str) -> str:
     return value if spark_type == "STRING" else f"TRY_CAST({value} AS {spark_type})"
 
 
+def _is_timestamp(data_type: Any) -> bool:
+    from pyspark.sql.types import TimestampNTZType, TimestampType
+
+    return isinstance(data_type, TimestampType | TimestampNTZType)
+
+
 def _typed_columns(
     row: str, columns: Mapping[str, str], present: Mapping[str, Any] | None
 ) -> list[str]:
     """Select expressions giving the contract columns from the struct/row ``row``.
 
     ``present`` maps the names the source has to their Spark types (None: every name may be
-    there, as in parsed JSON); absent columns are typed NULLs.
+    there, as in parsed JSON, all text); absent columns are typed NULLs. A time the source
+    holds as a timestamp goes to its typed column (``sql.TYPED_TIMES``), its text stays NULL.
     """
     from pyspark.sql.types import StructType
 
+    log = "events" if "event" in columns else "outbox"
+    typed: dict[str, list[str]] = {}
     out = []
     for name, kind in columns.items():
+        if name in _typed_names(columns):
+            continue
         fields = struct_fields(kind)
         ref = f"{row}.{_q(name)}" if row else _q(name)
         if present is not None and name not in present:
             out.append(f"CAST(NULL AS {type_sql(kind, 'spark')}) AS {_q(name)}")
             continue
         if fields is None:
-            out.append(f"{_cast(ref, kind)} AS {_q(name)}")
+            if (
+                present is not None
+                and name in sql.TYPED_TIMES[log]
+                and _is_timestamp(present[name])
+            ):
+                typed.setdefault(sql.TYPED_TIMES[log][name], []).append(ref)
+                out.append(f"CAST(NULL AS STRING) AS {_q(name)}")
+            else:
+                out.append(f"{_cast(ref, kind)} AS {_q(name)}")
             continue
         children = None
         if present is not None:
             source_type = present[name]
             children = (
-                {f.name for f in source_type.fields}
+                {f.name: f.dataType for f in source_type.fields}
                 if isinstance(source_type, StructType)
-                else set()
+                else {}
             )
-        packed = ", ".join(
-            f"'{field}', "
-            + (
-                _cast(f"{ref}.{_q(field)}", ftype)
-                if children is None or field in children
-                else f"CAST(NULL AS {type_sql(ftype, 'spark')})"
-            )
-            for field, ftype in fields.items()
-        )
-        if children == set():
+        packed = []
+        for field, ftype in fields.items():
+            if children is not None and field not in children:
+                value = f"CAST(NULL AS {type_sql(ftype, 'spark')})"
+            elif children is not None and _is_timestamp(children[field]):
+                typed.setdefault(sql.TYPED_TIMES[log][field], []).append(f"{ref}.{_q(field)}")
+                value = "CAST(NULL AS STRING)"
+            else:
+                value = _cast(f"{ref}.{_q(field)}", ftype)
+            packed.append(f"'{field}', {value}")
+        if children == {}:
             out.append(f"CAST(NULL AS {type_sql(kind, 'spark')}) AS {_q(name)}")
         else:
-            out.append(f"CASE WHEN {ref} IS NOT NULL THEN named_struct({packed}) END AS {_q(name)}")
+            out.append(
+                f"CASE WHEN {ref} IS NOT NULL THEN named_struct({', '.join(packed)}) END"
+                f" AS {_q(name)}"
+            )
+    for name in sorted(_typed_names(columns)):
+        values = [f"CAST({v} AS TIMESTAMP)" for v in typed.get(name, [])]
+        value = f"COALESCE({', '.join(values)})" if len(values) > 1 else (values or [None])[0]
+        out.append(f"{value or 'CAST(NULL AS TIMESTAMP)'} AS {_q(name)}")
     return out
 
 
@@ -202,7 +236,10 @@ class SparkEngine:
                 self.spark.conf.set(key, value)
             except Exception as exc:  # a static setting cannot change in a running session
                 raise ValidationError("spark_conf", key, _first_line(exc)) from None
-        self._macros = {"rbm_decode_push": _decode_push_macro()}
+        self._macros = {
+            "rbm_decode_push": _decode_push_macro(),
+            "rbm_time": Macro(params=("s",), body=sql.time_function("spark")),
+        }
         self._frames: dict[str, DataFrame] = {}
         self._views: set[str] = set()
 
@@ -414,6 +451,13 @@ class SparkEngine:
             self._reader_path(path) if not _URI.match(path) else path
         )
 
+    def unreadable_file(self, exc: BaseException, files: Sequence[str]) -> str | None:
+        """The file of ``files`` Spark could not read when it raised ``exc`` (named in its
+        message, as a path or a ``file:`` URI), or None."""
+        text = str(exc)
+        named = [f for f in files if f in text or self._reader_path(f) in text]
+        return max(named, key=len) if named else None
+
     def close(self) -> None:
         if self._closed:
             return
@@ -425,8 +469,8 @@ class SparkEngine:
 
     # ------------------------------------------------------------------ quarantine (slow path)
 
-    def bad_rows(self, path: str, kind: str) -> Iterator[tuple[int, str]]:
-        """The malformed rows of one file as ``(line number, text)``, in file order.
+    def bad_rows(self, path: str, kind: str) -> Iterator[tuple[int, str, str]]:
+        """The malformed rows of one file as ``(line number, text, problem)``, in file order.
 
         JSON Lines: every physical line is numbered (blank lines too, and skipped as the reader
         skips them), classified by the shared SQL, and the bad ones returned as they are.
@@ -470,16 +514,16 @@ class SparkEngine:
             bad = flags.where("cls = 'malformed'") if kind == "events" else flags.where("NOT ok")
             lines_by_number = rows.select("source_file", "rbm_text")
             result = (
-                bad.select("source_file")
+                bad.select("source_file", "problem")
                 .join(lines_by_number, "source_file")
-                .selectExpr("CAST(source_file AS BIGINT) AS line", "rbm_text")
+                .selectExpr("CAST(source_file AS BIGINT) AS line", "rbm_text", "problem")
                 .orderBy("line")
                 .collect()
             )
         finally:
             self._drop(view)
         for record in result:
-            yield int(record["line"]), record["rbm_text"]
+            yield int(record["line"]), record["rbm_text"], str(record["problem"])
 
     def _parquet_frame_from(self, frame: DataFrame, columns: Mapping[str, str]) -> DataFrame:
         present = {f.name: f.dataType for f in frame.schema.fields}

@@ -65,14 +65,14 @@ __all__ = [
     "transpile",
 ]
 
-#: Fields of a decoded RBM event that the analysis reads, with their SQL types (others, such
-#: as agentId or a reply's text, are skipped by the reader).
+#: Fields of a decoded RBM event that the analysis reads, all as text (others, such as agentId
+#: or a reply's text, are skipped by the reader). Times stay text until the grammar reads them.
 EVENT_STRUCT_FIELDS: dict[str, str] = {
     "senderPhoneNumber": "VARCHAR",
     "phoneNumber": "VARCHAR",
     "messageId": "VARCHAR",
     "eventId": "VARCHAR",
-    "sendTime": "TIMESTAMPTZ",
+    "sendTime": "VARCHAR",
     "eventType": "VARCHAR",
 }
 
@@ -81,15 +81,38 @@ def _struct(fields: dict[str, str]) -> str:
     return "STRUCT(" + ", ".join(f"{name} {kind}" for name, kind in fields.items()) + ")"
 
 
+#: Times a source already holds as timestamps (a Parquet TIMESTAMP column, as ``to_parquet``
+#: and ``logs compact`` write them), by the text field they stand for: the engine puts such a
+#: value in its typed column and leaves the text NULL; text is read by ``TIME_PATTERN``.
+TYPED_TIMES: dict[str, dict[str, str]] = {
+    "events": {
+        "sendTime": "send_time_typed",
+        "receivedAt": "received_at_typed",
+        "publishTime": "received_at_typed",
+    },
+    "outbox": {
+        "sendTime": "send_time_typed",
+        "expireTime": "expire_time_typed",
+        "requestedAt": "requested_at_typed",
+        "sentAt": "sent_at_typed",
+    },
+}
+
+
+def _typed(log: str) -> dict[str, str]:
+    return dict.fromkeys(dict.fromkeys(TYPED_TIMES[log].values()), "TIMESTAMPTZ")
+
+
 #: The event relation an engine provides: the union of the three line shapes of the event log
 #: (receiver record, Pub/Sub push body, bare decoded event) plus the file each row came from.
 #: A line that is not JSON, or does not fit these types, arrives as a row of NULLs.
 EVENT_ROW_COLUMNS: dict[str, str] = {
-    "receivedAt": "TIMESTAMPTZ",
+    "receivedAt": "VARCHAR",
     "verified": "BOOLEAN",
     "event": _struct(EVENT_STRUCT_FIELDS),
     **EVENT_STRUCT_FIELDS,
-    "message": "STRUCT(data VARCHAR, publishTime TIMESTAMPTZ)",
+    "message": "STRUCT(data VARCHAR, publishTime VARCHAR)",
+    **_typed("events"),
 }
 
 #: The outbox relation an engine provides: the union of send, revoke and fallback records.
@@ -98,20 +121,21 @@ OUTBOX_ROW_COLUMNS: dict[str, str] = {
     "messageId": "VARCHAR",
     "phone": "VARCHAR",
     "agentId": "VARCHAR",
-    "sendTime": "TIMESTAMPTZ",
+    "sendTime": "VARCHAR",
     "useCase": "VARCHAR",
     "trafficType": "VARCHAR",
     "ttl": "VARCHAR",
-    "expireTime": "TIMESTAMPTZ",
+    "expireTime": "VARCHAR",
     "status": "INTEGER",
     "experiment": "VARCHAR",
     "arm": "VARCHAR",
     "error": "VARCHAR",
-    "requestedAt": "TIMESTAMPTZ",
+    "requestedAt": "VARCHAR",
     "attempt": "INTEGER",
     "channel": "VARCHAR",
-    "sentAt": "TIMESTAMPTZ",
+    "sentAt": "VARCHAR",
     "reason": "VARCHAR",
+    **_typed("outbox"),
 }
 
 #: The lifecycle event types, with the column prefix each gets in the facts.
@@ -121,6 +145,61 @@ KEY_EVENTS = {
     "TTL_EXPIRATION_REVOKED": "ttl_revoked",
     "TTL_EXPIRATION_REVOKE_FAILED": "ttl_failed",
 }
+
+#: Why a line or record was set aside (the ``problem`` of a malformed row).
+PROBLEMS: dict[str, str] = {
+    "not_event": "not an event",
+    "not_record": "not an outbox record",
+    "unreadable_time": "unreadable time",
+    "no_send_time": "lifecycle event without sendTime",
+}
+
+# ------------------------------------------------------------------------------ times
+
+_WS = r"[ \t\n\r\f\x0B]*"
+_CLOCK = r"-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+_OFFSET = r"[+-]([01][0-9]|2[0-3]):[0-5][0-9]"
+
+#: The timestamp grammar of ``rbmtools.wire`` (``parse_timestamp``), as a regular expression
+#: both RE2 (DuckDB, BigQuery) and Java (Spark) read alike: RFC 3339 with ``T``, ``t`` or a
+#: space, ``Z``, ``z`` or an offset, 0-9 fractional digits (cut to microseconds), seconds
+#: 00-59, surrounding whitespace ignored; then a real calendar date, years 0001 to 9999 in UTC.
+#: An epoch number, ``25/11/2026 ...``, a leap second or an empty string is no time: the line
+#: is set aside as malformed (``unreadable time``), never read as a missing time.
+TIME_PATTERN = _WS + "[0-9]{4}" + _CLOCK + f"([Zz]|{_OFFSET})" + _WS
+# The common case, which DuckDB's cast reads as it is: upper case, no whitespace, a year from
+# 1000 to 2999 (so no overflow at the ends of the range is possible).
+_PLAIN_TIME = "[12][0-9]{3}" + _CLOCK.replace("[Tt ]", "[T ]") + f"(Z|{_OFFSET})"
+_MIN_US, _MAX_US = -62135596800000000, 253402300799999999  # 0001-01-01 .. 9999-12-31 UTC
+_WS_CHARS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
+
+
+def time_function(dialect: str) -> str:
+    """The body of the engine function ``rbm_time(s)``: the text ``s`` read by
+    ``TIME_PATTERN`` as a timestamp, NULL when it is not one (``dialect``: duckdb, spark or
+    bigquery; each casts in its own way, digits beyond microseconds cut first where the cast
+    would refuse them)."""
+    if dialect == "duckdb":
+        loose = f"TRY_CAST(upper(trim(s, {_WS_CHARS})) AS TIMESTAMPTZ)"
+        return (
+            f"CASE WHEN regexp_full_match(s, '{_PLAIN_TIME}') THEN TRY_CAST(s AS TIMESTAMPTZ) "
+            f"WHEN regexp_full_match(s, '{TIME_PATTERN}') "
+            f"AND EPOCH_US({loose}) BETWEEN {_MIN_US} AND {_MAX_US} THEN {loose} END"
+        )
+    cut, ws = r"(\.[0-9]{6})[0-9]+", r"^[ \t\n\r\f\x0B]+|[ \t\n\r\f\x0B]+$"
+    if dialect == "spark":
+        trimmed = f"regexp_replace(s, '{ws}', '')"
+        text = rf"regexp_replace(upper({trimmed}), '{cut}', '$1')".replace("\\", "\\\\")
+        pattern = f"^(?:{TIME_PATTERN})$".replace("\\", "\\\\")
+        return f"CASE WHEN s RLIKE '{pattern}' THEN TRY_CAST({text} AS TIMESTAMP) END"
+    if dialect == "bigquery":
+        trimmed = f"REGEXP_REPLACE(s, r'{ws}', '')"
+        text = rf"REGEXP_REPLACE(UPPER({trimmed}), r'{cut}', r'\1')"
+        return (
+            f"CASE WHEN REGEXP_CONTAINS(s, r'^(?:{TIME_PATTERN})$') "
+            f"THEN SAFE_CAST({text} AS TIMESTAMP) END"
+        )
+    raise ValueError(dialect)
 
 
 def _seconds(start: str, end: str) -> str:
@@ -144,34 +223,7 @@ def _field(name: str) -> str:
     return f"COALESCE(event.{name}, {name}, push_event.{name})"
 
 
-# Stage 1: every line as one normalised event (or a malformed line), shape by shape.
-_EVENT_LINES = f"""
-rbm_event_shapes AS (
-    SELECT source_file, verified, receivedAt, event, message,
-        {", ".join(EVENT_STRUCT_FIELDS)},
-        CASE WHEN message.data IS NOT NULL THEN rbm_decode_push(message.data) END AS push_event
-    FROM {{source}}
-),
-rbm_events AS (
-    SELECT
-        source_file,
-        verified,
-        COALESCE(receivedAt, message.publishTime) AS received_at,
-        {_field("messageId")} AS message_id,
-        {_field("eventId")} AS event_id,
-        {_field("eventType")} AS event_type,
-        COALESCE(event.sendTime, sendTime, TRY_CAST(push_event.sendTime AS TIMESTAMPTZ))
-            AS send_time,
-        {_field("senderPhoneNumber")} AS sender_phone,
-        {_field("phoneNumber")} AS server_phone,
-        COALESCE(push_event.sendTime IS NOT NULL
-            AND TRY_CAST(push_event.sendTime AS TIMESTAMPTZ) IS NULL, FALSE) AS bad_time
-    FROM rbm_event_shapes
-),
-rbm_classified AS (
-    SELECT *,
-        CASE
-            WHEN bad_time THEN 'malformed'
+_SHAPE_CLASS = """CASE
             WHEN sender_phone IS NOT NULL AND event_type IS NOT NULL AND message_id IS NOT NULL
                 THEN 'message'
             WHEN sender_phone IS NOT NULL AND (event_type IS NOT NULL OR message_id IS NOT NULL)
@@ -180,54 +232,143 @@ rbm_classified AS (
                 THEN 'message'
             WHEN server_phone IS NOT NULL AND event_type IS NOT NULL THEN 'other'
             ELSE 'malformed'
-        END AS cls
+        END"""
+_LIFECYCLE_TYPES = ", ".join(f"'{kind}'" for kind in KEY_EVENTS)
+
+# Stage 1: every line as one normalised event (or a malformed line, with its problem): each
+# shape decoded once, the fields of whichever shape carried them, each time read once.
+_EVENT_LINES = f"""
+rbm_event_shapes AS (
+    SELECT source_file, verified, receivedAt, event, message,
+        {", ".join(EVENT_STRUCT_FIELDS)}, {", ".join(_typed("events"))},
+        CASE WHEN message.data IS NOT NULL THEN rbm_decode_push(message.data) END AS push_event
+    FROM {{source}}
+),
+rbm_event_text AS (
+    SELECT
+        source_file,
+        verified,
+        {_field("messageId")} AS message_id,
+        {_field("eventId")} AS event_id,
+        {_field("eventType")} AS event_type,
+        {_field("senderPhoneNumber")} AS sender_phone,
+        {_field("phoneNumber")} AS server_phone,
+        {_field("sendTime")} AS send_text,
+        COALESCE(receivedAt, message.publishTime) AS received_text,
+        send_time_typed,
+        received_at_typed
+    FROM rbm_event_shapes
+),
+rbm_events AS (
+    SELECT source_file, verified, message_id, event_id, event_type, sender_phone, server_phone,
+        send_text, received_text,
+        COALESCE(send_time_typed, rbm_time(send_text)) AS send_time,
+        COALESCE(received_at_typed, rbm_time(received_text)) AS received_at
+    FROM rbm_event_text
+),
+rbm_shaped AS (
+    SELECT *,
+        {_SHAPE_CLASS} AS shape,
+        (send_text IS NOT NULL AND send_time IS NULL)
+            OR (received_text IS NOT NULL AND received_at IS NULL) AS bad_time
     FROM rbm_events
+),
+rbm_classified AS (
+    SELECT source_file, verified, message_id, event_id, event_type, sender_phone, server_phone,
+        send_time, received_at,
+        CASE
+            WHEN bad_time THEN 'malformed'
+            WHEN shape = 'message' AND send_time IS NULL AND event_type IN ({_LIFECYCLE_TYPES})
+                THEN 'malformed'
+            ELSE shape
+        END AS cls,
+        CASE
+            WHEN bad_time THEN '{PROBLEMS["unreadable_time"]}'
+            WHEN shape = 'malformed' THEN '{PROBLEMS["not_event"]}'
+            WHEN shape = 'message' AND send_time IS NULL AND event_type IN ({_LIFECYCLE_TYPES})
+                THEN '{PROBLEMS["no_send_time"]}'
+        END AS problem
+    FROM rbm_shaped
 )"""
 
 
 def event_line_classes_sql(source: str) -> str:
     """The class of each row of ``source`` (an event-row relation), in its order:
-    ``message``, ``other`` (replies, typing, subscriptions) or ``malformed``."""
-    return f"WITH {_EVENT_LINES.format(source=source)} SELECT cls FROM rbm_classified"
+    ``message``, ``other`` (replies, typing, subscriptions) or ``malformed``, and for a
+    malformed row its ``problem``."""
+    return f"WITH {_EVENT_LINES.format(source=source)} SELECT cls, problem FROM rbm_classified"
 
 
-def events_export_sql(source: str = "rbm_event_rows") -> str:
-    """Every event (not the malformed lines) as flat decoded columns, push bodies decoded:
-    the layout ``Dataset.to_parquet`` writes and the Parquet reader maps back."""
+def events_export_sql(source: str = "rbm_event_rows", *, order: bool = True) -> str:
+    """Every event (not the malformed lines) as flat decoded columns, push bodies decoded,
+    times as timestamps: the layout ``Dataset.to_parquet`` writes and the Parquet reader maps
+    back (``order=False`` keeps the lines in the order they were read)."""
     return f"""WITH {_EVENT_LINES.format(source=source)}
 SELECT received_at AS "receivedAt", verified, message_id AS "messageId", event_id AS "eventId",
     event_type AS "eventType", send_time AS "sendTime", sender_phone AS "senderPhoneNumber",
     server_phone AS "phoneNumber"
 FROM rbm_classified
 WHERE cls <> 'malformed'
-ORDER BY "sendTime", "messageId"
+{'ORDER BY "sendTime", "messageId"' if order else ""}
 """
 
 
+_OUTBOX_TIMES = {"sendTime": "send", "expireTime": "expire", "requestedAt": "requested",
+                 "sentAt": "sent"}  # fmt: skip
+_OUTBOX_TEXT = [c for c in OUTBOX_ROW_COLUMNS if c not in _OUTBOX_TIMES and "typed" not in c]
+
+
 def outbox_export_sql(source: str = "rbm_outbox_rows") -> str:
-    """Every usable outbox record, as its flat columns."""
+    """Every usable outbox record, as its flat columns (times as timestamps)."""
+    columns = ", ".join([*_OUTBOX_TEXT, *_OUTBOX_TIMES])
     return f"""WITH {_OUTBOX_LINES.format(source=source)}
-SELECT * EXCLUDE (source_file, ok) FROM rbm_outbox WHERE ok"""
+SELECT {columns} FROM rbm_outbox WHERE ok"""
 
 
 def outbox_line_ok_sql(source: str) -> str:
-    """Whether each row of ``source`` (an outbox-row relation) is a usable record, in order."""
-    return f"WITH {_OUTBOX_LINES.format(source=source)} SELECT ok FROM rbm_outbox"
+    """Whether each row of ``source`` (an outbox-row relation) is a usable record, in order,
+    and for one that is not, its ``problem``."""
+    return f"WITH {_OUTBOX_LINES.format(source=source)} SELECT ok, problem FROM rbm_outbox"
 
 
-# The outbox, record by record: ``ok`` when it is a usable send, revoke or fallback.
-_OUTBOX_LINES = """
+def _outbox_time(name: str) -> str:
+    return f"COALESCE({TYPED_TIMES['outbox'][name]}, rbm_time({name}))"
+
+
+_OUTBOX_BAD_TIME = " OR ".join(
+    f"({name}_text IS NOT NULL AND {name}_at IS NULL)" for name in _OUTBOX_TIMES
+)
+
+# The outbox, record by record: each time read once, ``ok`` when it is a usable send, revoke or
+# fallback, else its ``problem``.
+_OUTBOX_LINES = f"""
+rbm_outbox_read AS (
+    SELECT source_file, {", ".join(_OUTBOX_TEXT)},
+        {
+    ", ".join(f"{name} AS {name}_text, {_outbox_time(name)} AS {name}_at" for name in _OUTBOX_TIMES)
+}
+    FROM {{source}}
+),
+rbm_outbox_checked AS (
+    SELECT source_file, {", ".join(_OUTBOX_TEXT)},
+        {", ".join(f"{name}_at AS {name}" for name in _OUTBOX_TIMES)},
+        {_OUTBOX_BAD_TIME} AS bad_time
+    FROM rbm_outbox_read
+),
 rbm_outbox AS (
     SELECT *,
         CASE
+            WHEN bad_time THEN FALSE
             WHEN kind = 'send' THEN messageId IS NOT NULL AND sendTime IS NOT NULL
                 AND status IS NOT NULL
             WHEN kind = 'revoke' THEN messageId IS NOT NULL AND requestedAt IS NOT NULL
                 AND status IS NOT NULL
             WHEN kind = 'fallback' THEN messageId IS NOT NULL AND sentAt IS NOT NULL
             ELSE FALSE
-        END AS ok
-    FROM {source}
+        END AS ok,
+        CASE WHEN bad_time THEN '{PROBLEMS["unreadable_time"]}'
+            ELSE '{PROBLEMS["not_record"]}' END AS problem
+    FROM rbm_outbox_checked
 )"""
 
 # Each event type as a small number that sorts the way the type's text does (so the minimum
@@ -245,14 +386,15 @@ _TYPE_CODE = (
 _KEY_EVENT_CODES = {kind: 2 * _TYPE_ORDER.index(kind) + 2 for kind in KEY_EVENTS}
 
 # Stage 2: duplicates count once (same eventId, or same messageId + eventType + sendTime).
-# Copies of one event share its messageId, so the key is hashed within the message. Only what
-# stage 3 needs is kept, in fixed-width columns.
+# Copies of one event share its messageId, so the key is hashed within the message; malformed
+# lines are only counted (per file and problem). Only what stage 3 needs is kept.
 _EVENT_KEYS = f"""
 rbm_event_keys AS (
     SELECT
         cls,
         CASE WHEN cls = 'message' THEN message_id END AS message_id,
         CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
+        problem,
         MIN({_TYPE_CODE}) AS type_code,
         MIN(send_time) AS send_time,
         MIN(received_at) AS received_at,
@@ -260,8 +402,13 @@ rbm_event_keys AS (
         COUNT(*) FILTER (WHERE verified = FALSE) AS unverified
     FROM rbm_classified
     GROUP BY cls, message_id,
-        CASE WHEN event_id IS NOT NULL THEN HASH(event_id) ELSE HASH(event_type, send_time) END,
-        CASE WHEN cls = 'malformed' THEN source_file END
+        CASE
+            WHEN cls = 'malformed' THEN 0
+            WHEN event_id IS NOT NULL THEN HASH(event_id)
+            ELSE HASH(event_type, send_time)
+        END,
+        CASE WHEN cls = 'malformed' THEN source_file END,
+        problem
 )"""
 
 _KEY_EVENT_AGGREGATES = ",\n        ".join(
@@ -278,16 +425,18 @@ rbm_message_events AS (
             ELSE 'malformed_event_lines' END AS row_class,
         message_id,
         bad_file,
+        problem,
         {_KEY_EVENT_AGGREGATES},
         CASE WHEN cls = 'malformed' THEN 0 ELSE COUNT(*) END AS events,
         SUM(copies) AS lines,
         SUM(unverified) AS unverified,
         MIN(send_time) AS first_event_at,
+        MAX(send_time) AS last_event_at,
         ARG_MIN(received_at, send_time) AS first_event_rx,
         MIN(received_at) AS first_received_at,
-        MAX(GREATEST(send_time, received_at)) AS last_event_seen
+        MAX(received_at) AS last_received_at
     FROM rbm_event_keys
-    GROUP BY cls, message_id, bad_file
+    GROUP BY cls, message_id, bad_file, problem
 )"""
 
 
@@ -305,6 +454,14 @@ _SEND_FIELDS = {
 #: them, ``SUMMARY`` leaves them out, so the load does not carry their text per message.
 DETAIL_COLUMNS: tuple[str, ...] = ("agent_id", "phone", "fallback_channel", "fallback_reason")
 
+#: The order in which a message's send records speak for it: a 200 first, then a 404, then any
+#: other answer, and the earliest among equals (as one BIGINT: the rank in 10^18 steps, then
+#: the microseconds, which span less than 10^18 for years 0001 to 9999).
+SEND_RANK = (
+    "(CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END) * 1000000000000000000"
+    " + EPOCH_US(sendTime)"
+)
+
 
 def _send_record(details: bool) -> str:
     fields = {**_SEND_FIELDS, **({"agent_id": "agentId", "phone": "phone"} if details else {})}
@@ -312,9 +469,9 @@ def _send_record(details: bool) -> str:
 
 
 def _outbox_per_message(details: bool) -> str:
-    """Stage 4: the outbox per message, in one pass: the send record that speaks for it (a 200
-    preferred, then a 404, then the first attempt; retries keep the messageId), revoke attempts
-    and their answers, the first fallback. Unusable records are counted per file."""
+    """Stage 4: the outbox per message, in one pass: the send record that speaks for it (see
+    ``SEND_RANK``; retries keep the messageId), revoke attempts and their answers, the first
+    fallback. Unusable records are counted per file and problem."""
     fallback_details = (
         """
         ARG_MIN(channel, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_channel,
@@ -327,12 +484,10 @@ rbm_outbox_messages AS (
     SELECT
         CASE WHEN ok THEN messageId END AS message_id,
         CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
+        CASE WHEN ok THEN NULL ELSE problem END AS problem,
         COUNT(*) AS outbox_lines,
         COUNT(*) FILTER (WHERE kind = 'send') AS send_attempts,
-        ARG_MIN(
-            {_send_record(details)},
-            {{'rank': CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END, 'at': sendTime}}
-        ) FILTER (WHERE kind = 'send') AS chosen,
+        ARG_MIN({_send_record(details)}, {SEND_RANK}) FILTER (WHERE kind = 'send') AS chosen,
         COUNT(*) FILTER (WHERE kind = 'revoke') AS api_revoke_attempts,
         MIN(requestedAt) FILTER (WHERE kind = 'revoke') AS api_revoke_first_at,
         MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 200) AS api_revoked_at,
@@ -344,7 +499,7 @@ rbm_outbox_messages AS (
         MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
         MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
     FROM rbm_outbox
-    GROUP BY 1, 2
+    GROUP BY 1, 2, 3
 )"""
 
 
@@ -354,8 +509,10 @@ _EVENT_COLUMNS = (
     "lines",
     "unverified",
     "first_event_at",
+    "last_event_at",
     "first_event_rx",
     "first_received_at",
+    "last_received_at",
 )
 _OUTBOX_COLUMNS = (
     "send_attempts",
@@ -366,6 +523,9 @@ _OUTBOX_COLUMNS = (
     "api_revoke_errors",
     "fallbacks",
     "fallback_at",
+    "outbox_lines",
+    "first_outbox_at",
+    "last_outbox_at",
 )
 
 
@@ -375,6 +535,17 @@ def _facts_ctes(details: bool) -> str:
 {_EVENTS_PER_MESSAGE},
 {_OUTBOX_LINES.format(source="rbm_outbox_rows")},
 {_outbox_per_message(details)}"""
+
+
+#: How a facts row is classified: a message, or one of the rows about no message or no send.
+_ROW_KIND = """CASE
+        WHEN o.bad_file IS NOT NULL THEN 'malformed_outbox_lines'
+        WHEN e.row_class <> 'message' THEN e.row_class
+        WHEN o.send_attempts > 0 AND o.chosen.send_status IN (200, 404) THEN 'message'
+        WHEN o.send_attempts > 0 THEN 'failed_send'
+        WHEN o.message_id IS NOT NULL THEN 'outbox_without_send'
+        ELSE 'unknown_message'
+    END"""
 
 
 def _facts_select(details: bool) -> str:
@@ -395,20 +566,11 @@ def _facts_select(details: bool) -> str:
         [*(f"e.{c}" for c in _EVENT_COLUMNS), *chosen, *(f"o.{c}" for c in _OUTBOX_COLUMNS), *extra]
     )
     return f"""SELECT
-    CASE
-        WHEN o.bad_file IS NOT NULL THEN 'malformed_outbox_lines'
-        WHEN e.row_class <> 'message' THEN e.row_class
-        WHEN o.send_attempts > 0 AND o.chosen.send_status IN (200, 404) THEN 'message'
-        WHEN o.send_attempts > 0 THEN 'failed_send'
-        WHEN o.message_id IS NOT NULL THEN 'outbox_without_send'
-        ELSE 'unknown_message'
-    END AS row_kind,
+    {_ROW_KIND} AS row_kind,
     COALESCE(o.message_id, e.message_id) AS message_id,
     COALESCE(e.bad_file, o.bad_file) AS bad_file,
-    {columns},
-    o.outbox_lines,
-    LEAST(e.first_event_at, e.first_received_at, o.first_outbox_at) AS first_seen_at,
-    GREATEST(e.last_event_seen, o.last_outbox_at) AS last_seen_at
+    COALESCE(e.problem, o.problem) AS problem,
+    {columns}
 FROM rbm_outbox_messages AS o
 FULL OUTER JOIN rbm_message_events AS e ON o.message_id = e.message_id"""
 
@@ -439,16 +601,40 @@ _REVOKE_METHOD = """CASE
 
 _DELIVERED = "outcome IN ('delivered', 'delivered_after_revoke')"
 
+#: How far before its send an event of a message may be stamped and still count as clock skew
+#: (latency clamped at 0); further is an implausible time.
+SKEW_TOLERANCE_US = 60 * 1_000_000
+#: How long after its send an event of a message may come: RBM deletes an undelivered message
+#: 30 days after it was sent; a day more for clocks. Later is an implausible time.
+LIFETIME_US = 31 * 86_400 * 1_000_000
+#: How far the event times may run past the latest time the logs were written (a receipt or an
+#: outbox record) and still mark the end of the logs: a year-9999 time does not push it.
+HORIZON = "INTERVAL 1 DAY"
+
+_IMPLAUSIBLE = f"""COALESCE(
+            EPOCH_US(first_event_at) < EPOCH_US(send_time) - {SKEW_TOLERANCE_US}
+            OR EPOCH_US(last_event_at) > EPOCH_US(send_time) + {LIFETIME_US}, FALSE)"""
+
+
+def observed_until_sql(seen: str = "last_seen_at", anchor: str = "last_anchor_at") -> str:
+    """The end of the logs as an aggregate: the latest time seen, at most ``HORIZON`` past the
+    latest receipt or outbox record (``anchor``)."""
+    return f"LEAST(MAX({seen}), MAX({anchor}) + {HORIZON})"
+
 
 def _ruled(facts: str, observed_until: str, where: str) -> str:
     """The lifecycle rules as two CTEs over the facts relation ``facts``: ``rbm_timed`` (the
-    times the rules compare) and ``rbm_ruled`` (outcome, revoke method, latency and the
-    censoring time; ``observed_until``, the end of the logs, is one of its bounds)."""
+    times the rules compare, and whether the message's event times are implausible: stamped
+    more than ``SKEW_TOLERANCE_US`` before the send or ``LIFETIME_US`` after it) and
+    ``rbm_ruled`` (outcome, revoke method, latency and the censoring time, none of them for an
+    implausible message; ``observed_until``, the end of the logs, is one of its bounds; the
+    times the message was first and last seen, its implausible event times left out)."""
     return f"""rbm_timed AS (
     SELECT f.*, {observed_until} AS observed_until,
         LEAST(api_revoked_at, ttl_revoked_at) AS revoke_ok_at,
         LEAST(ttl_revoked_at, ttl_failed_at) AS ttl_event_at,
-        COALESCE({_seconds("send_time", "expire_time")}, ttl_seconds) AS expires_after
+        COALESCE({_seconds("send_time", "expire_time")}, ttl_seconds) AS expires_after,
+        {_IMPLAUSIBLE} AS implausible
     FROM {facts}
     WHERE {where}
 ),
@@ -456,14 +642,20 @@ rbm_ruled AS (
     SELECT *,
         {_OUTCOME} AS outcome,
         {_REVOKE_METHOD} AS revoke_method,
-        GREATEST({_seconds("send_time", "delivered_at")}, 0.0) AS latency,
-        GREATEST(LEAST(
+        CASE WHEN NOT implausible
+            THEN GREATEST({_seconds("send_time", "delivered_at")}, 0.0) END AS latency,
+        CASE WHEN NOT implausible THEN GREATEST(LEAST(
             {_seconds("send_time", "revoke_ok_at")},
             {_seconds("send_time", "api_refused_at")},
             {_seconds("send_time", "ttl_failed_at")},
             expires_after,
             {_seconds("send_time", "observed_until")}
-        ), 0.0) AS censored_after
+        ), 0.0) END AS censored_after,
+        LEAST(CASE WHEN NOT implausible THEN first_event_at END, first_received_at,
+            first_outbox_at) AS first_seen_at,
+        GREATEST(CASE WHEN NOT implausible THEN last_event_at END, last_received_at,
+            last_outbox_at) AS last_seen_at,
+        GREATEST(last_received_at, last_outbox_at) AS last_anchor_at
     FROM rbm_timed
 )"""
 
@@ -481,12 +673,13 @@ _LIFECYCLE_VALUES = {
     END""",
     "staleDelivery": f"COALESCE({_DELIVERED} AND latency > expires_after, FALSE)",
     "doubleDelivery": f"COALESCE({_DELIVERED} AND delivered_at > fallback_at, FALSE)",
-    "readSeconds": f"""CASE WHEN {_DELIVERED} AND read_at IS NOT NULL
+    "readSeconds": f"""CASE WHEN {_DELIVERED} AND read_at IS NOT NULL AND NOT implausible
         THEN GREATEST({_seconds("delivered_at", "read_at")}, 0.0) END""",
     "events": "COALESCE(events, 0)",
     "duplicateEvents": "CAST(COALESCE(lines, 0) - COALESCE(events, 0) AS BIGINT)",
-    "clockSkew": "COALESCE(first_event_at < send_time, FALSE)",
+    "clockSkew": "COALESCE(first_event_at < send_time AND NOT implausible, FALSE)",
     "outOfOrder": "COALESCE(first_event_rx > first_received_at, FALSE)",
+    "implausibleTime": "implausible",
 }
 
 
@@ -497,7 +690,12 @@ def _value(name: str) -> str:
 #: The lifecycle of log-format section 3, one row per sent message, from ``rbm_facts``.
 LIFECYCLE = f"""
 WITH rbm_span AS (
-    SELECT MAX(last_seen_at) AS observed_until FROM rbm_facts
+    SELECT {observed_until_sql()} AS observed_until FROM (
+        SELECT GREATEST(CASE WHEN NOT {_IMPLAUSIBLE} THEN last_event_at END, last_received_at,
+                last_outbox_at) AS last_seen_at,
+            GREATEST(last_received_at, last_outbox_at) AS last_anchor_at
+        FROM rbm_facts
+    ) AS rbm_times
 ),
 {_ruled("rbm_facts AS f CROSS JOIN rbm_span AS s", "s.observed_until", "row_kind = 'message'")}
 SELECT
@@ -540,7 +738,8 @@ SELECT
     {_value("events")},
     {_value("duplicateEvents")},
     {_value("clockSkew")},
-    {_value("outOfOrder")}
+    {_value("outOfOrder")},
+    {_value("implausibleTime")}
 FROM rbm_ruled
 """
 
@@ -562,6 +761,7 @@ _FLAGS = {
     "flag_fallback": "fallbacks > 0",
     "flag_skew": '"clockSkew"',
     "flag_unordered": '"outOfOrder"',
+    "flag_implausible": '"implausibleTime"',
 }
 
 
@@ -581,11 +781,12 @@ def _summary_rows() -> str:
             "duplicateEvents",
             "clockSkew",
             "outOfOrder",
+            "implausibleTime",
         )
     )
     return f"""rbm_summary_rows AS (
-    SELECT row_kind, bad_file, lines, events AS fact_events, unverified, outbox_lines,
-        first_seen_at, last_seen_at, fallbacks, send_time, expires_after,
+    SELECT row_kind, bad_file, problem, lines, events AS fact_events, unverified, outbox_lines,
+        first_seen_at, last_seen_at, last_anchor_at, fallbacks, send_time, expires_after,
         {groups},
         {values}
     FROM rbm_ruled
@@ -594,7 +795,7 @@ def _summary_rows() -> str:
 
 _FLAG_COLUMNS = ",\n        ".join(f"{sql} AS {name}" for name, sql in _FLAGS.items())
 #: The columns a row of the load summary is counted by (after ``part``).
-_SUMMARY_KEYS = f"""row_kind, bad_file, {_GROUPS},
+_SUMMARY_KEYS = f"""row_kind, bad_file, problem, {_GROUPS},
     outcome, "revokeMethod", {", ".join(_FLAGS)},
     latency_bin, delivered, pending_since, pending_expires, read_bin"""
 
@@ -622,19 +823,22 @@ SELECT
     SUM(unverified) AS unverified,
     SUM(outbox_lines) AS outbox_lines,
     MIN(first_seen_at) AS first_seen_at,
-    MAX(last_seen_at) AS last_seen_at
+    MAX(last_seen_at) AS last_seen_at,
+    MAX(last_anchor_at) AS last_anchor_at
 FROM (
     SELECT *,
         {_FLAG_COLUMNS},
         CASE WHEN outcome NOT IN ('not_rcs', 'pending')
             THEN {bin_expression('"observedSeconds"')} END AS latency_bin,
-        CASE WHEN outcome = 'pending' THEN send_time END AS pending_since,
-        CASE WHEN outcome = 'pending' THEN expires_after END AS pending_expires,
+        CASE WHEN outcome = 'pending' AND NOT "implausibleTime" THEN send_time END
+            AS pending_since,
+        CASE WHEN outcome = 'pending' AND NOT "implausibleTime" THEN expires_after END
+            AS pending_expires,
         {bin_expression('"readSeconds"')} AS read_bin
     FROM rbm_summary_rows
 ) AS rbm_summary_input
 GROUP BY GROUPING SETS (
-    (row_kind, bad_file, {_GROUPS}, outcome, "revokeMethod", {", ".join(_FLAGS)}),
+    (row_kind, bad_file, problem, {_GROUPS}, outcome, "revokeMethod", {", ".join(_FLAGS)}),
     (row_kind, {_GROUPS}, latency_bin, delivered, pending_since, pending_expires),
     (row_kind, {_GROUPS}, read_bin)
 )
@@ -696,13 +900,14 @@ SELECT part, {_SUMMARY_KEYS},
     CAST(SUM(unverified) AS HUGEINT) AS unverified,
     CAST(SUM(outbox_lines) AS HUGEINT) AS outbox_lines,
     MIN(first_seen_at) AS first_seen_at,
-    MAX(last_seen_at) AS last_seen_at
+    MAX(last_seen_at) AS last_seen_at,
+    MAX(last_anchor_at) AS last_anchor_at
 FROM rbm_summary_parts
 GROUP BY part, {_SUMMARY_KEYS}
 """
 
 #: What a load read: one row of counts from ``rbm_summary`` (see ``dataset.LoadReport``).
-LOAD_REPORT = """
+LOAD_REPORT = f"""
 SELECT
     CAST(COALESCE(SUM(lines), 0) AS BIGINT) AS lines,
     CAST(COALESCE(SUM(events), 0) AS BIGINT) AS events,
@@ -725,17 +930,24 @@ SELECT
     CAST(COALESCE(SUM(n) FILTER (WHERE row_kind = 'failed_send'), 0) AS BIGINT) AS failed_sends,
     CAST(COALESCE(SUM(n) FILTER (WHERE row_kind = 'outbox_without_send'), 0) AS BIGINT)
         AS outbox_without_send,
+    CAST(COALESCE(SUM(n) FILTER (WHERE row_kind = 'message' AND flag_implausible), 0) AS BIGINT)
+        AS implausible_times,
     MIN(first_seen_at) AS span_start,
-    MAX(last_seen_at) AS span_end
+    {observed_until_sql()} AS span_end
 FROM rbm_summary
 WHERE part = 'counts'
 """
 
-#: The files that held malformed lines, from ``rbm_summary``.
+#: The files that held malformed lines, each problem with its count of lines, from
+#: ``rbm_summary``.
 BAD_FILES = """
-SELECT DISTINCT row_kind, bad_file FROM rbm_summary
+SELECT row_kind, bad_file, problem,
+    CAST(SUM(CASE WHEN row_kind = 'malformed_event_lines' THEN lines ELSE outbox_lines END)
+        AS BIGINT) AS lines
+FROM rbm_summary
 WHERE part = 'counts' AND row_kind IN ('malformed_event_lines', 'malformed_outbox_lines')
-ORDER BY bad_file
+GROUP BY row_kind, bad_file, problem
+ORDER BY bad_file, problem
 """
 
 
@@ -774,6 +986,7 @@ def counts_columns(count: Callable[[str | None], str], duplicates: str) -> str:
         "fallbacks": count(_FLAGS["flag_fallback"]),
         "clock_skew": count(_FLAGS["flag_skew"]),
         "out_of_order": count(_FLAGS["flag_unordered"]),
+        "implausible_times": count(_FLAGS["flag_implausible"]),
         "duplicate_events": duplicates,
     }
     return ",\n    ".join(f"{sql} AS {name}" for name, sql in columns.items())
@@ -818,7 +1031,7 @@ def summary_latency_bins_sql(by: list[str], source: str = "rbm_summary") -> str:
     )
     return f"""
 WITH rbm_span AS (
-    SELECT MAX(last_seen_at) AS observed_until FROM {source} WHERE part = 'counts'
+    SELECT {observed_until_sql()} AS observed_until FROM {source} WHERE part = 'counts'
 ),
 rbm_binned AS (
     SELECT {_GROUPS}, latency_bin AS bin, delivered, n

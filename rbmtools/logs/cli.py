@@ -152,6 +152,7 @@ def run_bucket(args: argparse.Namespace) -> int:
         threads=args.threads,
         memory_limit=args.memory_limit,
         progress=sys.stderr.isatty(),
+        on_unreadable=args.on_unreadable,
     ) as data:
         events, outbox = data.to_parquet(args.parquet_dir, buckets=args.buckets)
         report = data.report

@@ -259,9 +259,15 @@ class _Compactor:
         malformed = lines - events
         bad: list[dict[str, Any]] = []
         if malformed:
-            for number, text in engine.bad_rows(str(segment.path), "events"):
+            for number, text, problem in engine.bad_rows(str(segment.path), "events"):
                 bad.append(
-                    {"log": "events", "file": str(segment.path), "line": number, "text": text}
+                    {
+                        "log": "events",
+                        "file": str(segment.path),
+                        "line": number,
+                        "text": text,
+                        "problem": problem,
+                    }
                 )
         return {"lines": lines, "events": events, "malformed": malformed, "bad": bad}
 

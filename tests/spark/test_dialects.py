@@ -137,14 +137,16 @@ def test_the_scripts_match_their_golden_files(dialect, name, options):
     assert script == path.read_text(encoding="utf-8"), f"{name} changed: review and update"
     body = script.split("\n\n", 1)[1]  # after the header comments
     statements = [sqlglot.parse_one(part, read=dialect) for part in body.split(";\n\n")]
-    # decode function (BigQuery), inputs, summary, report, 3 aggregates, facts and lifecycle
-    expected = (dialect == "bigquery") + 5 + (4 if options else 0)
+    # time and decode functions (BigQuery), inputs, summary, report, 3 aggregates, facts and
+    # lifecycle
+    expected = 2 * (dialect == "bigquery") + 5 + (4 if options else 0)
     assert len(statements) == expected
 
 
 def test_the_bigquery_schema_covers_every_line_shape():
     events = {field["name"]: field for field in table_schema("events")}
-    assert events["receivedAt"]["type"] == "TIMESTAMP"
+    assert events["receivedAt"]["type"] == "STRING"  # read by the timestamp grammar
+    assert events["received_at_typed"]["type"] == "TIMESTAMP"  # for tables holding TIMESTAMPs
     assert [f["name"] for f in events["message"]["fields"]] == ["data", "publishTime"]
     assert events["event"]["type"] == "RECORD"
     assert {f["name"] for f in table_schema("outbox")} >= {"kind", "messageId", "status"}
@@ -196,7 +198,7 @@ def test_the_bigquery_script_read_back_into_duckdb_gives_the_same_lifecycle(tmp_
 
     events, outbox = write_mixed_logs(tmp_path)
     script = analysis_script("bigquery", ("useCase", "arm"), lifecycle=True)
-    body = script.split("\n\n", 1)[1].split(";\n\n")[1:]  # the decode function is DuckDB's own
+    body = script.split("\n\n", 1)[1].split(";\n\n")[2:]  # time and decode: DuckDB's own
     engine = DuckDBEngine(threads=1)
     try:
         engine.register_logs(resolve_paths(events, "e"), resolve_paths(outbox, "o"))

@@ -55,7 +55,7 @@ def test_summary_load_report_and_facts_agree(duck, sparked):
     query = "SELECT * FROM rbm_facts"
     ours, theirs = sparked.df(query), duck.df(query)
     assert len(ours) == len(theirs) > 12
-    keys = ["row_kind", "message_id", "bad_file"]
+    keys = ["row_kind", "message_id", "bad_file", "problem"]
     ours = ours.sort_values(keys).reset_index(drop=True)
     theirs = theirs.sort_values(keys).reset_index(drop=True)
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
@@ -66,9 +66,12 @@ def test_malformed_lines_are_found_with_their_line_numbers(duck, sparked, mixed)
     for path in files:
         assert list(sparked.bad_rows(path, "events")) == list(duck.bad_rows(path, "events"))
     bad = list(sparked.bad_rows(files[1], "events"))
-    assert [text for _, text in bad][-len(MALFORMED_LINES) - 2 : -2] == MALFORMED_LINES
+    assert [text for _, text, _ in bad][-len(MALFORMED_LINES) - 2 : -2] == MALFORMED_LINES
     outbox = list(sparked.bad_rows(str(mixed[1]), "outbox"))
-    assert [text for _, text in outbox] == ['{"kind": "send", "messageId": "no-time"}', "garbage"]
+    assert [text for _, text, _ in outbox] == [
+        '{"kind": "send", "messageId": "no-time"}',
+        "garbage",
+    ]
     assert outbox == list(duck.bad_rows(str(mixed[1]), "outbox"))
 
 
@@ -96,7 +99,9 @@ def test_paths_with_odd_characters_keep_their_names(spark_engine, duck, tmp_path
     )
     rows = event_rows(spark_engine)
     assert set(rows["source_file"]) == {str(target)}
-    assert list(spark_engine.bad_rows(str(target), "events")) == [(1, '{"hello": 1}')]
+    assert list(spark_engine.bad_rows(str(target), "events")) == [
+        (1, '{"hello": 1}', "not an event")
+    ]
 
 
 def test_the_callers_session_is_left_alone(spark, spark_engine):

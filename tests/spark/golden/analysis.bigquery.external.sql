@@ -4,22 +4,26 @@
 -- and censorings per log-spaced bin) and the read bins, then one lifecycle row per message; rbmtools computes
 -- the statistics (Wilson intervals, Kaplan-Meier, best TTL) from the counts and bins.
 
+CREATE TEMP FUNCTION rbm_time(s STRING) AS (
+  CASE WHEN REGEXP_CONTAINS(s, r'^(?:[ \t\n\r\f\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \t\n\r\f\x0B]*)$') THEN SAFE_CAST(REGEXP_REPLACE(UPPER(REGEXP_REPLACE(s, r'^[ \t\n\r\f\x0B]+|[ \t\n\r\f\x0B]+$', '')), r'(\.[0-9]{6})[0-9]+', r'\1') AS TIMESTAMP) END
+);
+
 CREATE TEMP FUNCTION rbm_decode_push(data STRING) AS ((
   SELECT AS STRUCT
     JSON_VALUE(doc, '$.senderPhoneNumber') AS senderPhoneNumber,
     JSON_VALUE(doc, '$.phoneNumber') AS phoneNumber,
     JSON_VALUE(doc, '$.messageId') AS messageId,
     JSON_VALUE(doc, '$.eventId') AS eventId,
-    REGEXP_REPLACE(JSON_VALUE(doc, '$.sendTime'), r'(\.\d{6})\d+', r'\1') AS sendTime,
+    JSON_VALUE(doc, '$.sendTime') AS sendTime,
     JSON_VALUE(doc, '$.eventType') AS eventType
   FROM (SELECT SAFE.PARSE_JSON(SAFE_CONVERT_BYTES_TO_STRING(SAFE.FROM_BASE64(data))) AS doc)
 ));
 
 CREATE TEMP TABLE rbm_event_rows AS
-SELECT _FILE_NAME AS source_file, receivedAt, verified, event, senderPhoneNumber, phoneNumber, messageId, eventId, sendTime, eventType, message FROM `proj.rbm.events`;
+SELECT _FILE_NAME AS source_file, receivedAt, verified, event, senderPhoneNumber, phoneNumber, messageId, eventId, sendTime, eventType, message, send_time_typed, received_at_typed, CAST(NULL AS TIMESTAMP) AS send_time_typed, CAST(NULL AS TIMESTAMP) AS received_at_typed FROM `proj.rbm.events`;
 
 CREATE TEMP TABLE rbm_outbox_rows AS
-SELECT _FILE_NAME AS source_file, kind, messageId, phone, agentId, sendTime, useCase, trafficType, ttl, expireTime, status, experiment, arm, error, requestedAt, attempt, channel, sentAt, reason FROM `proj.rbm.outbox`;
+SELECT _FILE_NAME AS source_file, kind, messageId, phone, agentId, sendTime, useCase, trafficType, ttl, expireTime, status, experiment, arm, error, requestedAt, attempt, channel, sentAt, reason, send_time_typed, expire_time_typed, requested_at_typed, sent_at_typed, CAST(NULL AS TIMESTAMP) AS send_time_typed, CAST(NULL AS TIMESTAMP) AS expire_time_typed, CAST(NULL AS TIMESTAMP) AS requested_at_typed, CAST(NULL AS TIMESTAMP) AS sent_at_typed FROM `proj.rbm.outbox`;
 
 CREATE TEMP TABLE rbm_summary AS
 WITH rbm_event_shapes AS (
@@ -35,31 +39,42 @@ WITH rbm_event_shapes AS (
     eventId,
     sendTime,
     eventType,
+    send_time_typed,
+    received_at_typed,
     CASE WHEN NOT message.data IS NULL THEN rbm_decode_push(message.data) END AS push_event
   FROM rbm_event_rows
+), rbm_event_text AS (
+  SELECT
+    source_file,
+    verified,
+    COALESCE(event.messageId, messageId, push_event.messageId) AS message_id,
+    COALESCE(event.eventId, eventId, push_event.eventId) AS event_id,
+    COALESCE(event.eventType, eventType, push_event.eventType) AS event_type,
+    COALESCE(event.senderPhoneNumber, senderPhoneNumber, push_event.senderPhoneNumber) AS sender_phone,
+    COALESCE(event.phoneNumber, phoneNumber, push_event.phoneNumber) AS server_phone,
+    COALESCE(event.sendTime, sendTime, push_event.sendTime) AS send_text,
+    COALESCE(receivedAt, message.publishTime) AS received_text,
+    send_time_typed,
+    received_at_typed
+  FROM rbm_event_shapes
 ), rbm_events AS (
   SELECT
     source_file,
     verified,
-    COALESCE(receivedAt, message.publishTime) AS received_at,
-    COALESCE(event.messageId, messageId, push_event.messageId) AS message_id,
-    COALESCE(event.eventId, eventId, push_event.eventId) AS event_id,
-    COALESCE(event.eventType, eventType, push_event.eventType) AS event_type,
-    COALESCE(event.sendTime, sendTime, SAFE_CAST(push_event.sendTime AS TIMESTAMP)) AS send_time,
-    COALESCE(event.senderPhoneNumber, senderPhoneNumber, push_event.senderPhoneNumber) AS sender_phone,
-    COALESCE(event.phoneNumber, phoneNumber, push_event.phoneNumber) AS server_phone,
-    COALESCE(
-      NOT push_event.sendTime IS NULL
-      AND SAFE_CAST(push_event.sendTime AS TIMESTAMP) IS NULL,
-      FALSE
-    ) AS bad_time
-  FROM rbm_event_shapes
-), rbm_classified AS (
+    message_id,
+    event_id,
+    event_type,
+    sender_phone,
+    server_phone,
+    send_text,
+    received_text,
+    COALESCE(send_time_typed, rbm_time(send_text)) AS send_time,
+    COALESCE(received_at_typed, rbm_time(received_text)) AS received_at
+  FROM rbm_event_text
+), rbm_shaped AS (
   SELECT
     *,
     CASE
-      WHEN bad_time
-      THEN 'malformed'
       WHEN NOT sender_phone IS NULL AND NOT event_type IS NULL AND NOT message_id IS NULL
       THEN 'message'
       WHEN NOT sender_phone IS NULL
@@ -72,13 +87,51 @@ WITH rbm_event_shapes AS (
       WHEN NOT server_phone IS NULL AND NOT event_type IS NULL
       THEN 'other'
       ELSE 'malformed'
-    END AS cls
+    END AS shape,
+    (
+      NOT send_text IS NULL AND send_time IS NULL
+    )
+    OR (
+      NOT received_text IS NULL AND received_at IS NULL
+    ) AS bad_time
   FROM rbm_events
+), rbm_classified AS (
+  SELECT
+    source_file,
+    verified,
+    message_id,
+    event_id,
+    event_type,
+    sender_phone,
+    server_phone,
+    send_time,
+    received_at,
+    CASE
+      WHEN bad_time
+      THEN 'malformed'
+      WHEN shape = 'message'
+      AND send_time IS NULL
+      AND event_type IN ('DELIVERED', 'READ', 'TTL_EXPIRATION_REVOKED', 'TTL_EXPIRATION_REVOKE_FAILED')
+      THEN 'malformed'
+      ELSE shape
+    END AS cls,
+    CASE
+      WHEN bad_time
+      THEN 'unreadable time'
+      WHEN shape = 'malformed'
+      THEN 'not an event'
+      WHEN shape = 'message'
+      AND send_time IS NULL
+      AND event_type IN ('DELIVERED', 'READ', 'TTL_EXPIRATION_REVOKED', 'TTL_EXPIRATION_REVOKE_FAILED')
+      THEN 'lifecycle event without sendTime'
+    END AS problem
+  FROM rbm_shaped
 ), rbm_event_keys AS (
   SELECT
     cls,
     CASE WHEN cls = 'message' THEN message_id END AS message_id,
     CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
+    problem,
     MIN(
       CASE
         WHEN event_type = 'DELIVERED'
@@ -110,11 +163,14 @@ WITH rbm_event_shapes AS (
     cls,
     rbm_classified.message_id,
     CASE
+      WHEN cls = 'malformed'
+      THEN 0
       WHEN NOT event_id IS NULL
       THEN FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(event_id)))
       ELSE FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(event_type, rbm_classified.send_time)))
     END,
-    CASE WHEN cls = 'malformed' THEN source_file END
+    CASE WHEN cls = 'malformed' THEN source_file END,
+    problem
 ), rbm_message_events AS (
   SELECT
     CASE cls
@@ -126,6 +182,7 @@ WITH rbm_event_shapes AS (
     END AS row_class,
     message_id,
     bad_file,
+    problem,
     MIN(IF(type_code = 2, send_time, NULL)) AS delivered_at,
     MIN(IF(type_code = 4, send_time, NULL)) AS read_at,
     MIN(IF(type_code = 6, send_time, NULL)) AS ttl_revoked_at,
@@ -134,6 +191,7 @@ WITH rbm_event_shapes AS (
     SUM(copies) AS lines,
     SUM(unverified) AS unverified,
     MIN(send_time) AS first_event_at,
+    MAX(send_time) AS last_event_at,
     ARRAY_AGG(
       IF((
         NOT received_at IS NULL
@@ -147,16 +205,79 @@ WITH rbm_event_shapes AS (
       LIMIT 1
     )[SAFE_OFFSET(0)] AS first_event_rx,
     MIN(received_at) AS first_received_at,
-    MAX(GREATEST(COALESCE(send_time, received_at), COALESCE(received_at, send_time))) AS last_event_seen
+    MAX(received_at) AS last_received_at
   FROM rbm_event_keys
   GROUP BY
     cls,
     message_id,
-    bad_file
+    bad_file,
+    problem
+), rbm_outbox_read AS (
+  SELECT
+    source_file,
+    kind,
+    messageId,
+    phone,
+    agentId,
+    useCase,
+    trafficType,
+    ttl,
+    status,
+    experiment,
+    arm,
+    error,
+    attempt,
+    channel,
+    reason,
+    sendTime AS sendTime_text,
+    COALESCE(send_time_typed, rbm_time(sendTime)) AS sendTime_at,
+    expireTime AS expireTime_text,
+    COALESCE(expire_time_typed, rbm_time(expireTime)) AS expireTime_at,
+    requestedAt AS requestedAt_text,
+    COALESCE(requested_at_typed, rbm_time(requestedAt)) AS requestedAt_at,
+    sentAt AS sentAt_text,
+    COALESCE(sent_at_typed, rbm_time(sentAt)) AS sentAt_at
+  FROM rbm_outbox_rows
+), rbm_outbox_checked AS (
+  SELECT
+    source_file,
+    kind,
+    messageId,
+    phone,
+    agentId,
+    useCase,
+    trafficType,
+    ttl,
+    status,
+    experiment,
+    arm,
+    error,
+    attempt,
+    channel,
+    reason,
+    sendTime_at AS sendTime,
+    expireTime_at AS expireTime,
+    requestedAt_at AS requestedAt,
+    sentAt_at AS sentAt,
+    (
+      NOT sendTime_text IS NULL AND sendTime_at IS NULL
+    )
+    OR (
+      NOT expireTime_text IS NULL AND expireTime_at IS NULL
+    )
+    OR (
+      NOT requestedAt_text IS NULL AND requestedAt_at IS NULL
+    )
+    OR (
+      NOT sentAt_text IS NULL AND sentAt_at IS NULL
+    ) AS bad_time
+  FROM rbm_outbox_read
 ), rbm_outbox AS (
   SELECT
     *,
     CASE
+      WHEN bad_time
+      THEN FALSE
       WHEN kind = 'send'
       THEN NOT messageId IS NULL AND NOT sendTime IS NULL AND NOT status IS NULL
       WHEN kind = 'revoke'
@@ -164,12 +285,14 @@ WITH rbm_event_shapes AS (
       WHEN kind = 'fallback'
       THEN NOT messageId IS NULL AND NOT sentAt IS NULL
       ELSE FALSE
-    END AS ok
-  FROM rbm_outbox_rows
+    END AS ok,
+    CASE WHEN bad_time THEN 'unreadable time' ELSE 'not an outbox record' END AS problem
+  FROM rbm_outbox_checked
 ), rbm_outbox_messages AS (
   SELECT
     CASE WHEN ok THEN messageId END AS message_id,
     CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
+    CASE WHEN ok THEN NULL ELSE problem END AS problem,
     COUNT(*) AS outbox_lines,
     COUNTIF(kind = 'send') AS send_attempts,
     ARRAY_AGG(
@@ -188,6 +311,11 @@ WITH rbm_event_shapes AS (
             experiment AS experiment,
             arm AS arm
           ) IS NULL
+        )
+        AND (
+          NOT (
+            CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+          ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL
         ),
         STRUCT(
           sendTime AS send_time,
@@ -215,10 +343,19 @@ WITH rbm_event_shapes AS (
             experiment AS experiment,
             arm AS arm
           ) IS NULL
+        )
+        AND (
+          NOT (
+            CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+          ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL
         ),
         0,
         1
-      ), CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END IS NULL, CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END ASC, sendTime IS NULL, sendTime ASC
+      ), (
+        CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+      ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL, (
+        CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+      ) * 1000000000000000000 + UNIX_MICROS(sendTime) ASC
       LIMIT 1
     )[SAFE_OFFSET(0)] AS chosen,
     COUNTIF(kind = 'revoke') AS api_revoke_attempts,
@@ -233,7 +370,8 @@ WITH rbm_event_shapes AS (
   FROM rbm_outbox
   GROUP BY
     1,
-    2
+    2,
+    3
 ), rbm_facts_core AS (
   SELECT
     CASE
@@ -251,6 +389,7 @@ WITH rbm_event_shapes AS (
     END AS row_kind,
     COALESCE(o.message_id, e.message_id) AS message_id,
     COALESCE(e.bad_file, o.bad_file) AS bad_file,
+    COALESCE(e.problem, o.problem) AS problem,
     e.delivered_at,
     e.read_at,
     e.ttl_revoked_at,
@@ -259,8 +398,10 @@ WITH rbm_event_shapes AS (
     e.lines,
     e.unverified,
     e.first_event_at,
+    e.last_event_at,
     e.first_event_rx,
     e.first_received_at,
+    e.last_received_at,
     o.chosen.send_time AS send_time,
     o.chosen.send_status AS send_status,
     o.chosen.expire_time AS expire_time,
@@ -278,15 +419,8 @@ WITH rbm_event_shapes AS (
     o.fallbacks,
     o.fallback_at,
     o.outbox_lines,
-    LEAST(
-      COALESCE(e.first_event_at, e.first_received_at, o.first_outbox_at),
-      COALESCE(e.first_received_at, e.first_event_at, o.first_outbox_at),
-      COALESCE(o.first_outbox_at, e.first_event_at, e.first_received_at)
-    ) AS first_seen_at,
-    GREATEST(
-      COALESCE(e.last_event_seen, o.last_outbox_at),
-      COALESCE(o.last_outbox_at, e.last_event_seen)
-    ) AS last_seen_at
+    o.first_outbox_at,
+    o.last_outbox_at
   FROM rbm_outbox_messages AS o
   FULL OUTER JOIN rbm_message_events AS e
     ON o.message_id = e.message_id
@@ -303,7 +437,12 @@ WITH rbm_event_shapes AS (
         ) / 1000000.0
       ),
       ttl_seconds
-    ) AS expires_after
+    ) AS expires_after,
+    COALESCE(
+      UNIX_MICROS(first_event_at) < UNIX_MICROS(send_time) - 60000000
+      OR UNIX_MICROS(last_event_at) > UNIX_MICROS(send_time) + 2678400000000,
+      FALSE
+    ) AS implausible
   FROM rbm_facts_core AS f
   WHERE
     TRUE
@@ -336,277 +475,311 @@ WITH rbm_event_shapes AS (
       WHEN api_revoke_attempts > 0
       THEN 'api'
     END AS revoke_method,
-    GREATEST(
-      COALESCE(
-        (
+    CASE
+      WHEN NOT implausible
+      THEN GREATEST(
+        COALESCE(
           (
-            UNIX_MICROS(delivered_at) - UNIX_MICROS(send_time)
-          ) / 1000000.0
+            (
+              UNIX_MICROS(delivered_at) - UNIX_MICROS(send_time)
+            ) / 1000000.0
+          ),
+          0.0
         ),
-        0.0
-      ),
-      COALESCE(
-        0.0,
-        (
+        COALESCE(
+          0.0,
           (
-            UNIX_MICROS(delivered_at) - UNIX_MICROS(send_time)
-          ) / 1000000.0
-        )
-      )
-    ) AS latency,
-    GREATEST(
-      COALESCE(
-        LEAST(
-          COALESCE(
             (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            expires_after,
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after
-          )
-        ),
-        0.0
-      ),
-      COALESCE(
-        0.0,
-        LEAST(
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            expires_after,
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after
+              UNIX_MICROS(delivered_at) - UNIX_MICROS(send_time)
+            ) / 1000000.0
           )
         )
       )
-    ) AS censored_after
+    END AS latency,
+    CASE
+      WHEN NOT implausible
+      THEN GREATEST(
+        COALESCE(
+          LEAST(
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after
+            )
+          ),
+          0.0
+        ),
+        COALESCE(
+          0.0,
+          LEAST(
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after
+            )
+          )
+        )
+      )
+    END AS censored_after,
+    LEAST(
+      COALESCE(
+        CASE WHEN NOT implausible THEN first_event_at END,
+        first_received_at,
+        first_outbox_at
+      ),
+      COALESCE(
+        first_received_at,
+        CASE WHEN NOT implausible THEN first_event_at END,
+        first_outbox_at
+      ),
+      COALESCE(
+        first_outbox_at,
+        CASE WHEN NOT implausible THEN first_event_at END,
+        first_received_at
+      )
+    ) AS first_seen_at,
+    GREATEST(
+      COALESCE(CASE WHEN NOT implausible THEN last_event_at END, last_received_at, last_outbox_at),
+      COALESCE(last_received_at, CASE WHEN NOT implausible THEN last_event_at END, last_outbox_at),
+      COALESCE(last_outbox_at, CASE WHEN NOT implausible THEN last_event_at END, last_received_at)
+    ) AS last_seen_at,
+    GREATEST(
+      COALESCE(last_received_at, last_outbox_at),
+      COALESCE(last_outbox_at, last_received_at)
+    ) AS last_anchor_at
   FROM rbm_timed
 ), rbm_summary_rows AS (
   SELECT
     row_kind,
     bad_file,
+    problem,
     lines,
     events AS fact_events,
     unverified,
     outbox_lines,
     first_seen_at,
     last_seen_at,
+    last_anchor_at,
     fallbacks,
     send_time,
     expires_after,
@@ -634,7 +807,9 @@ WITH rbm_event_shapes AS (
       FALSE
     ) AS `doubleDelivery`,
     CASE
-      WHEN outcome IN ('delivered', 'delivered_after_revoke') AND NOT read_at IS NULL
+      WHEN outcome IN ('delivered', 'delivered_after_revoke')
+      AND NOT read_at IS NULL
+      AND NOT implausible
       THEN GREATEST(
         COALESCE((
           (
@@ -649,8 +824,9 @@ WITH rbm_event_shapes AS (
       )
     END AS `readSeconds`,
     CAST(COALESCE(lines, 0) - COALESCE(events, 0) AS INT64) AS `duplicateEvents`,
-    COALESCE(first_event_at < send_time, FALSE) AS `clockSkew`,
-    COALESCE(first_event_rx > first_received_at, FALSE) AS `outOfOrder`
+    COALESCE(first_event_at < send_time AND NOT implausible, FALSE) AS `clockSkew`,
+    COALESCE(first_event_rx > first_received_at, FALSE) AS `outOfOrder`,
+    implausible AS `implausibleTime`
   FROM rbm_ruled
 )
 SELECT
@@ -663,6 +839,7 @@ SELECT
   END AS part,
   row_kind,
   bad_file,
+  problem,
   `useCase`,
   `trafficType`,
   `experiment`,
@@ -676,6 +853,7 @@ SELECT
   flag_fallback,
   flag_skew,
   flag_unordered,
+  flag_implausible,
   latency_bin,
   delivered,
   pending_since,
@@ -688,7 +866,8 @@ SELECT
   SUM(unverified) AS unverified,
   SUM(outbox_lines) AS outbox_lines,
   MIN(first_seen_at) AS first_seen_at,
-  MAX(last_seen_at) AS last_seen_at
+  MAX(last_seen_at) AS last_seen_at,
+  MAX(last_anchor_at) AS last_anchor_at
 FROM (
   SELECT
     *,
@@ -698,6 +877,7 @@ FROM (
     fallbacks > 0 AS flag_fallback,
     `clockSkew` AS flag_skew,
     `outOfOrder` AS flag_unordered,
+    `implausibleTime` AS flag_implausible,
     CASE
       WHEN NOT outcome IN ('not_rcs', 'pending')
       THEN CASE
@@ -706,8 +886,8 @@ FROM (
         ELSE CAST(FLOOR(LOG(`observedSeconds` / 0.001, 10) * 500) AS INT64) + 1
       END
     END AS latency_bin,
-    CASE WHEN outcome = 'pending' THEN send_time END AS pending_since,
-    CASE WHEN outcome = 'pending' THEN expires_after END AS pending_expires,
+    CASE WHEN outcome = 'pending' AND NOT `implausibleTime` THEN send_time END AS pending_since,
+    CASE WHEN outcome = 'pending' AND NOT `implausibleTime` THEN expires_after END AS pending_expires,
     CASE
       WHEN `readSeconds` <= 0.001
       THEN 0
@@ -720,6 +900,7 @@ GROUP BY
     (
       row_kind,
       bad_file,
+      problem,
       `useCase`,
       `trafficType`,
       `experiment`,
@@ -732,7 +913,8 @@ GROUP BY
       flag_double,
       flag_fallback,
       flag_skew,
-      flag_unordered
+      flag_unordered,
+      flag_implausible
     ),
     (
       row_kind,
@@ -763,8 +945,12 @@ SELECT
   CAST(COALESCE(SUM(IF(row_kind = 'message', n, NULL)), 0) AS INT64) AS messages,
   CAST(COALESCE(SUM(IF(row_kind = 'failed_send', n, NULL)), 0) AS INT64) AS failed_sends,
   CAST(COALESCE(SUM(IF(row_kind = 'outbox_without_send', n, NULL)), 0) AS INT64) AS outbox_without_send,
+  CAST(COALESCE(SUM(IF(row_kind = 'message' AND flag_implausible, n, NULL)), 0) AS INT64) AS implausible_times,
   MIN(first_seen_at) AS span_start,
-  MAX(last_seen_at) AS span_end
+  LEAST(
+    COALESCE(MAX(last_seen_at), MAX(last_anchor_at) + INTERVAL '1' DAY),
+    COALESCE(MAX(last_anchor_at) + INTERVAL '1' DAY, MAX(last_seen_at))
+  ) AS span_end
 FROM rbm_summary
 WHERE
   part = 'counts';
@@ -808,6 +994,7 @@ SELECT
   CAST(COALESCE(SUM(IF(flag_fallback, n, NULL)), 0) AS INT64) AS fallbacks,
   CAST(COALESCE(SUM(IF(flag_skew, n, NULL)), 0) AS INT64) AS clock_skew,
   CAST(COALESCE(SUM(IF(flag_unordered, n, NULL)), 0) AS INT64) AS out_of_order,
+  CAST(COALESCE(SUM(IF(flag_implausible, n, NULL)), 0) AS INT64) AS implausible_times,
   CAST(COALESCE(SUM(duplicates), 0) AS INT64) AS duplicate_events
 FROM rbm_summary
 WHERE
@@ -821,7 +1008,10 @@ ORDER BY
 
 WITH rbm_span AS (
   SELECT
-    MAX(last_seen_at) AS observed_until
+    LEAST(
+      COALESCE(MAX(last_seen_at), MAX(last_anchor_at) + INTERVAL '1' DAY),
+      COALESCE(MAX(last_anchor_at) + INTERVAL '1' DAY, MAX(last_seen_at))
+    ) AS observed_until
   FROM rbm_summary
   WHERE
     part = 'counts'
@@ -987,31 +1177,42 @@ WITH rbm_event_shapes AS (
     eventId,
     sendTime,
     eventType,
+    send_time_typed,
+    received_at_typed,
     CASE WHEN NOT message.data IS NULL THEN rbm_decode_push(message.data) END AS push_event
   FROM rbm_event_rows
+), rbm_event_text AS (
+  SELECT
+    source_file,
+    verified,
+    COALESCE(event.messageId, messageId, push_event.messageId) AS message_id,
+    COALESCE(event.eventId, eventId, push_event.eventId) AS event_id,
+    COALESCE(event.eventType, eventType, push_event.eventType) AS event_type,
+    COALESCE(event.senderPhoneNumber, senderPhoneNumber, push_event.senderPhoneNumber) AS sender_phone,
+    COALESCE(event.phoneNumber, phoneNumber, push_event.phoneNumber) AS server_phone,
+    COALESCE(event.sendTime, sendTime, push_event.sendTime) AS send_text,
+    COALESCE(receivedAt, message.publishTime) AS received_text,
+    send_time_typed,
+    received_at_typed
+  FROM rbm_event_shapes
 ), rbm_events AS (
   SELECT
     source_file,
     verified,
-    COALESCE(receivedAt, message.publishTime) AS received_at,
-    COALESCE(event.messageId, messageId, push_event.messageId) AS message_id,
-    COALESCE(event.eventId, eventId, push_event.eventId) AS event_id,
-    COALESCE(event.eventType, eventType, push_event.eventType) AS event_type,
-    COALESCE(event.sendTime, sendTime, SAFE_CAST(push_event.sendTime AS TIMESTAMP)) AS send_time,
-    COALESCE(event.senderPhoneNumber, senderPhoneNumber, push_event.senderPhoneNumber) AS sender_phone,
-    COALESCE(event.phoneNumber, phoneNumber, push_event.phoneNumber) AS server_phone,
-    COALESCE(
-      NOT push_event.sendTime IS NULL
-      AND SAFE_CAST(push_event.sendTime AS TIMESTAMP) IS NULL,
-      FALSE
-    ) AS bad_time
-  FROM rbm_event_shapes
-), rbm_classified AS (
+    message_id,
+    event_id,
+    event_type,
+    sender_phone,
+    server_phone,
+    send_text,
+    received_text,
+    COALESCE(send_time_typed, rbm_time(send_text)) AS send_time,
+    COALESCE(received_at_typed, rbm_time(received_text)) AS received_at
+  FROM rbm_event_text
+), rbm_shaped AS (
   SELECT
     *,
     CASE
-      WHEN bad_time
-      THEN 'malformed'
       WHEN NOT sender_phone IS NULL AND NOT event_type IS NULL AND NOT message_id IS NULL
       THEN 'message'
       WHEN NOT sender_phone IS NULL
@@ -1024,13 +1225,51 @@ WITH rbm_event_shapes AS (
       WHEN NOT server_phone IS NULL AND NOT event_type IS NULL
       THEN 'other'
       ELSE 'malformed'
-    END AS cls
+    END AS shape,
+    (
+      NOT send_text IS NULL AND send_time IS NULL
+    )
+    OR (
+      NOT received_text IS NULL AND received_at IS NULL
+    ) AS bad_time
   FROM rbm_events
+), rbm_classified AS (
+  SELECT
+    source_file,
+    verified,
+    message_id,
+    event_id,
+    event_type,
+    sender_phone,
+    server_phone,
+    send_time,
+    received_at,
+    CASE
+      WHEN bad_time
+      THEN 'malformed'
+      WHEN shape = 'message'
+      AND send_time IS NULL
+      AND event_type IN ('DELIVERED', 'READ', 'TTL_EXPIRATION_REVOKED', 'TTL_EXPIRATION_REVOKE_FAILED')
+      THEN 'malformed'
+      ELSE shape
+    END AS cls,
+    CASE
+      WHEN bad_time
+      THEN 'unreadable time'
+      WHEN shape = 'malformed'
+      THEN 'not an event'
+      WHEN shape = 'message'
+      AND send_time IS NULL
+      AND event_type IN ('DELIVERED', 'READ', 'TTL_EXPIRATION_REVOKED', 'TTL_EXPIRATION_REVOKE_FAILED')
+      THEN 'lifecycle event without sendTime'
+    END AS problem
+  FROM rbm_shaped
 ), rbm_event_keys AS (
   SELECT
     cls,
     CASE WHEN cls = 'message' THEN message_id END AS message_id,
     CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
+    problem,
     MIN(
       CASE
         WHEN event_type = 'DELIVERED'
@@ -1062,11 +1301,14 @@ WITH rbm_event_shapes AS (
     cls,
     rbm_classified.message_id,
     CASE
+      WHEN cls = 'malformed'
+      THEN 0
       WHEN NOT event_id IS NULL
       THEN FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(event_id)))
       ELSE FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(event_type, rbm_classified.send_time)))
     END,
-    CASE WHEN cls = 'malformed' THEN source_file END
+    CASE WHEN cls = 'malformed' THEN source_file END,
+    problem
 ), rbm_message_events AS (
   SELECT
     CASE cls
@@ -1078,6 +1320,7 @@ WITH rbm_event_shapes AS (
     END AS row_class,
     message_id,
     bad_file,
+    problem,
     MIN(IF(type_code = 2, send_time, NULL)) AS delivered_at,
     MIN(IF(type_code = 4, send_time, NULL)) AS read_at,
     MIN(IF(type_code = 6, send_time, NULL)) AS ttl_revoked_at,
@@ -1086,6 +1329,7 @@ WITH rbm_event_shapes AS (
     SUM(copies) AS lines,
     SUM(unverified) AS unverified,
     MIN(send_time) AS first_event_at,
+    MAX(send_time) AS last_event_at,
     ARRAY_AGG(
       IF((
         NOT received_at IS NULL
@@ -1099,16 +1343,79 @@ WITH rbm_event_shapes AS (
       LIMIT 1
     )[SAFE_OFFSET(0)] AS first_event_rx,
     MIN(received_at) AS first_received_at,
-    MAX(GREATEST(COALESCE(send_time, received_at), COALESCE(received_at, send_time))) AS last_event_seen
+    MAX(received_at) AS last_received_at
   FROM rbm_event_keys
   GROUP BY
     cls,
     message_id,
-    bad_file
+    bad_file,
+    problem
+), rbm_outbox_read AS (
+  SELECT
+    source_file,
+    kind,
+    messageId,
+    phone,
+    agentId,
+    useCase,
+    trafficType,
+    ttl,
+    status,
+    experiment,
+    arm,
+    error,
+    attempt,
+    channel,
+    reason,
+    sendTime AS sendTime_text,
+    COALESCE(send_time_typed, rbm_time(sendTime)) AS sendTime_at,
+    expireTime AS expireTime_text,
+    COALESCE(expire_time_typed, rbm_time(expireTime)) AS expireTime_at,
+    requestedAt AS requestedAt_text,
+    COALESCE(requested_at_typed, rbm_time(requestedAt)) AS requestedAt_at,
+    sentAt AS sentAt_text,
+    COALESCE(sent_at_typed, rbm_time(sentAt)) AS sentAt_at
+  FROM rbm_outbox_rows
+), rbm_outbox_checked AS (
+  SELECT
+    source_file,
+    kind,
+    messageId,
+    phone,
+    agentId,
+    useCase,
+    trafficType,
+    ttl,
+    status,
+    experiment,
+    arm,
+    error,
+    attempt,
+    channel,
+    reason,
+    sendTime_at AS sendTime,
+    expireTime_at AS expireTime,
+    requestedAt_at AS requestedAt,
+    sentAt_at AS sentAt,
+    (
+      NOT sendTime_text IS NULL AND sendTime_at IS NULL
+    )
+    OR (
+      NOT expireTime_text IS NULL AND expireTime_at IS NULL
+    )
+    OR (
+      NOT requestedAt_text IS NULL AND requestedAt_at IS NULL
+    )
+    OR (
+      NOT sentAt_text IS NULL AND sentAt_at IS NULL
+    ) AS bad_time
+  FROM rbm_outbox_read
 ), rbm_outbox AS (
   SELECT
     *,
     CASE
+      WHEN bad_time
+      THEN FALSE
       WHEN kind = 'send'
       THEN NOT messageId IS NULL AND NOT sendTime IS NULL AND NOT status IS NULL
       WHEN kind = 'revoke'
@@ -1116,12 +1423,14 @@ WITH rbm_event_shapes AS (
       WHEN kind = 'fallback'
       THEN NOT messageId IS NULL AND NOT sentAt IS NULL
       ELSE FALSE
-    END AS ok
-  FROM rbm_outbox_rows
+    END AS ok,
+    CASE WHEN bad_time THEN 'unreadable time' ELSE 'not an outbox record' END AS problem
+  FROM rbm_outbox_checked
 ), rbm_outbox_messages AS (
   SELECT
     CASE WHEN ok THEN messageId END AS message_id,
     CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
+    CASE WHEN ok THEN NULL ELSE problem END AS problem,
     COUNT(*) AS outbox_lines,
     COUNTIF(kind = 'send') AS send_attempts,
     ARRAY_AGG(
@@ -1142,6 +1451,11 @@ WITH rbm_event_shapes AS (
             agentId AS agent_id,
             phone AS phone
           ) IS NULL
+        )
+        AND (
+          NOT (
+            CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+          ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL
         ),
         STRUCT(
           sendTime AS send_time,
@@ -1173,10 +1487,19 @@ WITH rbm_event_shapes AS (
             agentId AS agent_id,
             phone AS phone
           ) IS NULL
+        )
+        AND (
+          NOT (
+            CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+          ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL
         ),
         0,
         1
-      ), CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END IS NULL, CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END ASC, sendTime IS NULL, sendTime ASC
+      ), (
+        CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+      ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL, (
+        CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+      ) * 1000000000000000000 + UNIX_MICROS(sendTime) ASC
       LIMIT 1
     )[SAFE_OFFSET(0)] AS chosen,
     COUNTIF(kind = 'revoke') AS api_revoke_attempts,
@@ -1239,7 +1562,8 @@ WITH rbm_event_shapes AS (
   FROM rbm_outbox
   GROUP BY
     1,
-    2
+    2,
+    3
 )
 SELECT
   CASE
@@ -1257,6 +1581,7 @@ SELECT
   END AS row_kind,
   COALESCE(o.message_id, e.message_id) AS message_id,
   COALESCE(e.bad_file, o.bad_file) AS bad_file,
+  COALESCE(e.problem, o.problem) AS problem,
   e.delivered_at,
   e.read_at,
   e.ttl_revoked_at,
@@ -1265,8 +1590,10 @@ SELECT
   e.lines,
   e.unverified,
   e.first_event_at,
+  e.last_event_at,
   e.first_event_rx,
   e.first_received_at,
+  e.last_received_at,
   o.chosen.send_time AS send_time,
   o.chosen.send_status AS send_status,
   o.chosen.expire_time AS expire_time,
@@ -1283,28 +1610,69 @@ SELECT
   o.api_revoke_errors,
   o.fallbacks,
   o.fallback_at,
+  o.outbox_lines,
+  o.first_outbox_at,
+  o.last_outbox_at,
   o.chosen.agent_id AS agent_id,
   o.chosen.phone AS phone,
   o.fallback_channel,
-  o.fallback_reason,
-  o.outbox_lines,
-  LEAST(
-    COALESCE(e.first_event_at, e.first_received_at, o.first_outbox_at),
-    COALESCE(e.first_received_at, e.first_event_at, o.first_outbox_at),
-    COALESCE(o.first_outbox_at, e.first_event_at, e.first_received_at)
-  ) AS first_seen_at,
-  GREATEST(
-    COALESCE(e.last_event_seen, o.last_outbox_at),
-    COALESCE(o.last_outbox_at, e.last_event_seen)
-  ) AS last_seen_at
+  o.fallback_reason
 FROM rbm_outbox_messages AS o
 FULL OUTER JOIN rbm_message_events AS e
   ON o.message_id = e.message_id;
 
 WITH rbm_span AS (
   SELECT
-    MAX(last_seen_at) AS observed_until
-  FROM rbm_facts
+    LEAST(
+      COALESCE(MAX(last_seen_at), MAX(last_anchor_at) + INTERVAL '1' DAY),
+      COALESCE(MAX(last_anchor_at) + INTERVAL '1' DAY, MAX(last_seen_at))
+    ) AS observed_until
+  FROM (
+    SELECT
+      GREATEST(
+        COALESCE(
+          CASE
+            WHEN NOT COALESCE(
+              UNIX_MICROS(first_event_at) < UNIX_MICROS(send_time) - 60000000
+              OR UNIX_MICROS(last_event_at) > UNIX_MICROS(send_time) + 2678400000000,
+              FALSE
+            )
+            THEN last_event_at
+          END,
+          last_received_at,
+          last_outbox_at
+        ),
+        COALESCE(
+          last_received_at,
+          CASE
+            WHEN NOT COALESCE(
+              UNIX_MICROS(first_event_at) < UNIX_MICROS(send_time) - 60000000
+              OR UNIX_MICROS(last_event_at) > UNIX_MICROS(send_time) + 2678400000000,
+              FALSE
+            )
+            THEN last_event_at
+          END,
+          last_outbox_at
+        ),
+        COALESCE(
+          last_outbox_at,
+          CASE
+            WHEN NOT COALESCE(
+              UNIX_MICROS(first_event_at) < UNIX_MICROS(send_time) - 60000000
+              OR UNIX_MICROS(last_event_at) > UNIX_MICROS(send_time) + 2678400000000,
+              FALSE
+            )
+            THEN last_event_at
+          END,
+          last_received_at
+        )
+      ) AS last_seen_at,
+      GREATEST(
+        COALESCE(last_received_at, last_outbox_at),
+        COALESCE(last_outbox_at, last_received_at)
+      ) AS last_anchor_at
+    FROM rbm_facts
+  ) AS rbm_times
 ), rbm_timed AS (
   SELECT
     f.*,
@@ -1318,7 +1686,12 @@ WITH rbm_span AS (
         ) / 1000000.0
       ),
       ttl_seconds
-    ) AS expires_after
+    ) AS expires_after,
+    COALESCE(
+      UNIX_MICROS(first_event_at) < UNIX_MICROS(send_time) - 60000000
+      OR UNIX_MICROS(last_event_at) > UNIX_MICROS(send_time) + 2678400000000,
+      FALSE
+    ) AS implausible
   FROM rbm_facts AS f
   CROSS JOIN rbm_span AS s
   WHERE
@@ -1352,266 +1725,298 @@ WITH rbm_span AS (
       WHEN api_revoke_attempts > 0
       THEN 'api'
     END AS revoke_method,
-    GREATEST(
-      COALESCE(
-        (
+    CASE
+      WHEN NOT implausible
+      THEN GREATEST(
+        COALESCE(
           (
-            UNIX_MICROS(delivered_at) - UNIX_MICROS(send_time)
-          ) / 1000000.0
+            (
+              UNIX_MICROS(delivered_at) - UNIX_MICROS(send_time)
+            ) / 1000000.0
+          ),
+          0.0
         ),
-        0.0
-      ),
-      COALESCE(
-        0.0,
-        (
+        COALESCE(
+          0.0,
           (
-            UNIX_MICROS(delivered_at) - UNIX_MICROS(send_time)
-          ) / 1000000.0
-        )
-      )
-    ) AS latency,
-    GREATEST(
-      COALESCE(
-        LEAST(
-          COALESCE(
             (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            expires_after,
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after
-          )
-        ),
-        0.0
-      ),
-      COALESCE(
-        0.0,
-        LEAST(
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after,
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            expires_after,
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            )
-          ),
-          COALESCE(
-            (
-              (
-                UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            (
-              (
-                UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-              ) / 1000000.0
-            ),
-            expires_after
+              UNIX_MICROS(delivered_at) - UNIX_MICROS(send_time)
+            ) / 1000000.0
           )
         )
       )
-    ) AS censored_after
+    END AS latency,
+    CASE
+      WHEN NOT implausible
+      THEN GREATEST(
+        COALESCE(
+          LEAST(
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after
+            )
+          ),
+          0.0
+        ),
+        COALESCE(
+          0.0,
+          LEAST(
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              expires_after,
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              )
+            ),
+            COALESCE(
+              (
+                (
+                  UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              (
+                (
+                  UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+                ) / 1000000.0
+              ),
+              expires_after
+            )
+          )
+        )
+      )
+    END AS censored_after,
+    LEAST(
+      COALESCE(
+        CASE WHEN NOT implausible THEN first_event_at END,
+        first_received_at,
+        first_outbox_at
+      ),
+      COALESCE(
+        first_received_at,
+        CASE WHEN NOT implausible THEN first_event_at END,
+        first_outbox_at
+      ),
+      COALESCE(
+        first_outbox_at,
+        CASE WHEN NOT implausible THEN first_event_at END,
+        first_received_at
+      )
+    ) AS first_seen_at,
+    GREATEST(
+      COALESCE(CASE WHEN NOT implausible THEN last_event_at END, last_received_at, last_outbox_at),
+      COALESCE(last_received_at, CASE WHEN NOT implausible THEN last_event_at END, last_outbox_at),
+      COALESCE(last_outbox_at, CASE WHEN NOT implausible THEN last_event_at END, last_received_at)
+    ) AS last_seen_at,
+    GREATEST(
+      COALESCE(last_received_at, last_outbox_at),
+      COALESCE(last_outbox_at, last_received_at)
+    ) AS last_anchor_at
   FROM rbm_timed
 )
 SELECT
@@ -1663,7 +2068,9 @@ SELECT
     FALSE
   ) AS `doubleDelivery`,
   CASE
-    WHEN outcome IN ('delivered', 'delivered_after_revoke') AND NOT read_at IS NULL
+    WHEN outcome IN ('delivered', 'delivered_after_revoke')
+    AND NOT read_at IS NULL
+    AND NOT implausible
     THEN GREATEST(
       COALESCE((
         (
@@ -1679,6 +2086,7 @@ SELECT
   END AS `readSeconds`,
   COALESCE(events, 0) AS `events`,
   CAST(COALESCE(lines, 0) - COALESCE(events, 0) AS INT64) AS `duplicateEvents`,
-  COALESCE(first_event_at < send_time, FALSE) AS `clockSkew`,
-  COALESCE(first_event_rx > first_received_at, FALSE) AS `outOfOrder`
+  COALESCE(first_event_at < send_time AND NOT implausible, FALSE) AS `clockSkew`,
+  COALESCE(first_event_rx > first_received_at, FALSE) AS `outOfOrder`,
+  implausible AS `implausibleTime`
 FROM rbm_ruled;

@@ -19,6 +19,8 @@ WITH rbm_event_shapes AS (
     eventId,
     sendTime,
     eventType,
+    send_time_typed,
+    received_at_typed,
     CASE
       WHEN NOT message.data IS NULL
       THEN FROM_JSON(
@@ -27,29 +29,60 @@ WITH rbm_event_shapes AS (
       )
     END AS push_event
   FROM rbm_event_rows
+), rbm_event_text AS (
+  SELECT
+    source_file,
+    verified,
+    COALESCE(event.messageId, messageId, push_event.messageId) AS message_id,
+    COALESCE(event.eventId, eventId, push_event.eventId) AS event_id,
+    COALESCE(event.eventType, eventType, push_event.eventType) AS event_type,
+    COALESCE(event.senderPhoneNumber, senderPhoneNumber, push_event.senderPhoneNumber) AS sender_phone,
+    COALESCE(event.phoneNumber, phoneNumber, push_event.phoneNumber) AS server_phone,
+    COALESCE(event.sendTime, sendTime, push_event.sendTime) AS send_text,
+    COALESCE(receivedAt, message.publishTime) AS received_text,
+    send_time_typed,
+    received_at_typed
+  FROM rbm_event_shapes
 ), rbm_events AS (
   SELECT
     source_file,
     verified,
-    COALESCE(receivedAt, message.publishTime) AS received_at,
-    COALESCE(event.messageId, messageId, push_event.messageId) AS message_id,
-    COALESCE(event.eventId, eventId, push_event.eventId) AS event_id,
-    COALESCE(event.eventType, eventType, push_event.eventType) AS event_type,
-    COALESCE(event.sendTime, sendTime, TRY_CAST(push_event.sendTime AS TIMESTAMP)) AS send_time,
-    COALESCE(event.senderPhoneNumber, senderPhoneNumber, push_event.senderPhoneNumber) AS sender_phone,
-    COALESCE(event.phoneNumber, phoneNumber, push_event.phoneNumber) AS server_phone,
+    message_id,
+    event_id,
+    event_type,
+    sender_phone,
+    server_phone,
+    send_text,
+    received_text,
     COALESCE(
-      NOT push_event.sendTime IS NULL
-      AND TRY_CAST(push_event.sendTime AS TIMESTAMP) IS NULL,
-      FALSE
-    ) AS bad_time
-  FROM rbm_event_shapes
-), rbm_classified AS (
+      send_time_typed,
+      CASE
+        WHEN send_text RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
+        THEN TRY_CAST(REGEXP_REPLACE(
+          UPPER(REGEXP_REPLACE(send_text, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')),
+          '(\\.[0-9]{6})[0-9]+',
+          '$1'
+        ) AS TIMESTAMP)
+      END
+    ) AS send_time,
+    COALESCE(
+      received_at_typed,
+      CASE
+        WHEN received_text RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
+        THEN TRY_CAST(REGEXP_REPLACE(
+          UPPER(
+            REGEXP_REPLACE(received_text, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')
+          ),
+          '(\\.[0-9]{6})[0-9]+',
+          '$1'
+        ) AS TIMESTAMP)
+      END
+    ) AS received_at
+  FROM rbm_event_text
+), rbm_shaped AS (
   SELECT
     *,
     CASE
-      WHEN bad_time
-      THEN 'malformed'
       WHEN NOT sender_phone IS NULL AND NOT event_type IS NULL AND NOT message_id IS NULL
       THEN 'message'
       WHEN NOT sender_phone IS NULL
@@ -62,13 +95,51 @@ WITH rbm_event_shapes AS (
       WHEN NOT server_phone IS NULL AND NOT event_type IS NULL
       THEN 'other'
       ELSE 'malformed'
-    END AS cls
+    END AS shape,
+    (
+      NOT send_text IS NULL AND send_time IS NULL
+    )
+    OR (
+      NOT received_text IS NULL AND received_at IS NULL
+    ) AS bad_time
   FROM rbm_events
+), rbm_classified AS (
+  SELECT
+    source_file,
+    verified,
+    message_id,
+    event_id,
+    event_type,
+    sender_phone,
+    server_phone,
+    send_time,
+    received_at,
+    CASE
+      WHEN bad_time
+      THEN 'malformed'
+      WHEN shape = 'message'
+      AND send_time IS NULL
+      AND event_type IN ('DELIVERED', 'READ', 'TTL_EXPIRATION_REVOKED', 'TTL_EXPIRATION_REVOKE_FAILED')
+      THEN 'malformed'
+      ELSE shape
+    END AS cls,
+    CASE
+      WHEN bad_time
+      THEN 'unreadable time'
+      WHEN shape = 'malformed'
+      THEN 'not an event'
+      WHEN shape = 'message'
+      AND send_time IS NULL
+      AND event_type IN ('DELIVERED', 'READ', 'TTL_EXPIRATION_REVOKED', 'TTL_EXPIRATION_REVOKE_FAILED')
+      THEN 'lifecycle event without sendTime'
+    END AS problem
+  FROM rbm_shaped
 ), rbm_event_keys AS (
   SELECT
     cls,
     CASE WHEN cls = 'message' THEN message_id END AS message_id,
     CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
+    problem,
     MIN(
       CASE
         WHEN event_type = 'DELIVERED'
@@ -101,11 +172,14 @@ WITH rbm_event_shapes AS (
     cls,
     message_id,
     CASE
+      WHEN cls = 'malformed'
+      THEN 0
       WHEN NOT event_id IS NULL
       THEN XXHASH64(event_id)
       ELSE XXHASH64(event_type, send_time)
     END,
-    CASE WHEN cls = 'malformed' THEN source_file END
+    CASE WHEN cls = 'malformed' THEN source_file END,
+    problem
 ), rbm_message_events AS (
   SELECT
     CASE cls
@@ -117,6 +191,7 @@ WITH rbm_event_shapes AS (
     END AS row_class,
     message_id,
     bad_file,
+    problem,
     MIN(send_time) FILTER(WHERE
       type_code = 2) AS delivered_at,
     MIN(send_time) FILTER(WHERE
@@ -129,18 +204,122 @@ WITH rbm_event_shapes AS (
     SUM(copies) AS lines,
     SUM(unverified) AS unverified,
     MIN(send_time) AS first_event_at,
+    MAX(send_time) AS last_event_at,
     MIN_BY(received_at, CASE WHEN NOT received_at IS NULL THEN send_time END) AS first_event_rx,
     MIN(received_at) AS first_received_at,
-    MAX(GREATEST(send_time, received_at)) AS last_event_seen
+    MAX(received_at) AS last_received_at
   FROM rbm_event_keys
   GROUP BY
     cls,
     message_id,
-    bad_file
+    bad_file,
+    problem
+), rbm_outbox_read AS (
+  SELECT
+    source_file,
+    kind,
+    messageId,
+    phone,
+    agentId,
+    useCase,
+    trafficType,
+    ttl,
+    status,
+    experiment,
+    arm,
+    error,
+    attempt,
+    channel,
+    reason,
+    sendTime AS sendTime_text,
+    COALESCE(
+      send_time_typed,
+      CASE
+        WHEN sendTime RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
+        THEN TRY_CAST(REGEXP_REPLACE(
+          UPPER(REGEXP_REPLACE(sendTime, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')),
+          '(\\.[0-9]{6})[0-9]+',
+          '$1'
+        ) AS TIMESTAMP)
+      END
+    ) AS sendTime_at,
+    expireTime AS expireTime_text,
+    COALESCE(
+      expire_time_typed,
+      CASE
+        WHEN expireTime RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
+        THEN TRY_CAST(REGEXP_REPLACE(
+          UPPER(REGEXP_REPLACE(expireTime, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')),
+          '(\\.[0-9]{6})[0-9]+',
+          '$1'
+        ) AS TIMESTAMP)
+      END
+    ) AS expireTime_at,
+    requestedAt AS requestedAt_text,
+    COALESCE(
+      requested_at_typed,
+      CASE
+        WHEN requestedAt RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
+        THEN TRY_CAST(REGEXP_REPLACE(
+          UPPER(REGEXP_REPLACE(requestedAt, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')),
+          '(\\.[0-9]{6})[0-9]+',
+          '$1'
+        ) AS TIMESTAMP)
+      END
+    ) AS requestedAt_at,
+    sentAt AS sentAt_text,
+    COALESCE(
+      sent_at_typed,
+      CASE
+        WHEN sentAt RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
+        THEN TRY_CAST(REGEXP_REPLACE(
+          UPPER(REGEXP_REPLACE(sentAt, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')),
+          '(\\.[0-9]{6})[0-9]+',
+          '$1'
+        ) AS TIMESTAMP)
+      END
+    ) AS sentAt_at
+  FROM rbm_outbox_rows
+), rbm_outbox_checked AS (
+  SELECT
+    source_file,
+    kind,
+    messageId,
+    phone,
+    agentId,
+    useCase,
+    trafficType,
+    ttl,
+    status,
+    experiment,
+    arm,
+    error,
+    attempt,
+    channel,
+    reason,
+    sendTime_at AS sendTime,
+    expireTime_at AS expireTime,
+    requestedAt_at AS requestedAt,
+    sentAt_at AS sentAt,
+    (
+      NOT sendTime_text IS NULL AND sendTime_at IS NULL
+    )
+    OR (
+      NOT expireTime_text IS NULL AND expireTime_at IS NULL
+    )
+    OR (
+      NOT requestedAt_text IS NULL AND requestedAt_at IS NULL
+    )
+    OR (
+      NOT sentAt_text IS NULL AND sentAt_at IS NULL
+    ) AS bad_time
+  FROM rbm_outbox_read
 ), rbm_outbox AS (
   SELECT
     *,
     CASE
+      WHEN bad_time
+      THEN FALSE
       WHEN kind = 'send'
       THEN NOT messageId IS NULL AND NOT sendTime IS NULL AND NOT status IS NULL
       WHEN kind = 'revoke'
@@ -148,12 +327,14 @@ WITH rbm_event_shapes AS (
       WHEN kind = 'fallback'
       THEN NOT messageId IS NULL AND NOT sentAt IS NULL
       ELSE FALSE
-    END AS ok
-  FROM rbm_outbox_rows
+    END AS ok,
+    CASE WHEN bad_time THEN 'unreadable time' ELSE 'not an outbox record' END AS problem
+  FROM rbm_outbox_checked
 ), rbm_outbox_messages AS (
   SELECT
     CASE WHEN ok THEN messageId END AS message_id,
     CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
+    CASE WHEN ok THEN NULL ELSE problem END AS problem,
     COUNT(*) AS outbox_lines,
     COUNT(*) FILTER(WHERE
       kind = 'send') AS send_attempts,
@@ -179,12 +360,9 @@ WITH rbm_event_shapes AS (
           experiment AS experiment,
           arm AS arm
         ) IS NULL
-        THEN STRUCT(
-          CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END IS NULL AS rank_null,
-          CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END AS rank,
-          sendTime IS NULL AS at_null,
-          sendTime AS at
-        )
+        THEN (
+          CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+        ) * 1000000000000000000 + UNIX_MICROS(sendTime)
       END
     ) FILTER(WHERE
       kind = 'send') AS chosen,
@@ -207,7 +385,8 @@ WITH rbm_event_shapes AS (
   FROM rbm_outbox
   GROUP BY
     1,
-    2
+    2,
+    3
 ), rbm_facts_core AS (
   SELECT
     CASE
@@ -225,6 +404,7 @@ WITH rbm_event_shapes AS (
     END AS row_kind,
     COALESCE(o.message_id, e.message_id) AS message_id,
     COALESCE(e.bad_file, o.bad_file) AS bad_file,
+    COALESCE(e.problem, o.problem) AS problem,
     e.delivered_at,
     e.read_at,
     e.ttl_revoked_at,
@@ -233,8 +413,10 @@ WITH rbm_event_shapes AS (
     e.lines,
     e.unverified,
     e.first_event_at,
+    e.last_event_at,
     e.first_event_rx,
     e.first_received_at,
+    e.last_received_at,
     o.chosen.send_time AS send_time,
     o.chosen.send_status AS send_status,
     o.chosen.expire_time AS expire_time,
@@ -252,8 +434,8 @@ WITH rbm_event_shapes AS (
     o.fallbacks,
     o.fallback_at,
     o.outbox_lines,
-    LEAST(e.first_event_at, e.first_received_at, o.first_outbox_at) AS first_seen_at,
-    GREATEST(e.last_event_seen, o.last_outbox_at) AS last_seen_at
+    o.first_outbox_at,
+    o.last_outbox_at
   FROM rbm_outbox_messages AS o
   FULL OUTER JOIN rbm_message_events AS e
     ON o.message_id = e.message_id
@@ -270,7 +452,12 @@ WITH rbm_event_shapes AS (
         ) / CAST(1000000.0 AS DOUBLE)
       ),
       ttl_seconds
-    ) AS expires_after
+    ) AS expires_after,
+    COALESCE(
+      UNIX_MICROS(first_event_at) < UNIX_MICROS(send_time) - 60000000
+      OR UNIX_MICROS(last_event_at) > UNIX_MICROS(send_time) + 2678400000000,
+      FALSE
+    ) AS implausible
   FROM rbm_facts_core AS f
   WHERE
     TRUE
@@ -303,51 +490,66 @@ WITH rbm_event_shapes AS (
       WHEN api_revoke_attempts > 0
       THEN 'api'
     END AS revoke_method,
-    GREATEST(
-      (
-        (
-          UNIX_MICROS(delivered_at) - UNIX_MICROS(send_time)
-        ) / CAST(1000000.0 AS DOUBLE)
-      ),
-      CAST(0.0 AS DOUBLE)
-    ) AS latency,
-    GREATEST(
-      LEAST(
+    CASE
+      WHEN NOT implausible
+      THEN GREATEST(
         (
           (
-            UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+            UNIX_MICROS(delivered_at) - UNIX_MICROS(send_time)
           ) / CAST(1000000.0 AS DOUBLE)
         ),
-        (
+        CAST(0.0 AS DOUBLE)
+      )
+    END AS latency,
+    CASE
+      WHEN NOT implausible
+      THEN GREATEST(
+        LEAST(
           (
-            UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
-          ) / CAST(1000000.0 AS DOUBLE)
+            (
+              UNIX_MICROS(revoke_ok_at) - UNIX_MICROS(send_time)
+            ) / CAST(1000000.0 AS DOUBLE)
+          ),
+          (
+            (
+              UNIX_MICROS(api_refused_at) - UNIX_MICROS(send_time)
+            ) / CAST(1000000.0 AS DOUBLE)
+          ),
+          (
+            (
+              UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
+            ) / CAST(1000000.0 AS DOUBLE)
+          ),
+          expires_after,
+          (
+            (
+              UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
+            ) / CAST(1000000.0 AS DOUBLE)
+          )
         ),
-        (
-          (
-            UNIX_MICROS(ttl_failed_at) - UNIX_MICROS(send_time)
-          ) / CAST(1000000.0 AS DOUBLE)
-        ),
-        expires_after,
-        (
-          (
-            UNIX_MICROS(observed_until) - UNIX_MICROS(send_time)
-          ) / CAST(1000000.0 AS DOUBLE)
-        )
-      ),
-      CAST(0.0 AS DOUBLE)
-    ) AS censored_after
+        CAST(0.0 AS DOUBLE)
+      )
+    END AS censored_after,
+    LEAST(
+      CASE WHEN NOT implausible THEN first_event_at END,
+      first_received_at,
+      first_outbox_at
+    ) AS first_seen_at,
+    GREATEST(CASE WHEN NOT implausible THEN last_event_at END, last_received_at, last_outbox_at) AS last_seen_at,
+    GREATEST(last_received_at, last_outbox_at) AS last_anchor_at
   FROM rbm_timed
 ), rbm_summary_rows AS (
   SELECT
     row_kind,
     bad_file,
+    problem,
     lines,
     events AS fact_events,
     unverified,
     outbox_lines,
     first_seen_at,
     last_seen_at,
+    last_anchor_at,
     fallbacks,
     send_time,
     expires_after,
@@ -375,7 +577,9 @@ WITH rbm_event_shapes AS (
       FALSE
     ) AS `doubleDelivery`,
     CASE
-      WHEN outcome IN ('delivered', 'delivered_after_revoke') AND NOT read_at IS NULL
+      WHEN outcome IN ('delivered', 'delivered_after_revoke')
+      AND NOT read_at IS NULL
+      AND NOT implausible
       THEN GREATEST(
         (
           (
@@ -386,8 +590,9 @@ WITH rbm_event_shapes AS (
       )
     END AS `readSeconds`,
     CAST(COALESCE(lines, 0) - COALESCE(events, 0) AS BIGINT) AS `duplicateEvents`,
-    COALESCE(first_event_at < send_time, FALSE) AS `clockSkew`,
-    COALESCE(first_event_rx > first_received_at, FALSE) AS `outOfOrder`
+    COALESCE(first_event_at < send_time AND NOT implausible, FALSE) AS `clockSkew`,
+    COALESCE(first_event_rx > first_received_at, FALSE) AS `outOfOrder`,
+    implausible AS `implausibleTime`
   FROM rbm_ruled
 )
 SELECT
@@ -400,6 +605,7 @@ SELECT
   END AS part,
   row_kind,
   bad_file,
+  problem,
   `useCase`,
   `trafficType`,
   `experiment`,
@@ -413,6 +619,7 @@ SELECT
   flag_fallback,
   flag_skew,
   flag_unordered,
+  flag_implausible,
   latency_bin,
   delivered,
   pending_since,
@@ -425,7 +632,8 @@ SELECT
   SUM(unverified) AS unverified,
   SUM(outbox_lines) AS outbox_lines,
   MIN(first_seen_at) AS first_seen_at,
-  MAX(last_seen_at) AS last_seen_at
+  MAX(last_seen_at) AS last_seen_at,
+  MAX(last_anchor_at) AS last_anchor_at
 FROM (
   SELECT
     *,
@@ -435,6 +643,7 @@ FROM (
     fallbacks > 0 AS flag_fallback,
     `clockSkew` AS flag_skew,
     `outOfOrder` AS flag_unordered,
+    `implausibleTime` AS flag_implausible,
     CASE
       WHEN NOT outcome IN ('not_rcs', 'pending')
       THEN CASE
@@ -443,8 +652,8 @@ FROM (
         ELSE CAST(FLOOR(LOG(10, `observedSeconds` / CAST(0.001 AS DOUBLE)) * 500) AS INT) + 1
       END
     END AS latency_bin,
-    CASE WHEN outcome = 'pending' THEN send_time END AS pending_since,
-    CASE WHEN outcome = 'pending' THEN expires_after END AS pending_expires,
+    CASE WHEN outcome = 'pending' AND NOT `implausibleTime` THEN send_time END AS pending_since,
+    CASE WHEN outcome = 'pending' AND NOT `implausibleTime` THEN expires_after END AS pending_expires,
     CASE
       WHEN `readSeconds` <= CAST(0.001 AS DOUBLE)
       THEN 0
@@ -457,6 +666,7 @@ GROUP BY
     (
       row_kind,
       bad_file,
+      problem,
       `useCase`,
       `trafficType`,
       `experiment`,
@@ -469,7 +679,8 @@ GROUP BY
       flag_double,
       flag_fallback,
       flag_skew,
-      flag_unordered
+      flag_unordered,
+      flag_implausible
     ),
     (
       row_kind,
@@ -510,8 +721,10 @@ SELECT
     row_kind = 'failed_send'), 0) AS BIGINT) AS failed_sends,
   CAST(COALESCE(SUM(n) FILTER(WHERE
     row_kind = 'outbox_without_send'), 0) AS BIGINT) AS outbox_without_send,
+  CAST(COALESCE(SUM(n) FILTER(WHERE
+    row_kind = 'message' AND flag_implausible), 0) AS BIGINT) AS implausible_times,
   MIN(first_seen_at) AS span_start,
-  MAX(last_seen_at) AS span_end
+  LEAST(MAX(last_seen_at), MAX(last_anchor_at) + INTERVAL '1' DAY) AS span_end
 FROM rbm_summary
 WHERE
   part = 'counts';
@@ -590,6 +803,8 @@ SELECT
     flag_skew), 0) AS BIGINT) AS clock_skew,
   CAST(COALESCE(SUM(n) FILTER(WHERE
     flag_unordered), 0) AS BIGINT) AS out_of_order,
+  CAST(COALESCE(SUM(n) FILTER(WHERE
+    flag_implausible), 0) AS BIGINT) AS implausible_times,
   CAST(COALESCE(SUM(duplicates), 0) AS BIGINT) AS duplicate_events
 FROM rbm_summary
 WHERE
@@ -603,7 +818,7 @@ ORDER BY
 
 WITH rbm_span AS (
   SELECT
-    MAX(last_seen_at) AS observed_until
+    LEAST(MAX(last_seen_at), MAX(last_anchor_at) + INTERVAL '1' DAY) AS observed_until
   FROM rbm_summary
   WHERE
     part = 'counts'
