@@ -19,11 +19,22 @@ from rbmtools.errors import ValidationError
 __all__ = ["register"]
 
 
-def add_log_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--events`` and ``--outbox``: files, globs or directories, as ``load`` takes them, and
-    ``--on-unreadable``: what to do with a file that cannot be read at all."""
-    parser.add_argument("--events", nargs="+", required=True, metavar="PATH", help="event logs")
-    parser.add_argument("--outbox", nargs="+", required=True, metavar="PATH", help="outbox logs")
+def add_log_arguments(parser: argparse.ArgumentParser, history: bool = False) -> None:
+    """``--events`` and ``--outbox``: files, globs or directories, as ``load`` takes them (or,
+    with ``history``, ``--history`` instead), and ``--on-unreadable``: what to do with a file
+    that cannot be read at all."""
+    required = not history
+    parser.add_argument("--events", nargs="+", required=required, metavar="PATH", help="event logs")
+    parser.add_argument(
+        "--outbox", nargs="+", required=required, metavar="PATH", help="outbox logs"
+    )
+    if history:
+        parser.add_argument(
+            "--history",
+            metavar="HISTORY",
+            help="a folder 'rbmtools logs compact' keeps (instead of --events/--outbox): its "
+            "per-message state plus what its logs gained since",
+        )
     parser.add_argument(
         "--on-unreadable",
         choices=("skip", "stop"),
@@ -70,7 +81,7 @@ def register(subparsers: Any) -> None:
             "Lines (.jsonl, .jsonl.gz) or Parquet."
         ),
     )
-    add_log_arguments(parser)
+    add_log_arguments(parser, history=True)
     parser.add_argument(
         "--by",
         default="useCase",
@@ -137,10 +148,15 @@ def run(args: argparse.Namespace) -> int:
     from rbmtools.analysis.dataset import load
     from rbmtools.analysis.report import build_analysis
 
+    if args.history is None and (args.events is None or args.outbox is None):
+        raise ValidationError("--events", args.events, "give --events and --outbox, or --history")
+    if args.history is not None and (args.events is not None or args.outbox is not None):
+        raise ValidationError("--history", args.history, "give a history or logs, not both")
     progress = sys.stderr.isatty()
     with load(
         args.events,
         args.outbox,
+        history=args.history,
         quarantine=args.quarantine,
         threads=args.threads,
         memory_limit=args.memory_limit,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -142,11 +142,19 @@ class Dataset:
     context manager or call ``close()``.
     """
 
-    def __init__(self, engine: Engine, events: LogFiles, outbox: LogFiles, report: LoadReport):
+    def __init__(
+        self,
+        engine: Engine,
+        events: LogFiles,
+        outbox: LogFiles,
+        report: LoadReport,
+        history: Any = None,
+    ):
         self.engine = engine
         self.event_files = events
         self.outbox_files = outbox
         self.report = report
+        self.history = history  # a HistoryMerge when loaded from a compacted history
         self._lifecycle_ready = False
 
     def __enter__(self) -> Dataset:
@@ -170,7 +178,10 @@ class Dataset:
         pass over the logs) and the view ``rbm_lifecycle`` over it."""
         if self._lifecycle_ready:
             return
-        _run_steps(self.engine, sql.FACTS_STEPS)
+        if self.history is not None:
+            self.engine.create_table("rbm_facts", self.history.facts_query())
+        else:
+            _run_steps(self.engine, sql.FACTS_STEPS)
         self.engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
         self._lifecycle_ready = True
 
@@ -199,7 +210,12 @@ class Dataset:
 
     def malformed(self) -> pd.DataFrame:
         """Every line set aside: ``log`` (events / outbox), ``file``, ``line`` (1-based),
-        ``text`` and ``problem`` (why). Re-reads only the files that had malformed lines."""
+        ``text`` and ``problem`` (why). Re-reads only the files that had malformed lines (a
+        history keeps the lines it set aside in its ``_MALFORMED`` files)."""
+        if self.history is not None:
+            from rbmtools.analysis.history import set_aside
+
+            return set_aside(self.engine, self.history)
         rows = []
         for kind, files in (
             ("events", self.report.malformed_files),
@@ -229,6 +245,8 @@ class Dataset:
         by message id into ``bucket=0`` ... ``bucket=K-1`` (replacing what they held): a load
         of those two analyses one bucket at a time, in memory (see ``buckets``); choose K so
         that a bucket holds a few million lines. DuckDB engine only."""
+        if self.history is not None:
+            raise ValidationError("to_parquet", str(directory), "a history is Parquet already")
         if buckets is None:
             os.makedirs(directory, exist_ok=True)
             events = os.path.join(directory, "events.parquet")
@@ -319,17 +337,16 @@ def _drop_unreadable(
     return event_files.without(found.file), outbox_files.without(found.file)
 
 
-def _summarise(
+def read_readable(
     engine: Engine,
     files: tuple[LogFiles, LogFiles],
-    steps: Sequence[tuple[str, str]],
-    progress: bool,
+    run: Callable[[LogFiles, LogFiles], None],
     on_unreadable: str,
     unreadable: list[UnreadableFile],
 ) -> tuple[LogFiles, LogFiles]:
-    """Build ``rbm_summary`` from both logs and return the files it read: a file found
-    unreadable beforehand (``inputs.unreadable_problem``) or while reading (the engine names
-    it) is left out and the pass runs again, or the load stops (``on_unreadable``)."""
+    """``run(events, outbox)`` over the logs, and the files it read: a file found unreadable
+    beforehand (``inputs.unreadable_problem``) or while reading (the engine names it) is left
+    out and ``run`` called again, or the load stops (``on_unreadable``)."""
     event_files, outbox_files = files
     for log, log_files in (("events", event_files), ("outbox", outbox_files)):
         for path in log_files.all:
@@ -342,16 +359,7 @@ def _summarise(
                 unreadable.append(found)
     while True:
         try:
-            buckets = (
-                split_by_bucket(event_files, outbox_files) if engine.name == "duckdb" else None
-            )
-            if progress and not buckets:  # (with buckets, a bar counts the buckets)
-                engine.execute("SET enable_progress_bar = true")
-            if buckets:
-                _summarise_by_bucket(engine, buckets, progress, steps)
-            engine.register_logs(event_files, outbox_files)
-            if not buckets:
-                _run_steps(engine, steps)
+            run(event_files, outbox_files)
             return event_files, outbox_files
         except Exception as exc:
             culprit = getattr(engine, "unreadable_file", lambda *_: None)(
@@ -367,10 +375,29 @@ def _summarise(
             unreadable.append(found)
 
 
+def _summarise(
+    engine: Engine, steps: Sequence[tuple[str, str]], progress: bool
+) -> Callable[[LogFiles, LogFiles], None]:
+    """The load summary of two logs (bucket by bucket when they are bucketed)."""
+
+    def run(event_files: LogFiles, outbox_files: LogFiles) -> None:
+        buckets = split_by_bucket(event_files, outbox_files) if engine.name == "duckdb" else None
+        if progress and not buckets:  # (with buckets, a bar counts the buckets)
+            engine.execute("SET enable_progress_bar = true")
+        if buckets:
+            _summarise_by_bucket(engine, buckets, progress, steps)
+        engine.register_logs(event_files, outbox_files)
+        if not buckets:
+            _run_steps(engine, steps)
+
+    return run
+
+
 def load(
     events: PathsArg = None,
     outbox: PathsArg = None,
     *,
+    history: str | os.PathLike[str] | None = None,
     quarantine: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     memory_limit: str | None = None,
@@ -390,13 +417,21 @@ def load(
     ``Dataset.to_parquet(..., buckets=K)`` writes it) is analysed one bucket at a time. A file
     that cannot be read at all is skipped and named in ``report.unreadable_files``, or, with
     ``on_unreadable="stop"``, stops the load with a ``ValidationError`` naming it.
+
+    ``history`` (instead of ``events`` and ``outbox``) reads a folder ``rbmtools logs compact``
+    keeps: its per-message state and cached summaries, plus whatever its logs gained since the
+    last compaction (new segments, grown files), merged in memory; DuckDB only.
     """
     started = time.perf_counter()
     if on_unreadable not in ON_UNREADABLE:
         raise ValidationError(
             "on_unreadable", on_unreadable, f"must be one of {', '.join(ON_UNREADABLE)}"
         )
+    if history is not None and (events is not None or outbox is not None):
+        raise ValidationError("history", str(history), "give a history or logs, not both")
     if engine != "duckdb":  # local paths are checked before Spark takes seconds to start
+        if history is not None:
+            raise ValidationError("engine", engine, "a history is read with the DuckDB engine")
         check_local_paths(events, "events")
         check_local_paths(outbox, "outbox")
     engine = make_engine(
@@ -407,21 +442,26 @@ def load(
         spark_conf=spark_conf,
     )
     unreadable: list[UnreadableFile] = []
+    merged = None
     try:
-        event_files = resolve_logs(engine, events, "events")
-        outbox_files = resolve_logs(engine, outbox, "outbox")
-        if not event_files and not outbox_files:
-            raise ValidationError("events", events, "give at least one event or outbox log")
-        # One pass over both logs leaves a small table of counts (what every metric sums
-        # up); the per-message lifecycle is built only when asked for (``lifecycle()``).
-        event_files, outbox_files = _summarise(
-            engine,
-            (event_files, outbox_files),
-            sql.SUMMARY_STEPS,
-            progress,
-            on_unreadable,
-            unreadable,
-        )
+        if history is not None:
+            merged, event_files, outbox_files = _load_history(
+                engine, history, on_unreadable, unreadable
+            )
+        else:
+            event_files = resolve_logs(engine, events, "events")
+            outbox_files = resolve_logs(engine, outbox, "outbox")
+            if not event_files and not outbox_files:
+                raise ValidationError("events", events, "give at least one event or outbox log")
+            # One pass over both logs leaves a small table of counts (what every metric sums
+            # up); the per-message lifecycle is built only when asked for (``lifecycle()``).
+            event_files, outbox_files = read_readable(
+                engine,
+                (event_files, outbox_files),
+                _summarise(engine, sql.SUMMARY_STEPS, progress),
+                on_unreadable,
+                unreadable,
+            )
         counts = engine.row(sql.LOAD_REPORT)
         bad = engine.df(sql.BAD_FILES)
     except BaseException:
@@ -453,7 +493,53 @@ def load(
         outbox_malformed_problems=_problems(bad, "malformed_outbox_lines"),
         unreadable_files=tuple(unreadable),
     )
-    dataset = Dataset(engine, event_files, outbox_files, report)
+    dataset = Dataset(engine, event_files, outbox_files, report, merged)
     if quarantine is not None:
         dataset.write_quarantine(quarantine)
     return dataset
+
+
+def _load_history(
+    engine: Engine,
+    folder: str | os.PathLike[str],
+    on_unreadable: str,
+    unreadable: list[UnreadableFile],
+) -> tuple[Any, LogFiles, LogFiles]:
+    """The merged state of a history and what its logs gained since (see ``history``), its
+    summary built as ``rbm_summary``; and the logs' files (the sources it knows, and new)."""
+    import tempfile
+
+    from rbmtools.analysis.history import HistoryMerge, partial_state
+    from rbmtools.analysis.history_files import find_tails, read_manifest
+
+    root = Path(folder).resolve()
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise ValidationError(
+            "history", str(folder), "holds no history (compact logs into it: rbmtools logs compact)"
+        )
+    tails, _ = find_tails(manifest, manifest.events_dir, manifest.outbox)
+    with tempfile.TemporaryDirectory(prefix="rbmtools-tails-") as scratch:
+        copies = {tail: tail.materialise(scratch) for tail in tails}
+        renames = {copy: tail.path for tail, copy in copies.items() if copy != tail.path}
+
+        def run(events: LogFiles, outbox: LogFiles) -> None:
+            engine.register_logs(events, outbox)
+            partial_state(engine, renames)
+
+        new_events = LogFiles(jsonl=tuple(c for t, c in copies.items() if t.log == "events"))
+        new_outbox = LogFiles(jsonl=tuple(c for t, c in copies.items() if t.log == "outbox"))
+        read_readable(engine, (new_events, new_outbox), run, on_unreadable, unreadable)
+    # name the source, not the copy of its tail
+    unreadable[:] = [
+        UnreadableFile(f.log, renames.get(f.file, f.file), f.problem) for f in unreadable
+    ]
+    merge = HistoryMerge(engine, root, manifest)
+    merge.build_index()
+    merge.merge()
+    merge.summarise()
+    paths = {e.path: e.log for e in manifest.sources.values()}
+    paths.update({t.path: t.log for t in tails})
+    events = LogFiles(jsonl=tuple(sorted(p for p, log in paths.items() if log == "events")))
+    outbox = LogFiles(jsonl=tuple(sorted(p for p, log in paths.items() if log == "outbox")))
+    return merge, events, outbox

@@ -1,9 +1,9 @@
 """Turning the paths a user gives (files, globs, directories) into the log files to read.
 
-A directory is searched recursively, because the webhook receiver writes
-``<dir>/date=YYYY-MM-DD/events-*.jsonl`` segments rotated by size. JSON Lines files may be
-gzip-compressed (``.jsonl.gz``); Parquet files end in ``.parquet``. A path that matches nothing
-is an error (a typo must not read as "no traffic").
+A directory is searched recursively (folders and files named ``.*`` or ``_*`` skipped), because
+the webhook receiver writes ``<dir>/date=YYYY-MM-DD/events-*.jsonl`` segments rotated by size.
+JSON Lines files may be gzip-compressed (``.jsonl.gz``); Parquet files end in ``.parquet``. A
+path that matches nothing is an error (a typo must not read as "no traffic").
 """
 
 from __future__ import annotations
@@ -83,10 +83,16 @@ def _is_log_file(name: str) -> bool:
 
 
 def _walk(directory: Path) -> list[str]:
+    """Log files below ``directory``; folders and files named ``.*`` or ``_*`` are not logs
+    (Hadoop's rule, which Spark follows too: a compacted history keeps its state there)."""
     found = []
     for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(os.path.join(root, f) for f in sorted(files) if _is_log_file(f))
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        found.extend(
+            os.path.join(root, f)
+            for f in sorted(files)
+            if _is_log_file(f) and not f.startswith((".", "_"))
+        )
     return found
 
 

@@ -385,40 +385,65 @@ _TYPE_CODE = (
 )
 _KEY_EVENT_CODES = {kind: 2 * _TYPE_ORDER.index(kind) + 2 for kind in KEY_EVENTS}
 
-# Stage 2: duplicates count once (same eventId, or same messageId + eventType + sendTime).
-# Copies of one event share its messageId, so the key is hashed within the message; malformed
-# lines are only counted (per file and problem). Only what stage 3 needs is kept.
-_EVENT_KEYS = f"""
+
+#: How an event is told apart from the other events of its message (copies share it): its
+#: eventId, else its type and time. ``HASH`` within a load; the ``stable`` key (MD5, the same
+#: in every DuckDB version) where it is kept on disk (the per-message state of a history).
+def event_key_sql(stable: bool = False) -> str:
+    if stable:
+        return (
+            "CASE WHEN event_id IS NOT NULL THEN md5_number_lower(event_id) ELSE "
+            "md5_number_lower(COALESCE(event_type, '') || '|' || "
+            "COALESCE(CAST(send_time AS VARCHAR), '')) END"
+        )
+    return "CASE WHEN event_id IS NOT NULL THEN HASH(event_id) ELSE HASH(event_type, send_time) END"
+
+
+def event_keys_cte(stable: bool = False) -> str:
+    """Stage 2: duplicates count once (same eventId, or same messageId + eventType +
+    sendTime). Copies of one event share its messageId, so the key is hashed within the
+    message; malformed lines are only counted (per file and problem). Only what stage 3 needs
+    is kept: per event its type, first time and first receipt, the last receipt of any copy,
+    the copies and the unverified ones."""
+    return f"""
 rbm_event_keys AS (
     SELECT
         cls,
         CASE WHEN cls = 'message' THEN message_id END AS message_id,
         CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
         problem,
+        CASE WHEN cls = 'malformed' THEN 0 ELSE {event_key_sql(stable)} END AS event_key,
         MIN({_TYPE_CODE}) AS type_code,
         MIN(send_time) AS send_time,
         MIN(received_at) AS received_at,
+        MAX(received_at) AS last_received_at,
         COUNT(*) AS copies,
         COUNT(*) FILTER (WHERE verified = FALSE) AS unverified
     FROM rbm_classified
-    GROUP BY cls, message_id,
-        CASE
-            WHEN cls = 'malformed' THEN 0
-            WHEN event_id IS NOT NULL THEN HASH(event_id)
-            ELSE HASH(event_type, send_time)
-        END,
-        CASE WHEN cls = 'malformed' THEN source_file END,
+    GROUP BY cls, message_id, event_key, CASE WHEN cls = 'malformed' THEN source_file END,
         problem
 )"""
+
 
 _KEY_EVENT_AGGREGATES = ",\n        ".join(
     f"MIN(send_time) FILTER (WHERE type_code = {_KEY_EVENT_CODES[kind]}) AS {name}_at"
     for kind, name in KEY_EVENTS.items()
 )
 
-# Stage 3: per message (or per kind of non-message row), the first event of each kind that
-# matters (MIN is order-free, so out-of-order arrival cannot change it), and counts.
-_EVENTS_PER_MESSAGE = f"""
+
+def events_per_message_cte(keys: bool = False) -> str:
+    """Stage 3: per message (or per kind of non-message row), the first event of each kind
+    that matters (MIN is order-free, so out-of-order arrival cannot change it), and counts;
+    ``keys`` keeps the list of the message's event keys (for merging with later logs). The
+    receipt of the first event is the earliest receipt among the earliest-stamped events (a
+    tie of stamps must not make the answer depend on the order the engine met them)."""
+    listed = (
+        "LIST(event_key) AS event_keys,\n        "
+        "MIN(send_time) FILTER (WHERE received_at IS NOT NULL) AS first_rx_event_at,"
+        if keys
+        else ""
+    )
+    return f"""
 rbm_message_events AS (
     SELECT
         CASE cls WHEN 'message' THEN 'message' WHEN 'other' THEN 'other_events'
@@ -427,14 +452,14 @@ rbm_message_events AS (
         bad_file,
         problem,
         {_KEY_EVENT_AGGREGATES},
-        CASE WHEN cls = 'malformed' THEN 0 ELSE COUNT(*) END AS events,
+        CASE WHEN cls = 'malformed' THEN 0 ELSE COUNT(*) END AS events,{listed}
         SUM(copies) AS lines,
         SUM(unverified) AS unverified,
         MIN(send_time) AS first_event_at,
         MAX(send_time) AS last_event_at,
-        ARG_MIN(received_at, send_time) AS first_event_rx,
+        ARG_MIN(received_at, {{'t': send_time, 'r': received_at}}) AS first_event_rx,
         MIN(received_at) AS first_received_at,
-        MAX(received_at) AS last_received_at
+        MAX(last_received_at) AS last_received_at
     FROM rbm_event_keys
     GROUP BY cls, message_id, bad_file, problem
 )"""
@@ -468,10 +493,11 @@ def _send_record(details: bool) -> str:
     return "{" + ", ".join(f"'{name}': {column}" for name, column in fields.items()) + "}"
 
 
-def _outbox_per_message(details: bool) -> str:
+def outbox_per_message_cte(details: bool, rank: bool = False) -> str:
     """Stage 4: the outbox per message, in one pass: the send record that speaks for it (see
     ``SEND_RANK``; retries keep the messageId), revoke attempts and their answers, the first
-    fallback. Unusable records are counted per file and problem."""
+    fallback. Unusable records are counted per file and problem. ``details`` adds
+    ``DETAIL_COLUMNS``, ``rank`` the chosen send's ``SEND_RANK`` (for merging)."""
     fallback_details = (
         """
         ARG_MIN(channel, sentAt) FILTER (WHERE kind = 'fallback') AS fallback_channel,
@@ -487,7 +513,9 @@ rbm_outbox_messages AS (
         CASE WHEN ok THEN NULL ELSE problem END AS problem,
         COUNT(*) AS outbox_lines,
         COUNT(*) FILTER (WHERE kind = 'send') AS send_attempts,
-        ARG_MIN({_send_record(details)}, {SEND_RANK}) FILTER (WHERE kind = 'send') AS chosen,
+        ARG_MIN({_send_record(details)}, {SEND_RANK}) FILTER (WHERE kind = 'send') AS chosen,{
+        f"MIN({SEND_RANK}) FILTER (WHERE kind = 'send') AS chosen_rank," if rank else ""
+    }
         COUNT(*) FILTER (WHERE kind = 'revoke') AS api_revoke_attempts,
         MIN(requestedAt) FILTER (WHERE kind = 'revoke') AS api_revoke_first_at,
         MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 200) AS api_revoked_at,
@@ -531,10 +559,10 @@ _OUTBOX_COLUMNS = (
 
 def _facts_ctes(details: bool) -> str:
     return f"""{_EVENT_LINES.format(source="rbm_event_rows")},
-{_EVENT_KEYS},
-{_EVENTS_PER_MESSAGE},
+{event_keys_cte()},
+{events_per_message_cte()},
 {_OUTBOX_LINES.format(source="rbm_outbox_rows")},
-{_outbox_per_message(details)}"""
+{outbox_per_message_cte(details)}"""
 
 
 #: How a facts row is classified: a message, or one of the rows about no message or no send.
@@ -765,8 +793,9 @@ _FLAGS = {
 }
 
 
-def _summary_rows() -> str:
-    """Every facts row with the lifecycle values the metrics group by, for ``SUMMARY``."""
+def _summary_rows(partition: str | None = None) -> str:
+    """Every facts row with the lifecycle values the metrics group by, for ``SUMMARY``
+    (``partition``: an expression kept as the column ``rbm_partition``)."""
     groups = ",\n        ".join(f'{sql} AS "{name}"' for name, sql in _GROUP_VALUES.items())
     values = ",\n        ".join(
         _value(name)
@@ -784,8 +813,10 @@ def _summary_rows() -> str:
             "implausibleTime",
         )
     )
+    kept = f"{partition} AS rbm_partition, " if partition else ""
     return f"""rbm_summary_rows AS (
-    SELECT row_kind, bad_file, problem, lines, events AS fact_events, unverified, outbox_lines,
+    SELECT {kept}row_kind, bad_file, problem, lines, events AS fact_events, unverified,
+        outbox_lines,
         first_seen_at, last_seen_at, last_anchor_at, fallbacks, send_time, expires_after,
         {groups},
         {values}
@@ -803,14 +834,23 @@ _SUMMARY_KEYS = f"""row_kind, bad_file, problem, {_GROUPS},
 def _summary(ctes: str) -> str:
     """``SUMMARY`` after ``ctes`` (the CTEs defining the per-message relations, or nothing
     when they are tables)."""
+    return summary_over(
+        f"{ctes}rbm_facts_core AS (\n{_facts_select(False)}\n),\n", "rbm_facts_core"
+    )
+
+
+def summary_over(ctes: str, facts: str, partition: str | None = None) -> str:
+    """The load summary (``SUMMARY``'s result) of the facts relation ``facts``, which ``ctes``
+    (CTE text ending in a comma, or nothing) may define: any relation with the facts'
+    columns, such as a history's per-message state (see ``state``). ``partition`` (an
+    expression over the facts) splits it into one summary per value, in the column
+    ``rbm_partition`` (summing those gives the whole)."""
+    kept = "rbm_partition, " if partition else ""
     return f"""WITH
-{ctes}rbm_facts_core AS (
-{_facts_select(False)}
-),
-{_ruled("rbm_facts_core AS f", "CAST(NULL AS TIMESTAMPTZ)", "TRUE")},
-{_summary_rows()}
+{ctes}{_ruled(f"{facts} AS f", "CAST(NULL AS TIMESTAMPTZ)", "TRUE")},
+{_summary_rows(partition)}
 SELECT
-    CASE
+    {kept}CASE
         WHEN GROUPING(outcome) = 0 THEN 'counts'
         WHEN GROUPING(latency_bin) = 0 THEN 'latency'
         ELSE 'read'
@@ -838,9 +878,10 @@ FROM (
     FROM rbm_summary_rows
 ) AS rbm_summary_input
 GROUP BY GROUPING SETS (
-    (row_kind, bad_file, problem, {_GROUPS}, outcome, "revokeMethod", {", ".join(_FLAGS)}),
-    (row_kind, {_GROUPS}, latency_bin, delivered, pending_since, pending_expires),
-    (row_kind, {_GROUPS}, read_bin)
+    ({kept}row_kind, bad_file, problem, {_GROUPS}, outcome, "revokeMethod",
+        {", ".join(_FLAGS)}),
+    ({kept}row_kind, {_GROUPS}, latency_bin, delivered, pending_since, pending_expires),
+    ({kept}row_kind, {_GROUPS}, read_bin)
 )
 """
 

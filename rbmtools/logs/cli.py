@@ -1,10 +1,10 @@
-"""``rbmtools logs compact`` (segments -> day-partitioned Parquet), ``rbmtools logs bucket``
-(both logs -> Parquet bucketed by message id) and ``rbmtools logs sql``.
+"""``rbmtools logs compact`` (segments and outbox -> a history: Parquet and per-message state),
+``rbmtools logs bucket`` (both logs -> Parquet bucketed by message id) and ``rbmtools logs sql``.
 
-``compact`` is safe to run again and again (from cron, say): only new or changed segments are
-written. ``bucket`` rewrites a whole history in the layout a load analyses bucket by bucket.
-``sql`` prints the analysis as a script for BigQuery (or Spark SQL), or the BigQuery table
-schema of either log, for teams whose logs already live in a warehouse.
+``compact`` is safe to run again and again (from cron, say): only what the logs gained is read.
+``bucket`` rewrites a whole history in the layout a load analyses bucket by bucket. ``sql``
+prints the analysis as a script for BigQuery (or Spark SQL), or the BigQuery table schema of
+either log, for teams whose logs already live in a warehouse.
 """
 
 from __future__ import annotations
@@ -34,18 +34,29 @@ def register(subparsers: Any) -> None:
 
     compact = commands.add_parser(
         "compact",
-        help="convert receiver segments to day-partitioned Parquet (idempotent)",
+        help="keep a history: the logs as Parquet and a per-message state (incremental)",
         description=(
-            "Convert the receiver's segments (EVENTS_DIR/date=YYYY-MM-DD/events-*.jsonl[.gz]) "
-            "to Parquet, one file per segment under PARQUET_DIR/date=YYYY-MM-DD/, with the "
-            "decoded flat columns every engine reads fast. Run it again at any time: unchanged "
-            "segments are skipped, changed ones rewritten, none added twice. Malformed lines "
-            "are counted and kept in each day's _MALFORMED file (JSON Lines)."
+            "Read what the receiver's segments (EVENTS_DIR/date=YYYY-MM-DD/events-*.jsonl[.gz]) "
+            "and the outbox gained since the last run (new files, grown ones) into the history "
+            "HISTORY: the lines as Parquet parts by day, the lines that are no event in each "
+            "folder's _MALFORMED file, and the per-message state, merged into the days it "
+            "touches, with their summaries. 'rbmtools analyze --history HISTORY' then reads "
+            "the state and only what came in since. Run it as often as you like (from cron): "
+            "nothing is added twice, and a run killed half-way leaves the last history readable."
         ),
     )
     compact.add_argument("events_dir", type=Path, metavar="EVENTS_DIR", help="the receiver's log")
+    compact.add_argument("--to", dest="parquet_dir", type=Path, required=True, metavar="HISTORY")
     compact.add_argument(
-        "--to", dest="parquet_dir", type=Path, required=True, metavar="PARQUET_DIR"
+        "--outbox",
+        nargs="+",
+        metavar="PATH",
+        help="outbox logs (files, globs or directories; remembered for later runs)",
+    )
+    compact.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="compute the per-message state again from all the Parquet parts",
     )
     add_duckdb_arguments(compact)
     compact.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -120,6 +131,8 @@ def run_compact(args: argparse.Namespace) -> int:
     result = compact(
         args.events_dir,
         args.parquet_dir,
+        outbox=args.outbox,
+        rebuild=args.rebuild,
         threads=args.threads,
         memory_limit=args.memory_limit,
         progress=sys.stderr.isatty(),

@@ -1,61 +1,82 @@
-"""Compaction: the receiver's JSON Lines segments as day-partitioned Parquet, idempotently.
+"""Compaction: the receiver's segments and the outbox as Parquet, and a per-message state.
 
-The receiver writes ``EVENTS_DIR/date=YYYY-MM-DD/events-NNNNNN.jsonl[.gz]``. Each segment
-becomes ``PARQUET_DIR/date=YYYY-MM-DD/events-NNNNNN.parquet`` holding the flat decoded columns
-that ``Dataset.to_parquet`` writes (every line shape alike, push bodies decoded, duplicates kept
-so the analysis still counts them once), which any engine reads far faster than JSON. Lines that
-are no event are set aside in the day's ``_MALFORMED`` file (JSON Lines, one object per line
-with its origin) and counted. The day's ``_MANIFEST`` records every compacted segment's size and
-modification time: a segment unchanged since is skipped, one that grew (the receiver's live
-segment) is rewritten in place, never appended twice, and one deleted from the source keeps its
-Parquet. Names starting with ``_`` or ``.`` are skipped by Spark, by the Parquet globs and by
-``load``; a lock file keeps two compactions from writing the same directory at once.
+``compact(EVENTS_DIR, HISTORY, outbox=...)`` reads what the logs gained since it last ran (new
+segments, and the tails of files that grew: the receiver's live segment, an outbox that is
+appended to) and writes into the history folder (layout in ``analysis.history_files``):
+
+- each segment's new lines as a Parquet part of its day, ``date=YYYY-MM-DD/<segment>.parquet``
+  (then ``<segment>.2.parquet``...; decoded flat columns, duplicates kept), the outbox's records
+  by day under ``_outbox/``, and the lines that are no event in each folder's ``_MALFORMED``;
+- the per-message state (``analysis.state``): every message the new lines speak of is merged
+  into the day file that holds it (its send's day), so a day's file is rewritten only when
+  something about its messages came in; each rewritten day gets its load summary again, the
+  others keep theirs. ``rbmtools analyze --history HISTORY`` then reads the state and only what
+  came in since, in seconds however long the history.
+
+The run commits by replacing the manifest atomically, after every file it lists is written: a
+compaction killed at any point leaves the previous history readable, and the next run does the
+same work again (its files have fixed names, or are left over and removed). A lock keeps two
+compactions from writing the same folder at once. ``rebuild=True`` computes the state again
+from the Parquet parts (after a change of rbmtools' rules, say).
 """
+
+# SQL assembled from sql.py/state.py and quoted paths.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
-import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rbmtools.analysis.history_files import (
+    MALFORMED_NAME,
+    MANIFEST_NAME,
+    OUTBOX_DIR,
+    STATE_DIR,
+    Manifest,
+    SourceEntry,
+    Tail,
+    find_tails,
+    read_manifest,
+    write_manifest,
+)
 from rbmtools.errors import RbmError, ValidationError
-from rbmtools.wire import dumps_line, format_timestamp, utc_now
+from rbmtools.wire import dumps_line
 
 __all__ = [
+    "LOCK_NAME",
     "MALFORMED_NAME",
-    "MANIFEST_FORMAT",
     "MANIFEST_NAME",
     "CompactionLockedError",
     "CompactionResult",
     "compact",
 ]
 
-MANIFEST_NAME = "_MANIFEST"
-MALFORMED_NAME = "_MALFORMED"
-MANIFEST_FORMAT = "rbmtools.compaction/1"
 LOCK_NAME = ".compact.lock"
-
-_DAY = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
-_SEGMENT_SUFFIX = re.compile(r"\.jsonl(\.gz)?$", re.IGNORECASE)
+#: Parts per state fold: at most this many lines of new logs are merged at once (the first
+#: compaction of a long history folds it day range by day range, in bounded memory).
+CHUNK_LINES = 8_000_000
 
 
 class CompactionLockedError(RbmError):
-    """Another compaction is writing to the same Parquet directory right now."""
+    """Another compaction is writing to the same history folder right now."""
 
 
 @dataclass(frozen=True)
 class CompactionResult:
-    """What one run did. ``compacted`` segments were (re)written, ``unchanged`` skipped;
-    ``kept`` were compacted earlier and are gone from the source (their Parquet stays);
-    ``lines``/``events``/``malformed`` count the segments compacted in this run."""
+    """What one run did. ``compacted``: files with new lines read (``lines`` event lines: their
+    ``events`` and ``malformed``; ``outbox_records``, ``outbox_malformed``), ``unchanged``
+    files with none, ``kept`` files compacted earlier and gone from the source;
+    ``state_days``: days of the per-message state rewritten (``generation``: the history's)."""
 
     source: str
     target: str
@@ -67,6 +88,10 @@ class CompactionResult:
     lines: int
     events: int
     malformed: int
+    outbox_records: int
+    outbox_malformed: int
+    state_days: int
+    generation: int
     seconds: float
     unpartitioned: tuple[str, ...] = field(default=(), repr=False)
     malformed_files: tuple[str, ...] = field(default=(), repr=False)
@@ -80,10 +105,13 @@ class CompactionResult:
 
     def __str__(self) -> str:
         text = (
-            f"{self.segments} segments over {self.days} days: {self.compacted} compacted, "
-            f"{self.unchanged} unchanged, {self.kept} kept (source gone)\n"
-            f"compacted {self.lines} lines: {self.events} events, {self.malformed} malformed "
-            f"(set aside in {MALFORMED_NAME}) in {self.seconds:.2f} s -> {self.target}"
+            f"{self.segments} segments over {self.days} days: {self.compacted} files with new "
+            f"lines, {self.unchanged} unchanged, {self.kept} kept (source gone)\n"
+            f"compacted {self.lines} event lines: {self.events} events, {self.malformed} "
+            f"malformed (set aside in {MALFORMED_NAME}); {self.outbox_records} outbox records, "
+            f"{self.outbox_malformed} malformed\n"
+            f"state: {self.state_days} days rewritten, generation {self.generation} "
+            f"({self.seconds:.2f} s) -> {self.target}"
         )
         if self.unpartitioned:
             text += (
@@ -91,54 +119,6 @@ class CompactionResult:
                 f"directories, e.g. {self.unpartitioned[0]}"
             )
         return text
-
-
-@dataclass(frozen=True)
-class _Segment:
-    path: Path  # the source file
-    day: str  # YYYY-MM-DD
-    key: str  # its path relative to its day directory
-    size: int
-    mtime_ns: int
-
-    @property
-    def parquet_key(self) -> str:
-        return _SEGMENT_SUFFIX.sub(".parquet", self.key)
-
-
-def _day_of(relative: Path) -> tuple[str, str] | None:
-    """The day of a segment path (relative to the log root) and its path inside the day."""
-    parts = relative.parts
-    for index, part in enumerate(parts[:-1]):
-        match = _DAY.fullmatch(part)
-        if match:
-            return match[1], "/".join(parts[index + 1 :])
-    return None
-
-
-def _segments(source: Path) -> tuple[list[_Segment], list[str]]:
-    from rbmtools.webhook.layout import list_segments
-
-    segments, unpartitioned = [], []
-    for path in list_segments(source):
-        located = _day_of(path.relative_to(source))
-        if located is None:
-            unpartitioned.append(str(path))
-            continue
-        stat = path.stat()
-        segments.append(_Segment(path, located[0], located[1], stat.st_size, stat.st_mtime_ns))
-    seen: dict[tuple[str, str], Path] = {}
-    for segment in segments:
-        target = (segment.day, segment.parquet_key)
-        if target in seen:
-            raise ValidationError(
-                "EVENTS_DIR",
-                str(segment.path),
-                f"is the same segment as {seen[target]} (compressed and plain copies): "
-                "remove one of them",
-            )
-        seen[target] = segment.path
-    return segments, unpartitioned
 
 
 def _check_dirs(source: Path, target: Path) -> None:
@@ -170,19 +150,6 @@ def _locked(target: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _read_manifest(day_dir: Path) -> dict[str, Any]:
-    path = day_dir / MANIFEST_NAME
-    if not path.exists():
-        return {}
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return {}  # a damaged manifest only costs a recompaction of the day
-    if document.get("format") != MANIFEST_FORMAT:
-        return {}
-    return dict(document.get("segments") or {})
-
-
 def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -196,184 +163,395 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _write_manifest(day_dir: Path, day: str, entries: dict[str, Any]) -> None:
-    document = {"format": MANIFEST_FORMAT, "day": day, "segments": dict(sorted(entries.items()))}
-    _write_atomic(day_dir / MANIFEST_NAME, json.dumps(document, indent=1) + "\n")
-
-
-def _rewrite_malformed(day_dir: Path, source_file: str, records: list[dict[str, Any]]) -> None:
-    """Replace one segment's set-aside lines in the day's ``_MALFORMED`` file."""
-    path = day_dir / MALFORMED_NAME
+def _set_aside(folder: Path, source: str, after_line: int, records: list[dict[str, Any]]) -> None:
+    """Put a tail's set-aside lines in ``folder``'s ``_MALFORMED``, replacing any of the same
+    file past ``after_line`` (left there by a run that did not commit)."""
+    path = folder / MALFORMED_NAME
     kept: list[str] = []
     if path.exists():
         with open(path, encoding="utf-8") as handle:
             for line in handle:
                 try:
-                    if json.loads(line).get("file") == source_file:
+                    record = json.loads(line)
+                    if record.get("file") == source and record.get("line", 0) > after_line:
                         continue
                 except ValueError:
                     pass
                 kept.append(line if line.endswith("\n") else line + "\n")
     kept.extend(dumps_line(record) for record in records)
     if kept:
+        folder.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, "".join(kept))
-    else:
-        path.unlink(missing_ok=True)
+
+
+def _slug(key: str) -> str:
+    return "outbox-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 class _Compactor:
-    """One DuckDB engine, reused for every segment of a run."""
+    """One DuckDB engine for a run: tails to Parquet parts, then parts into the state."""
 
-    def __init__(self, threads: int | None, memory_limit: str | None) -> None:
+    def __init__(self, target: Path, manifest: Manifest, threads: int | None, limit: str | None):
         from rbmtools.analysis.duckdb_engine import DuckDBEngine
 
-        self.engine = DuckDBEngine(threads=threads, memory_limit=memory_limit)
+        self.target = target
+        self.manifest = manifest
+        self.engine = DuckDBEngine(threads=threads, memory_limit=limit)
+        self.generation = manifest.generation + 1
+        self.engine.execute(f"CREATE TEMP TABLE rbm_run_bad AS {_empty_bad()}")
+        self.new_parts: list[tuple[str, str | None, str, int]] = []  # log, day, part, rows
+        self.malformed_files: list[str] = []
 
     def close(self) -> None:
         self.engine.close()
 
-    def segment(self, segment: _Segment, output: Path) -> dict[str, Any]:
-        """Write one segment's events to ``output``; the counts and the set-aside lines."""
-        import pyarrow.parquet as pq
+    # ------------------------------------------------------------------ tails -> parts
 
-        from rbmtools.analysis import sql
+    def tail(self, tail: Tail, scratch: str) -> dict[str, int]:
+        """Read one tail once: its Parquet part(s), its set-aside lines and their counts."""
+        from rbmtools.analysis import sql, state
         from rbmtools.analysis.inputs import LogFiles
 
         engine = self.engine
-        engine.register_logs(LogFiles(jsonl=(str(segment.path),)), LogFiles())
-        # Parse the segment once: the count and the export both read the table.
-        engine.create_table("rbm_compact_rows", "SELECT * FROM rbm_event_rows")
+        entry = self.manifest.sources.get(tail.key) or SourceEntry(tail.log, tail.path)
+        entry.path = tail.path
+        path = tail.materialise(scratch)
+        events = LogFiles(jsonl=(path,)) if tail.log == "events" else LogFiles()
+        outbox = LogFiles(jsonl=(path,)) if tail.log == "outbox" else LogFiles()
+        engine.register_logs(events, outbox)
+        relation = "rbm_event_rows" if tail.log == "events" else "rbm_outbox_rows"
+        engine.create_table("rbm_tail_rows", f"SELECT * FROM {relation}")
         try:
-            lines = int(engine.row("SELECT COUNT(*) AS n FROM rbm_compact_rows")["n"])
-            fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-            os.close(fd)
-            try:
-                engine.write_parquet(sql.events_export_sql("rbm_compact_rows"), tmp)
-                events = pq.ParquetFile(tmp).metadata.num_rows
-                os.replace(tmp, output)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        finally:
-            engine.execute("DROP TABLE IF EXISTS rbm_compact_rows")
-        malformed = lines - events
-        bad: list[dict[str, Any]] = []
-        if malformed:
-            for number, text, problem in engine.bad_rows(str(segment.path), "events"):
-                bad.append(
-                    {
-                        "log": "events",
-                        "file": str(segment.path),
-                        "line": number,
-                        "text": text,
-                        "problem": problem,
-                    }
+            lines = int(engine.row("SELECT COUNT(*) AS n FROM rbm_tail_rows")["n"])
+            if tail.log == "events":
+                kept = self._event_part(
+                    tail, entry, sql.events_export_sql("rbm_tail_rows", order=False)
                 )
-        return {"lines": lines, "events": events, "malformed": malformed, "bad": bad}
+                folder = self.target / f"date={tail.day}"
+            else:
+                kept = self._outbox_parts(tail, entry, sql.outbox_export_sql("rbm_tail_rows"))
+                folder = self.target / OUTBOX_DIR
+            engine.execute(
+                f"INSERT INTO rbm_run_bad BY NAME "
+                f"{state.bad_lines_sql('rbm_tail_rows', tail.log, tail.path)}"
+            )
+        finally:
+            engine.execute("DROP TABLE IF EXISTS rbm_tail_rows")
+        malformed = lines - kept
+        records = []
+        if malformed:
+            self.malformed_files.append(tail.path)
+            for number, text, problem in engine.bad_rows(path, tail.log):
+                records.append(
+                    {"log": tail.log, "file": tail.path, "line": tail.lines_before + number,
+                     "text": text, "problem": problem}
+                )  # fmt: skip
+        if records or entry.malformed:
+            _set_aside(folder, tail.path, tail.lines_before, records)
+        entry.bytes, entry.head = tail.end, tail.head()
+        entry.lines += lines
+        entry.malformed += malformed
+        self.manifest.sources[tail.key] = entry
+        return {"lines": lines, "kept": kept, "malformed": malformed}
+
+    def _event_part(self, tail: Tail, entry: SourceEntry, query: str) -> int:
+        import pyarrow.parquet as pq
+
+        name = Path(tail.key).name
+        stem = name[: -len(".jsonl.gz")] if name.endswith(".gz") else name[: -len(".jsonl")]
+        number = len(entry.parts) + 1
+        relative = f"date={tail.day}/{stem}.parquet" if number == 1 else (
+            f"date={tail.day}/{stem}.{number}.parquet"
+        )  # fmt: skip
+        output = self.target / relative
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        os.close(fd)
+        try:
+            self.engine.write_parquet(query, tmp)
+            rows = pq.ParquetFile(tmp).metadata.num_rows
+            os.replace(tmp, output)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        entry.parts.append(relative)
+        self.new_parts.append(("events", tail.day, relative, rows))
+        return rows
+
+    def _outbox_parts(self, tail: Tail, entry: SourceEntry, query: str) -> int:
+        import pyarrow.parquet as pq
+
+        pattern = f"{_slug(tail.key)}.{len(entry.parts) + 1}"
+        folder = self.target / OUTBOX_DIR
+        dated = (
+            f"SELECT *, strftime(COALESCE(sendTime, requestedAt, sentAt), '%Y-%m-%d') AS date "
+            f"FROM ({query})"
+        )
+        self.engine.execute(
+            f"COPY ({dated}) TO {_quote(str(folder))} (FORMAT parquet, COMPRESSION zstd, "
+            f"PARTITION_BY (date), FILENAME_PATTERN {_quote(pattern + '.{i}')}, "
+            "OVERWRITE_OR_IGNORE true)"
+        )
+        rows = 0
+        for found in sorted(folder.glob(f"date=*/{pattern}.*.parquet")):
+            relative = found.relative_to(self.target).as_posix()
+            count = pq.ParquetFile(found).metadata.num_rows
+            entry.parts.append(relative)
+            self.new_parts.append(("outbox", found.parent.name[5:], relative, count))
+            rows += count
+        return rows
+
+    # ------------------------------------------------------------------ parts -> state
+
+    def fold(self, parts: Sequence[tuple[str, str | None, str, int]], progress: bool) -> int:
+        """Merge ``parts`` (log, day, path, rows) into the state, day range by day range;
+        returns how many state days were rewritten."""
+        from tqdm.auto import tqdm
+
+        from rbmtools.analysis.history import HistoryMerge, partial_state, rules_digest
+        from rbmtools.analysis.inputs import LogFiles
+
+        engine, root = self.engine, self.target
+        merge = HistoryMerge(engine, root, self.manifest)
+        merge.build_index()
+        engine.execute("DROP TABLE IF EXISTS rbm_run_summary")
+        chunks = _chunks(parts)
+        rewritten: set[str] = set()
+        bar = tqdm(chunks, desc="state", unit="chunk", disable=not progress or len(chunks) < 2)
+        for index, chunk in enumerate(bar):
+            events = tuple(str(root / p) for log, _, p, _ in chunk if log == "events")
+            outbox = tuple(str(root / p) for log, _, p, _ in chunk if log == "outbox")
+            engine.register_logs(LogFiles(parquet=events), LogFiles(parquet=outbox))
+            partial_state(engine)
+            engine.execute("DELETE FROM rbm_new_bad")
+            if index == 0:
+                engine.execute("INSERT INTO rbm_new_bad BY NAME SELECT * FROM rbm_run_bad")
+            merge.merge()
+            self._write_state(merge, index)
+            rewritten |= merge.message_days
+            fresh = "SELECT * FROM rbm_fresh_summary"
+            if index == 0:
+                engine.create_table("rbm_run_summary", fresh)
+            else:
+                touched = ", ".join(_quote(d) for d in sorted(merge.message_days)) or "NULL"
+                engine.execute(f"DELETE FROM rbm_run_summary WHERE rbm_partition IN ({touched})")
+                engine.execute(f"INSERT INTO rbm_run_summary BY NAME {fresh}")
+        if not chunks:  # nothing new: the state stands as it is (the bad counts may change)
+            engine.register_logs(LogFiles(), LogFiles())
+            partial_state(engine)
+            engine.execute("DELETE FROM rbm_new_bad")
+            engine.execute("INSERT INTO rbm_new_bad BY NAME SELECT * FROM rbm_run_bad")
+            merge.merge()
+            self._write_state(merge, 0)
+            engine.create_table("rbm_run_summary", "SELECT * FROM rbm_fresh_summary")
+        merge.message_days = rewritten
+        engine.execute("DROP TABLE IF EXISTS rbm_fresh_summary")
+        engine.execute("ALTER TABLE rbm_run_summary RENAME TO rbm_fresh_summary")
+        merge.summarise()
+        summary = f"{STATE_DIR}/summary-g{self.generation}.parquet"
+        engine.write_parquet(merge.day_summaries(), str(root / summary))
+        self.manifest.summary, self.manifest.rules = summary, rules_digest()
+        return len(rewritten)
+
+    def _write_state(self, merge: Any, chunk: int) -> None:
+        """The merged days' files (new names: the manifest moves to them on commit)."""
+        from rbmtools.analysis.history import NO_DAY, day_key
+
+        engine, root = self.engine, self.target
+        for kind, table, day, listed, touched in (
+            ("messages", "rbm_merged_messages", "home_day", self.manifest.messages,
+             merge.message_days),
+            ("others", "rbm_merged_others", "event_day", self.manifest.others, merge.other_days),
+        ):  # fmt: skip
+            relative = f"{STATE_DIR}/{kind}/g{self.generation}-{chunk}"
+            folder = root / relative
+            rows = engine.df(f"SELECT DISTINCT {day} AS d FROM {table}")
+            for value in rows.d:
+                key = day_key(value)
+                where = f"{day} IS NULL" if key == NO_DAY else f"{day} = DATE {_quote(key)}"
+                path = folder / f"{key}.parquet"
+                folder.mkdir(parents=True, exist_ok=True)
+                engine.write_parquet(f"SELECT * FROM {table} WHERE {where}", str(path))
+                listed[key] = f"{relative}/{key}.parquet"
+            for key in touched - {day_key(v) for v in rows.d}:
+                listed.pop(key, None)  # every message of the day moved to another
+        bad = f"{STATE_DIR}/bad-g{self.generation}-{chunk}.parquet"
+        engine.write_parquet("SELECT * FROM rbm_merged_bad", str(root / bad))
+        self.manifest.bad = bad
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _empty_bad() -> str:
+    from rbmtools.analysis import state
+
+    kinds = {"log": "VARCHAR", "bad_file": "VARCHAR", "problem": "VARCHAR", "lines": "BIGINT",
+             "unverified": "BIGINT"}  # fmt: skip
+    return (
+        "SELECT "
+        + ", ".join(
+            f"CAST(NULL AS {kinds.get(c, 'TIMESTAMPTZ')}) AS {c}" for c in state.BAD_COLUMNS
+        )
+        + " WHERE FALSE"
+    )
+
+
+def _chunks(
+    parts: Sequence[tuple[str, str | None, str, int]],
+) -> list[list[tuple[str, str | None, str, int]]]:
+    """``parts`` in day order, cut into runs of whole days of at most ``CHUNK_LINES`` rows."""
+    by_day: dict[str, list[tuple[str, str | None, str, int]]] = {}
+    for part in parts:
+        by_day.setdefault(part[1] or "9999-99-99", []).append(part)
+    chunks: list[list[tuple[str, str | None, str, int]]] = []
+    size = CHUNK_LINES
+    for day in sorted(by_day):
+        rows = sum(p[3] for p in by_day[day])
+        if size + rows > CHUNK_LINES and (not chunks or chunks[-1]):
+            chunks.append([])
+            size = 0
+        chunks[-1].extend(by_day[day])
+        size += rows
+    return [c for c in chunks if c]
+
+
+def _collect_garbage(target: Path, keep: set[str]) -> None:
+    """Remove state files and stray temporaries no manifest lists (``keep``: relative)."""
+    state = target / STATE_DIR
+    if state.exists():
+        for path in sorted(state.rglob("*"), reverse=True):
+            relative = path.relative_to(target).as_posix()
+            if path.is_file() and relative not in keep:
+                path.unlink(missing_ok=True)
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+    for stray in target.glob("**/.*.parquet.*"):
+        stray.unlink(missing_ok=True)
 
 
 def compact(
     events_dir: str | os.PathLike[str],
     parquet_dir: str | os.PathLike[str],
     *,
+    outbox: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    rebuild: bool = False,
     threads: int | None = None,
     memory_limit: str | None = None,
     progress: bool = False,
 ) -> CompactionResult:
-    """Compact the receiver segments under ``events_dir`` into ``parquet_dir`` (see the module
-    docstring); run it again at any time: only new or changed segments are written."""
+    """Compact what the receiver segments under ``events_dir`` and the ``outbox`` logs gained
+    since the last run into the history ``parquet_dir``, and merge it into the per-message
+    state (see the module docstring). The outbox paths are remembered: later runs may leave
+    them out. ``rebuild`` computes the state again from all the Parquet parts."""
     started = time.perf_counter()
     source, target = Path(events_dir), Path(parquet_dir)
     _check_dirs(source, target)
-    segments, unpartitioned = _segments(source)
-    if not segments:
-        problem = (
-            "has no date=YYYY-MM-DD directories of receiver segments (events-*.jsonl[.gz])"
-            if unpartitioned
-            else "has no receiver segments (date=YYYY-MM-DD/events-*.jsonl[.gz])"
-        )
-        raise ValidationError("EVENTS_DIR", str(source), problem)
-    by_day: dict[str, list[_Segment]] = {}
-    for segment in segments:
-        by_day.setdefault(segment.day, []).append(segment)
-    totals = {"compacted": 0, "unchanged": 0, "kept": 0, "lines": 0, "events": 0, "malformed": 0}
-    malformed_files: list[str] = []
     with _locked(target):
-        todo: list[tuple[_Segment, dict[str, Any]]] = []
-        manifests: dict[str, dict[str, Any]] = {}
-        for day, day_segments in sorted(by_day.items()):
-            manifest = _read_manifest(target / f"date={day}")
-            manifests[day] = manifest
-            present = {s.key for s in day_segments}
-            totals["kept"] += sum(1 for key in manifest if key not in present)
-            for segment in day_segments:
-                entry = manifest.get(segment.key)
-                output = target / f"date={day}" / segment.parquet_key
-                if (
-                    entry
-                    and entry.get("size") == segment.size
-                    and entry.get("mtime_ns") == segment.mtime_ns
-                    and output.exists()
-                ):
-                    totals["unchanged"] += 1
-                else:
-                    todo.append((segment, manifest))
-        if todo:
-            _run(todo, target, totals, malformed_files, threads, memory_limit, progress)
+        manifest = read_manifest(target) or Manifest()
+        previous = set(manifest.state_files())
+        manifest.events_dir = str(source.resolve())
+        if outbox is not None:
+            paths = [outbox] if isinstance(outbox, str | os.PathLike) else list(outbox)
+            manifest.outbox = sorted({os.path.abspath(os.fspath(p)) for p in paths})
+        tails, renamed = find_tails(manifest, manifest.events_dir, manifest.outbox)
+        for old, new in renamed.items():
+            manifest.sources[new] = manifest.sources.pop(old)
+        _check_segments(source, tails, manifest)
+        unpartitioned = tuple(t.path for t in tails if t.log == "events" and t.day is None)
+        tails = [t for t in tails if not (t.log == "events" and t.day is None)]
+        compactor = _Compactor(target, manifest, threads, memory_limit)
+        totals = dict.fromkeys(("lines", "events", "malformed", "outbox", "outbox_bad"), 0)
+        try:
+            with tempfile.TemporaryDirectory(prefix="rbmtools-compact-") as scratch:
+                for tail in _progress(tails, progress):
+                    counts = compactor.tail(tail, scratch)
+                    if tail.log == "events":
+                        totals["lines"] += counts["lines"]
+                        totals["events"] += counts["kept"]
+                        totals["malformed"] += counts["malformed"]
+                    else:
+                        totals["outbox"] += counts["kept"]
+                        totals["outbox_bad"] += counts["malformed"]
+            parts = compactor.new_parts
+            if rebuild or (manifest.rules and manifest.rules != _rules()):
+                parts = _all_parts(target, manifest)
+                manifest.messages, manifest.others = {}, {}
+                manifest.bad = manifest.summary = None
+            state_days = compactor.fold(parts, progress)
+            manifest.generation = compactor.generation
+            write_manifest(target, manifest)
+        finally:
+            compactor.close()
+        _collect_garbage(target, set(manifest.state_files()) | previous)
+    events = [e for e in manifest.sources.values() if e.log == "events"]
+    present = {t.key for t in tails}
     return CompactionResult(
         source=str(source),
         target=str(target),
-        days=len(by_day),
-        segments=len(segments),
-        unpartitioned=tuple(unpartitioned),
-        malformed_files=tuple(malformed_files),
+        days=len({Path(p).parent.name for e in events for p in e.parts}),
+        segments=len(events),
+        compacted=len(tails),
+        unchanged=sum(
+            1 for k, e in manifest.sources.items() if k not in present and os.path.exists(e.path)
+        ),
+        kept=sum(1 for e in manifest.sources.values() if not os.path.exists(e.path)),
+        lines=totals["lines"],
+        events=totals["events"],
+        malformed=totals["malformed"],
+        outbox_records=totals["outbox"],
+        outbox_malformed=totals["outbox_bad"],
+        state_days=state_days,
+        generation=manifest.generation,
         seconds=time.perf_counter() - started,
-        **totals,
+        unpartitioned=unpartitioned,
+        malformed_files=tuple(compactor.malformed_files),
     )
 
 
-def _run(
-    todo: list[tuple[_Segment, dict[str, Any]]],
-    target: Path,
-    totals: dict[str, int],
-    malformed_files: list[str],
-    threads: int | None,
-    memory_limit: str | None,
-    progress: bool,
-) -> None:
-    from tqdm import tqdm
+def _rules() -> str:
+    from rbmtools.analysis.history import rules_digest
 
-    compactor = _Compactor(threads, memory_limit)
-    try:
-        bar = tqdm(
-            todo,
-            desc="compacting",
-            unit="segment",
-            disable=not progress,
-            postfix={"bytes": sum(s.size for s, _ in todo)},
+    return rules_digest()
+
+
+def _progress(tails: list[Tail], progress: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(tails, desc="compacting", unit="file", disable=not progress)
+
+
+def _all_parts(target: Path, manifest: Manifest) -> list[tuple[str, str | None, str, int]]:
+    """Every Parquet part of the history (for a rebuild of the state)."""
+    import pyarrow.parquet as pq
+
+    parts = []
+    for entry in manifest.sources.values():
+        for relative in entry.parts:
+            day = Path(relative).parent.name.removeprefix("date=")
+            rows = pq.ParquetFile(target / relative).metadata.num_rows
+            parts.append((entry.log, day, relative, rows))
+    return parts
+
+
+def _check_segments(source: Path, tails: list[Tail], manifest: Manifest) -> None:
+    """Refuse a folder with no receiver segments, and a segment present both plain and
+    compressed (the analysis would read it twice)."""
+    keys = {t.key for t in tails if t.log == "events"} | {
+        k for k, e in manifest.sources.items() if e.log == "events"
+    }
+    if not keys:
+        raise ValidationError(
+            "EVENTS_DIR", str(source), "has no receiver segments (date=YYYY-MM-DD/events-*.jsonl)"
         )
-        for segment, manifest in bar:
-            day_dir = target / f"date={segment.day}"
-            output = day_dir / segment.parquet_key
-            output.parent.mkdir(parents=True, exist_ok=True)
-            counts = compactor.segment(segment, output)
-            had_bad = bool(manifest.get(segment.key, {}).get("malformed"))
-            if counts["bad"] or had_bad:
-                _rewrite_malformed(day_dir, str(segment.path), counts["bad"])
-            if counts["malformed"]:
-                malformed_files.append(str(segment.path))
-            manifest[segment.key] = {
-                "size": segment.size,
-                "mtime_ns": segment.mtime_ns,
-                "parquet": segment.parquet_key,
-                "lines": counts["lines"],
-                "events": counts["events"],
-                "malformed": counts["malformed"],
-                "compacted_at": format_timestamp(utc_now()),
-            }
-            _write_manifest(day_dir, segment.day, manifest)
-            totals["compacted"] += 1
-            for key in ("lines", "events", "malformed"):
-                totals[key] += counts[key]
-    finally:
-        compactor.close()
+    for key in keys:
+        if key.lower().endswith(".gz") and key[:-3] in keys:
+            plain = source / key[len("events/") : -3]
+            if plain.exists() and Path(str(plain) + ".gz").exists():
+                raise ValidationError(
+                    "EVENTS_DIR",
+                    str(plain) + ".gz",
+                    f"is the same segment as {plain} (compressed and plain copies): "
+                    "remove one of them",
+                )
