@@ -518,7 +518,7 @@ def _load_history(
         raise ValidationError(
             "history", str(folder), "holds no history (compact logs into it: rbmtools logs compact)"
         )
-    tails, _ = find_tails(manifest, manifest.events_dir, manifest.outbox)
+    tails, _, _ = find_tails(manifest, manifest.events_dir, manifest.outbox)
     with tempfile.TemporaryDirectory(prefix="rbmtools-tails-") as scratch:
         copies = {tail: tail.materialise(scratch) for tail in tails}
         renames = {copy: tail.path for tail, copy in copies.items() if copy != tail.path}

@@ -17,7 +17,8 @@ per-message state (``state``) of everything it has read. Layout:
 
 Log files are only ever appended to (the receiver's live segment, an outbox that grows): what a
 history has not read of a file is its tail (``Tail``), from the bytes already read to the last
-complete line. A file that changed in any other way (shorter, or different at its start) is
+complete line (a plain file's last line without a newline is still being written; a gzip file
+is read to its end). A file that changed in any other way (shorter, or different at its start) is
 refused (``SourceChangedError``): its old lines are in the state already, which cannot forget.
 """
 
@@ -237,17 +238,15 @@ def _skip(handle: Any, count: int) -> None:
 
 def _complete_end(path: str, start: int) -> int:
     """Where the content from ``start`` on stops being complete lines: just after its last
-    newline (a line still being written is left for later)."""
+    newline (a last line without one is still being written: left for later). A gzip file
+    is complete: all of it."""
     if path.lower().endswith(".gz"):
-        end, position = start, start
+        position = start
         with _open(path) as handle:
             _skip(handle, start)
             while chunk := handle.read(1 << 22):
-                cut = chunk.rfind(b"\n")
-                if cut >= 0:
-                    end = position + cut + 1
                 position += len(chunk)
-        return end
+        return position
     with open(path, "rb") as handle:
         position = handle.seek(0, os.SEEK_END)
         while position > start:
@@ -296,19 +295,25 @@ def _event_sources(events_dir: str) -> Iterator[tuple[str, str, str | None]]:
 
 def find_tails(
     manifest: Manifest, events_dir: str | None, outbox: Iterable[str]
-) -> tuple[list[Tail], dict[str, str]]:
+) -> tuple[list[Tail], dict[str, str], list[str]]:
     """The unread tails of the event segments under ``events_dir`` and of the outbox files
-    ``outbox`` (paths as ``load`` takes them), and the renames of entries whose plain file was
-    compressed since (old key -> new key: the same file, nothing new to read in it)."""
+    ``outbox`` (paths as ``load`` takes them), the renames of entries whose plain file was
+    compressed since (old key -> new key: the same file, nothing new to read in it), and the
+    event files outside ``date=YYYY-MM-DD`` folders (no receiver segments: not compacted)."""
     tails: list[Tail] = []
     renamed: dict[str, str] = {}
     found: list[tuple[str, str, str, str | None]] = []
+    unpartitioned: list[str] = []
     if events_dir is not None:
-        found += [(k, "events", p, d) for k, p, d in _event_sources(events_dir)]
-    outbox = list(outbox)
-    if outbox:
-        files = resolve_paths(outbox, "outbox")
-        found += [(f"outbox/{p}", "outbox", p, None) for p in files.jsonl]
+        for key, path, day in _event_sources(events_dir):
+            if day is None:
+                unpartitioned.append(path)
+            else:
+                found.append((key, "events", path, day))
+    for path in outbox:  # (a folder the outbox has no file in yet is no error here)
+        if os.path.isdir(path) and not resolve_paths(path, "outbox", empty_ok=True):
+            continue
+        found += [(f"outbox/{p}", "outbox", p, None) for p in resolve_paths(path, "outbox").jsonl]
     present = {key for key, *_ in found}
     for key, log, path, day in found:
         entry = manifest.sources.get(key)
@@ -319,4 +324,4 @@ def find_tails(
         tail = _tail(key, log, path, entry, day)
         if tail is not None:
             tails.append(tail)
-    return tails, renamed
+    return tails, renamed, unpartitioned

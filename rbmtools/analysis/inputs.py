@@ -97,11 +97,15 @@ def _walk(directory: Path) -> list[str]:
 
 
 def resolve_paths(
-    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None, field: str
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None,
+    field: str,
+    *,
+    empty_ok: bool = False,
 ) -> LogFiles:
     """The log files named by ``paths``: files as given, directories searched recursively
     for ``*.jsonl[.gz]`` / ``*.json[.gz]`` / ``*.ndjson[.gz]`` / ``*.parquet``, glob patterns
-    (``**`` allowed) expanded. ``field`` names the argument in errors."""
+    (``**`` allowed) expanded. ``field`` names the argument in errors; ``empty_ok`` lets a
+    directory hold no log (yet)."""
     if paths is None:
         return LogFiles()
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
@@ -118,7 +122,7 @@ def resolve_paths(
             files.extend(expanded)
         elif os.path.isdir(text):
             found = _walk(Path(text))
-            if not found:
+            if not found and not empty_ok:
                 raise ValidationError(
                     field, text, "is a directory with no .jsonl, .jsonl.gz or .parquet files"
                 )

@@ -455,12 +455,10 @@ def compact(
         if outbox is not None:
             paths = [outbox] if isinstance(outbox, str | os.PathLike) else list(outbox)
             manifest.outbox = sorted({os.path.abspath(os.fspath(p)) for p in paths})
-        tails, renamed = find_tails(manifest, manifest.events_dir, manifest.outbox)
+        tails, renamed, unpartitioned = find_tails(manifest, manifest.events_dir, manifest.outbox)
         for old, new in renamed.items():
             manifest.sources[new] = manifest.sources.pop(old)
         _check_segments(source, tails, manifest)
-        unpartitioned = tuple(t.path for t in tails if t.log == "events" and t.day is None)
-        tails = [t for t in tails if not (t.log == "events" and t.day is None)]
         compactor = _Compactor(target, manifest, threads, memory_limit)
         totals = dict.fromkeys(("lines", "events", "malformed", "outbox", "outbox_bad"), 0)
         try:
@@ -476,9 +474,10 @@ def compact(
                         totals["outbox_bad"] += counts["malformed"]
             parts = compactor.new_parts
             if rebuild or (manifest.rules and manifest.rules != _rules()):
+                # every part again; the counts of the lines set aside (kept out of the
+                # parts) stay as they are
                 parts = _all_parts(target, manifest)
-                manifest.messages, manifest.others = {}, {}
-                manifest.bad = manifest.summary = None
+                manifest.messages, manifest.others, manifest.summary = {}, {}, None
             state_days = compactor.fold(parts, progress)
             manifest.generation = compactor.generation
             write_manifest(target, manifest)
@@ -505,7 +504,7 @@ def compact(
         state_days=state_days,
         generation=manifest.generation,
         seconds=time.perf_counter() - started,
-        unpartitioned=unpartitioned,
+        unpartitioned=tuple(unpartitioned),
         malformed_files=tuple(compactor.malformed_files),
     )
 
@@ -543,7 +542,9 @@ def _check_segments(source: Path, tails: list[Tail], manifest: Manifest) -> None
     }
     if not keys:
         raise ValidationError(
-            "EVENTS_DIR", str(source), "has no receiver segments (date=YYYY-MM-DD/events-*.jsonl)"
+            "EVENTS_DIR",
+            str(source),
+            "has no receiver segments in date=YYYY-MM-DD directories (events-*.jsonl[.gz])",
         )
     for key in keys:
         if key.lower().endswith(".gz") and key[:-3] in keys:

@@ -1,4 +1,5 @@
-"""``rbmtools logs compact``: receiver segments to day-partitioned Parquet, idempotently."""
+"""``rbmtools logs compact``: receiver segments to day-partitioned Parquet, idempotently (the
+per-message state it keeps beside them: ``test_history``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from rbmtools import wire
 from rbmtools.analysis import load
+from rbmtools.analysis.history_files import SourceChangedError
 from rbmtools.cli import main
 from rbmtools.errors import ValidationError
 from rbmtools.logs import CompactionLockedError, compact
@@ -67,7 +69,8 @@ def receiver_log(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _parquet_files(root: Path) -> list[Path]:
-    return sorted(root.rglob("*.parquet"))
+    """The event parts (not the state, under ``_state``)."""
+    return sorted(root.glob("date=*/*.parquet"))
 
 
 def test_compacts_each_segment_into_its_day_and_keeps_the_analysis(receiver_log, tmp_path):
@@ -86,10 +89,12 @@ def test_compacts_each_segment_into_its_day_and_keeps_the_analysis(receiver_log,
         assert parquet_data.report.duplicates == json_data.report.duplicates == 12
         columns = ["messageId", "outcome", "latencySeconds", "deliveredAt"]
         assert parquet_data.lifecycle()[columns].equals(json_data.lifecycle()[columns])
-    manifest = json.loads((out / "date=2026-11-25" / MANIFEST_NAME).read_text())
-    assert manifest["format"] == "rbmtools.compaction/1"
-    entry = next(iter(manifest["segments"].values()))
-    assert {"size", "mtime_ns", "parquet", "lines", "events", "malformed"} <= set(entry)
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert manifest["format"] == "rbmtools.history/1" and manifest["generation"] == 1
+    entry = manifest["sources"]["events/" + segments[0].relative_to(events).as_posix()]
+    assert entry["bytes"] == segments[0].stat().st_size and entry["parts"] == [
+        segments[0].relative_to(events).with_suffix(".parquet").as_posix()
+    ]
 
 
 def test_running_again_adds_nothing_and_rewrites_only_what_changed(receiver_log, tmp_path):
@@ -112,9 +117,10 @@ def test_running_again_adds_nothing_and_rewrites_only_what_changed(receiver_log,
     third = compact(events, out)
     assert (third.compacted, third.unchanged) == (2, first.segments - 1)
     assert third.days == 3
+    # the grown segment's new line is a part of its own; nothing written before is touched
     changed = {p for p in _parquet_files(out) if stamps.get(p) != p.stat().st_mtime_ns}
     assert changed == {
-        out / last.relative_to(events).with_suffix(".parquet"),
+        out / last.relative_to(events).with_suffix(".2.parquet"),
         out / "date=2026-11-26" / "events-000001.parquet",
     }
     with load(out, outbox) as data:  # every event once: nothing appended twice
@@ -150,13 +156,11 @@ def test_malformed_lines_are_counted_and_set_aside_per_day(tmp_path):
         ("events-000002.jsonl.gz", 2, '{"receivedAt": "2026-11-25T00:00:00Z", "ev'),
     ]
     assert sum(pq.ParquetFile(p).metadata.num_rows for p in _parquet_files(out)) == 2
-    # the segment is repaired: its set-aside lines go, the other segment's stay
+    assert {k["problem"] for k in kept} == {"not an event"}
+    # a segment rewritten (not appended to) cannot be taken back out of the state: refused
     segment.write_text(good, encoding="utf-8")
-    os.utime(segment, ns=(1, 1))
-    repaired = compact(events, out)
-    assert (repaired.compacted, repaired.malformed) == (1, 0)
-    kept = [json.loads(line) for line in (out / "date=2026-11-25" / MALFORMED_NAME).open()]
-    assert [Path(k["file"]).name for k in kept] == ["events-000002.jsonl.gz"]
+    with pytest.raises(SourceChangedError, match=r"events-000001\.jsonl"):
+        compact(events, out)
 
 
 def test_bad_directories_are_refused_with_the_reason(receiver_log, tmp_path):
