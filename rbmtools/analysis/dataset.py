@@ -509,7 +509,7 @@ def _load_history(
     summary built as ``rbm_summary``; and the logs' files (the sources it knows, and new)."""
     import tempfile
 
-    from rbmtools.analysis.history import HistoryMerge, partial_state
+    from rbmtools.analysis.history import HistoryMerge, partial_state, rules_digest
     from rbmtools.analysis.history_files import find_tails, read_manifest
 
     root = Path(folder).resolve()
@@ -517,6 +517,13 @@ def _load_history(
     if manifest is None:
         raise ValidationError(
             "history", str(folder), "holds no history (compact logs into it: rbmtools logs compact)"
+        )
+    if manifest.rules != rules_digest():
+        raise ValidationError(
+            "history",
+            str(folder),
+            "was compacted by another version of rbmtools or DuckDB: run rbmtools logs compact "
+            "on it once (it rebuilds the state from its Parquet parts)",
         )
     tails, _, _ = find_tails(manifest, manifest.events_dir, manifest.outbox)
     with tempfile.TemporaryDirectory(prefix="rbmtools-tails-") as scratch:

@@ -35,9 +35,17 @@ NO_DAY = "none"
 
 
 def rules_digest() -> str:
-    """What the cached summaries were computed by: a digest of the SQL that computes them.
-    A history summarised by other SQL is summarised again from its state rows."""
-    text = sql.summary_over("", "f", "home_day") + state.facts_sql("s")
+    """What a history's state and cached summaries were computed by: a digest of the SQL
+    and of the DuckDB version (whose ``HASH`` keys the state). A history of another digest is
+    rebuilt by the next compaction and refused by ``load`` until then."""
+    import duckdb
+
+    text = (
+        sql.summary_over("", "f", "home_day")
+        + state.facts_sql("s")
+        + "".join(q for _, q in state.PARTIAL_STEPS)
+        + duckdb.__version__
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -100,28 +108,38 @@ class HistoryMerge:
         """Merge ``rbm_new_messages``, ``rbm_new_others`` and ``rbm_new_bad`` (see the class
         docstring); ``build_index`` first."""
         engine = self.engine
+        # New rows of messages the state holds already are merged with those days' rows; the
+        # others are new messages: they join their day as they are.
+        engine.create_table(
+            "rbm_new_known",
+            "SELECT * FROM rbm_new_messages WHERE mkey IN (SELECT mkey FROM rbm_state_index)",
+        )
         days = self._days(
             "SELECT DISTINCT home_day FROM rbm_state_index "
-            "WHERE mkey IN (SELECT mkey FROM rbm_new_messages) "
+            "WHERE mkey IN (SELECT mkey FROM rbm_new_known) "
             "UNION SELECT DISTINCT home_day FROM rbm_new_messages"
         )
+        unknown = (
+            "SELECT * FROM rbm_new_messages WHERE mkey NOT IN (SELECT mkey FROM rbm_new_known)"
+        )
         while True:
+            merged = state.with_home_day(
+                "("
+                + state.merge_messages_sql(
+                    f"({self._read('messages', days)} UNION ALL BY NAME "
+                    "SELECT * FROM rbm_new_known)"
+                )
+                + ")"
+            )
             engine.create_table(
-                "rbm_merged_messages",
-                state.with_home_day(
-                    "("
-                    + state.merge_messages_sql(
-                        f"({self._read('messages', days)} UNION ALL BY NAME "
-                        "SELECT * FROM rbm_new_messages)"
-                    )
-                    + ")"
-                ),
+                "rbm_merged_messages", f"SELECT * FROM ({merged}) UNION ALL BY NAME {unknown}"
             )
             landed = self._days("SELECT DISTINCT home_day FROM rbm_merged_messages")
             unread = {d for d in landed - days if d in self.manifest.messages}
             days |= landed
             if not unread:  # (a merged row lands on a day read already, see state)
                 break
+        engine.execute("DROP TABLE IF EXISTS rbm_new_known")
         self.message_days = days
         engine.execute("INSERT INTO rbm_state_index SELECT mkey, home_day FROM rbm_merged_messages")
         self.other_days = self._days("SELECT DISTINCT event_day FROM rbm_new_others")

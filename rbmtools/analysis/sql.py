@@ -299,6 +299,43 @@ def event_line_classes_sql(source: str) -> str:
     return f"WITH {_EVENT_LINES.format(source=source)} SELECT cls, problem FROM rbm_classified"
 
 
+#: The columns of a classified event line (``event_lines_sql``).
+EVENT_LINE_COLUMNS = (
+    "source_file", "verified", "message_id", "event_id", "event_type", "sender_phone",
+    "server_phone", "send_time", "received_at", "cls", "problem",
+)  # fmt: skip
+
+
+def event_lines_sql(source: str) -> str:
+    """Every row of ``source`` (an event-row relation) classified once (``EVENT_LINE_COLUMNS``):
+    what a compaction keeps of a file's lines, to write their part and count the rest."""
+    return f"""WITH {_EVENT_LINES.format(source=source)}
+SELECT {", ".join(EVENT_LINE_COLUMNS)} FROM rbm_classified"""
+
+
+def events_from_lines_sql(lines: str) -> str:
+    """The events of classified lines (``event_lines_sql``) in the flat layout of
+    ``events_export_sql``."""
+    return f"""SELECT received_at AS "receivedAt", verified, message_id AS "messageId",
+    event_id AS "eventId", event_type AS "eventType", send_time AS "sendTime",
+    sender_phone AS "senderPhoneNumber", server_phone AS "phoneNumber"
+FROM {lines}
+WHERE cls <> 'malformed'"""
+
+
+def outbox_lines_sql(source: str) -> str:
+    """Every row of ``source`` (an outbox-row relation) read once: its flat columns (times
+    as timestamps), ``ok`` and ``problem``."""
+    columns = ", ".join([*_OUTBOX_TEXT, *_OUTBOX_TIMES, "ok", "problem", "source_file"])
+    return f"""WITH {_OUTBOX_LINES.format(source=source)}
+SELECT {columns} FROM rbm_outbox"""
+
+
+def outbox_from_lines_sql(lines: str) -> str:
+    """The usable records of ``outbox_lines_sql`` rows, as ``outbox_export_sql`` gives them."""
+    return f"SELECT {', '.join([*_OUTBOX_TEXT, *_OUTBOX_TIMES])} FROM {lines} WHERE ok"
+
+
 def events_export_sql(source: str = "rbm_event_rows", *, order: bool = True) -> str:
     """Every event (not the malformed lines) as flat decoded columns, push bodies decoded,
     times as timestamps: the layout ``Dataset.to_parquet`` writes and the Parquet reader maps
@@ -387,24 +424,18 @@ _KEY_EVENT_CODES = {kind: 2 * _TYPE_ORDER.index(kind) + 2 for kind in KEY_EVENTS
 
 
 #: How an event is told apart from the other events of its message (copies share it): its
-#: eventId, else its type and time. ``HASH`` within a load; the ``stable`` key (MD5, the same
-#: in every DuckDB version) where it is kept on disk (the per-message state of a history).
-def event_key_sql(stable: bool = False) -> str:
-    if stable:
-        return (
-            "CASE WHEN event_id IS NOT NULL THEN md5_number_lower(event_id) ELSE "
-            "md5_number_lower(COALESCE(event_type, '') || '|' || "
-            "COALESCE(CAST(send_time AS VARCHAR), '')) END"
-        )
-    return "CASE WHEN event_id IS NOT NULL THEN HASH(event_id) ELSE HASH(event_type, send_time) END"
+#: eventId, else its type and time.
+EVENT_KEY = (
+    "CASE WHEN event_id IS NOT NULL THEN HASH(event_id) ELSE HASH(event_type, send_time) END"
+)
 
 
-def event_keys_cte(stable: bool = False) -> str:
+def event_keys_cte() -> str:
     """Stage 2: duplicates count once (same eventId, or same messageId + eventType +
     sendTime). Copies of one event share its messageId, so the key is hashed within the
     message; malformed lines are only counted (per file and problem). Only what stage 3 needs
-    is kept: per event its type, first time and first receipt, the last receipt of any copy,
-    the copies and the unverified ones."""
+    is kept: per event its type, first and last time and receipt (over its copies), the copies
+    and the unverified ones."""
     return f"""
 rbm_event_keys AS (
     SELECT
@@ -412,9 +443,10 @@ rbm_event_keys AS (
         CASE WHEN cls = 'message' THEN message_id END AS message_id,
         CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
         problem,
-        CASE WHEN cls = 'malformed' THEN 0 ELSE {event_key_sql(stable)} END AS event_key,
+        CASE WHEN cls = 'malformed' THEN 0 ELSE {EVENT_KEY} END AS event_key,
         MIN({_TYPE_CODE}) AS type_code,
         MIN(send_time) AS send_time,
+        MAX(send_time) AS last_send_time,
         MIN(received_at) AS received_at,
         MAX(received_at) AS last_received_at,
         COUNT(*) AS copies,
@@ -456,7 +488,7 @@ rbm_message_events AS (
         SUM(copies) AS lines,
         SUM(unverified) AS unverified,
         MIN(send_time) AS first_event_at,
-        MAX(send_time) AS last_event_at,
+        MAX(last_send_time) AS last_event_at,
         ARG_MIN(received_at, {{'t': send_time, 'r': received_at}}) AS first_event_rx,
         MIN(received_at) AS first_received_at,
         MAX(last_received_at) AS last_received_at

@@ -13,7 +13,8 @@ counted per file and problem (``BAD``).
 source, see ``duckdb_engine``) into the tables ``rbm_new_messages``, ``rbm_new_others`` and
 ``rbm_new_bad``; ``merge_messages_sql``/``merge_others_sql`` combine state rows;
 ``facts_sql`` gives the facts ``sql.summary_over`` and ``sql.LIFECYCLE`` read. Every key kept
-on disk is an MD5 (``md5_number_lower``), the same in every DuckDB version.
+on disk is DuckDB's ``HASH``, which may change between DuckDB versions: a history records the
+version it was written with (``history.rules_digest``) and is rebuilt under another.
 """
 
 # SQL assembled from sql.py's constants and the names of tables this module defines.
@@ -37,8 +38,8 @@ __all__ = [
     "with_home_day",
 ]
 
-#: The stable key a message is found by (its id's MD5): what a history's lookup reads.
-MESSAGE_KEY = "md5_number_lower(message_id)"
+#: The key a message is found by (a 64-bit hash of its id): what a history's lookup reads.
+MESSAGE_KEY = "HASH(message_id)"
 
 _EVENT_TIMES = (
     *(f"{name}_at" for name in sql.KEY_EVENTS.values()),
@@ -116,7 +117,7 @@ _HOME_DAY = (
 _NEW_MESSAGES = f"""
 SELECT
     COALESCE(o.message_id, e.message_id) AS message_id,
-    md5_number_lower(COALESCE(o.message_id, e.message_id)) AS mkey,
+    HASH(COALESCE(o.message_id, e.message_id)) AS mkey,
     {_HOME_DAY} AS home_day,
     e.event_keys,
     e.lines,
@@ -147,7 +148,7 @@ WHERE cls = 'other'
 _NEW_BAD = """
 SELECT 'events' AS log, bad_file, problem, CAST(SUM(copies) AS BIGINT) AS lines,
     CAST(SUM(unverified) AS BIGINT) AS unverified, MIN(send_time) AS first_event_at,
-    MAX(send_time) AS last_event_at, MIN(received_at) AS first_received_at,
+    MAX(last_send_time) AS last_event_at, MIN(received_at) AS first_received_at,
     MAX(last_received_at) AS last_received_at,
     CAST(NULL AS TIMESTAMPTZ) AS first_outbox_at, CAST(NULL AS TIMESTAMPTZ) AS last_outbox_at
 FROM rbm_new_event_keys WHERE cls = 'malformed' GROUP BY bad_file, problem
@@ -159,23 +160,23 @@ FROM rbm_new_outbox WHERE bad_file IS NOT NULL GROUP BY bad_file, problem
 """
 
 
-def bad_lines_sql(rows: str, log: str, source_file: str) -> str:
-    """The lines of ``rows`` (a relation of ``log``'s contract rows, read from one file)
-    that are set aside, counted per problem as ``BAD_COLUMNS`` rows of ``source_file``."""
+def bad_lines_sql(lines: str, log: str, source_file: str) -> str:
+    """The lines of ``lines`` (``sql.event_lines_sql`` or ``sql.outbox_lines_sql`` rows of one
+    file) that are set aside, counted per problem as ``BAD_COLUMNS`` rows of ``source_file``
+    (the times as the load summary takes them: first and last of the lines)."""
     file = "'" + source_file.replace("'", "''") + "'"
     if log == "events":
-        return f"""WITH {sql._EVENT_LINES.format(source=rows)},
-{sql.event_keys_cte(True)}
-SELECT 'events' AS log, {file} AS bad_file, problem, CAST(SUM(copies) AS BIGINT) AS lines,
-    CAST(SUM(unverified) AS BIGINT) AS unverified, MIN(send_time) AS first_event_at,
-    MAX(send_time) AS last_event_at, MIN(received_at) AS first_received_at,
-    MAX(last_received_at) AS last_received_at
-FROM rbm_event_keys WHERE cls = 'malformed' GROUP BY problem"""
-    return f"""WITH {sql._OUTBOX_LINES.format(source=rows)}
+        return f"""
+SELECT 'events' AS log, {file} AS bad_file, problem, CAST(COUNT(*) AS BIGINT) AS lines,
+    CAST(COUNT(*) FILTER (WHERE verified = FALSE) AS BIGINT) AS unverified,
+    MIN(send_time) AS first_event_at, MAX(send_time) AS last_event_at,
+    MIN(received_at) AS first_received_at, MAX(received_at) AS last_received_at
+FROM {lines} WHERE cls = 'malformed' GROUP BY problem"""
+    return f"""
 SELECT 'outbox' AS log, {file} AS bad_file, problem, CAST(COUNT(*) AS BIGINT) AS lines,
     CAST(0 AS BIGINT) AS unverified, MIN(COALESCE(sendTime, requestedAt, sentAt))
         AS first_outbox_at, MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
-FROM rbm_outbox WHERE NOT ok GROUP BY problem"""
+FROM {lines} WHERE NOT ok GROUP BY problem"""
 
 
 def merge_bad_sql(source: str) -> str:
@@ -192,7 +193,7 @@ GROUP BY log, bad_file, problem
 
 
 def _steps() -> tuple[tuple[str, str], ...]:
-    events = f"WITH {sql._EVENT_LINES.format(source='rbm_event_rows')},\n{sql.event_keys_cte(True)}"
+    events = f"WITH {sql._EVENT_LINES.format(source='rbm_event_rows')},\n{sql.event_keys_cte()}"
     outbox = (
         f"WITH {sql._OUTBOX_LINES.format(source='rbm_outbox_rows')},\n"
         f"{sql.outbox_per_message_cte(details=True, rank=True)}"

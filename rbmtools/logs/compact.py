@@ -184,6 +184,25 @@ def _set_aside(folder: Path, source: str, after_line: int, records: list[dict[st
         _write_atomic(path, "".join(kept))
 
 
+def _numbered(path: str, wanted: Any) -> Iterator[tuple[int, str, str]]:
+    """(line number, text, problem) of the non-blank lines of ``path`` whose 0-based place
+    among them is in ``wanted`` (a frame of ``rowid`` and ``problem``)."""
+    if wanted.empty:
+        return
+    problems = dict(zip(wanted.rowid.astype(int), wanted.problem, strict=True))
+    last, place = max(problems), -1
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            place += 1
+            if place in problems:
+                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                yield number, text, str(problems[place])
+            if place >= last:
+                return
+
+
 def _slug(key: str) -> str:
     return "outbox-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
@@ -208,7 +227,8 @@ class _Compactor:
     # ------------------------------------------------------------------ tails -> parts
 
     def tail(self, tail: Tail, scratch: str) -> dict[str, int]:
-        """Read one tail once: its Parquet part(s), its set-aside lines and their counts."""
+        """Read one tail once: every line classified (in file order, for the line numbers of
+        those set aside), then its Parquet part(s), its set-aside lines and their counts."""
         from rbmtools.analysis import sql, state
         from rbmtools.analysis.inputs import LogFiles
 
@@ -216,43 +236,51 @@ class _Compactor:
         entry = self.manifest.sources.get(tail.key) or SourceEntry(tail.log, tail.path)
         entry.path = tail.path
         path = tail.materialise(scratch)
-        events = LogFiles(jsonl=(path,)) if tail.log == "events" else LogFiles()
-        outbox = LogFiles(jsonl=(path,)) if tail.log == "outbox" else LogFiles()
-        engine.register_logs(events, outbox)
-        relation = "rbm_event_rows" if tail.log == "events" else "rbm_outbox_rows"
-        engine.create_table("rbm_tail_rows", f"SELECT * FROM {relation}")
+        is_events = tail.log == "events"
+        engine.register_logs(
+            LogFiles(jsonl=(path,)) if is_events else LogFiles(),
+            LogFiles() if is_events else LogFiles(jsonl=(path,)),
+        )
+        lines_sql = (
+            sql.event_lines_sql("rbm_event_rows")
+            if is_events
+            else sql.outbox_lines_sql("rbm_outbox_rows")
+        )
+        engine.execute("SET preserve_insertion_order = true")  # rowid: the line's place
         try:
-            lines = int(engine.row("SELECT COUNT(*) AS n FROM rbm_tail_rows")["n"])
-            if tail.log == "events":
-                kept = self._event_part(
-                    tail, entry, sql.events_export_sql("rbm_tail_rows", order=False)
-                )
+            engine.create_table("rbm_tail", lines_sql)
+        finally:
+            engine.execute("SET preserve_insertion_order = false")
+        try:
+            lines = int(engine.row("SELECT COUNT(*) AS n FROM rbm_tail")["n"])
+            if is_events:
+                kept = self._event_part(tail, entry, sql.events_from_lines_sql("rbm_tail"))
                 folder = self.target / f"date={tail.day}"
             else:
-                kept = self._outbox_parts(tail, entry, sql.outbox_export_sql("rbm_tail_rows"))
+                kept = self._outbox_parts(tail, entry, sql.outbox_from_lines_sql("rbm_tail"))
                 folder = self.target / OUTBOX_DIR
             engine.execute(
-                f"INSERT INTO rbm_run_bad BY NAME "
-                f"{state.bad_lines_sql('rbm_tail_rows', tail.log, tail.path)}"
+                "INSERT INTO rbm_run_bad BY NAME "
+                + state.bad_lines_sql("rbm_tail", tail.log, tail.path)
             )
+            bad = "cls = 'malformed'" if is_events else "NOT ok"
+            set_aside = engine.df(f"SELECT rowid, problem FROM rbm_tail WHERE {bad} ORDER BY 1")
         finally:
-            engine.execute("DROP TABLE IF EXISTS rbm_tail_rows")
-        malformed = lines - kept
-        records = []
-        if malformed:
+            engine.execute("DROP TABLE IF EXISTS rbm_tail")
+        records = [
+            {"log": tail.log, "file": tail.path, "line": tail.lines_before + number,
+             "text": text, "problem": problem}
+            for number, text, problem in _numbered(path, set_aside)
+        ]  # fmt: skip
+        if records:
             self.malformed_files.append(tail.path)
-            for number, text, problem in engine.bad_rows(path, tail.log):
-                records.append(
-                    {"log": tail.log, "file": tail.path, "line": tail.lines_before + number,
-                     "text": text, "problem": problem}
-                )  # fmt: skip
         if records or entry.malformed:
             _set_aside(folder, tail.path, tail.lines_before, records)
         entry.bytes, entry.head = tail.end, tail.head()
         entry.lines += lines
-        entry.malformed += malformed
+        entry.malformed += lines - kept
         self.manifest.sources[tail.key] = entry
-        return {"lines": lines, "kept": kept, "malformed": malformed}
+        return {"lines": lines, "kept": kept, "malformed": lines - kept}
 
     def _event_part(self, tail: Tail, entry: SourceEntry, query: str) -> int:
         import pyarrow.parquet as pq
