@@ -1,20 +1,22 @@
 """Delivery latency by Kaplan-Meier, from the binned aggregates.
 
 Time to DELIVERED is right-censored at the revoke, the expiry or the end of the logs for messages
-never delivered, so plain percentiles of observed latencies would be biased low. lifelines fits
-the Kaplan-Meier estimate on the per-bin counts (as ``weights``); the curve is cut where fewer
-than ``min_at_risk`` messages remain at risk, and a quantile the cut curve does not reach is
-``None`` (not estimable), never extrapolated. ``product_limit`` is the same estimator in numpy for
-many bootstrap replicates at once.
+never delivered, so plain percentiles of observed latencies would be biased low. The
+Kaplan-Meier estimate is computed on the per-bin counts in numpy, with the exponential
+Greenwood band, exactly as lifelines computes it from the same counts as ``weights`` (the tests
+hold the two equal; lifelines is not imported at run time: it costs most of a second); the
+curve is cut where fewer than ``min_at_risk`` messages remain at risk, and a quantile the cut
+curve does not reach is ``None`` (not estimable), never extrapolated. ``product_limit`` is the
+same estimator for many bootstrap replicates at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from lifelines import KaplanMeierFitter
 
 from rbmtools.analysis.schema import bin_seconds
 
@@ -112,28 +114,16 @@ def _empty(messages: int, deliveries: int, min_at_risk: int, alpha: float) -> Su
 def kaplan_meier(
     bins: pd.DataFrame, *, min_at_risk: int = DEFAULT_MIN_AT_RISK, alpha: float = 0.05
 ) -> SurvivalCurve:
-    """Fit Kaplan-Meier with lifelines on per-bin counts (columns ``bin``, ``delivered``,
-    ``censored``) and cut it where fewer than ``min_at_risk`` messages remain at risk."""
+    """Kaplan-Meier on per-bin counts (columns ``bin``, ``delivered``, ``censored``), cut
+    where fewer than ``min_at_risk`` messages remain at risk."""
     delivered = bins["delivered"].to_numpy(dtype=float) if len(bins) else np.array([])
     censored = bins["censored"].to_numpy(dtype=float) if len(bins) else np.array([])
     messages, deliveries = int(delivered.sum() + censored.sum()), int(delivered.sum())
     if messages == 0 or messages < min_at_risk:
         return _empty(messages, deliveries, min_at_risk, alpha)
-    times = bin_seconds(bins["bin"].to_numpy())
-    durations = np.concatenate([times, times])
-    observed = np.concatenate([np.ones(len(times)), np.zeros(len(times))])
-    weights = np.concatenate([delivered, censored])
-    keep = weights > 0
-    fitter = KaplanMeierFitter(alpha=alpha).fit(
-        durations[keep], event_observed=observed[keep], weights=weights[keep]
+    timeline, at_risk, survival, lower, upper = _kaplan_meier_table(
+        bin_seconds(bins["bin"].to_numpy()), delivered, censored, alpha
     )
-    table = fitter.event_table
-    band = fitter.confidence_interval_survival_function_
-    timeline = table.index.to_numpy(dtype=float)
-    at_risk = table["at_risk"].to_numpy(dtype=float)
-    survival = fitter.survival_function_.iloc[:, 0].reindex(timeline).to_numpy()
-    lower = band.iloc[:, 0].reindex(timeline).to_numpy()
-    upper = band.iloc[:, 1].reindex(timeline).to_numpy()
     supported = at_risk >= min_at_risk
     if not supported.any():
         return _empty(messages, deliveries, min_at_risk, alpha)
@@ -149,6 +139,34 @@ def kaplan_meier(
         min_at_risk=min_at_risk,
         alpha=alpha,
     )
+
+
+def _kaplan_meier_table(
+    times: np.ndarray, delivered: np.ndarray, censored: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(timeline, at risk, survival, lower, upper) of counts at ``times``, as lifelines'
+    ``KaplanMeierFitter`` gives them for those durations as weights: the times with any count,
+    0 first (where nothing happened yet), the product-limit estimate and the exponential
+    Greenwood (log(-log)) pointwise band."""
+    order = np.argsort(times, kind="stable")
+    times, delivered, censored = times[order], delivered[order], censored[order]
+    keep = (delivered + censored) > 0
+    times, delivered, censored = times[keep], delivered[keep], censored[keep]
+    if times[0] > 0:
+        times = np.concatenate([[0.0], times])
+        delivered = np.concatenate([[0.0], delivered])
+        censored = np.concatenate([[0.0], censored])
+    removed = delivered + censored
+    at_risk = removed.sum() - np.cumsum(removed) + removed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        survival = np.exp(np.cumsum(np.log(at_risk - delivered) - np.log(at_risk)))
+        variance = delivered / (at_risk * (at_risk - delivered))
+        variance[np.isinf(variance)] = 0.0
+        spread = NormalDist().inv_cdf(1 - alpha / 2) * np.sqrt(np.cumsum(variance))
+        log_s = np.log(survival)
+        lower = np.exp(-np.exp(np.log(-log_s) - spread / log_s))
+        upper = np.exp(-np.exp(np.log(-log_s) + spread / log_s))
+    return times, at_risk, survival, np.nan_to_num(lower, nan=1.0), np.nan_to_num(upper, nan=1.0)
 
 
 def product_limit(delivered: np.ndarray, censored: np.ndarray) -> np.ndarray:

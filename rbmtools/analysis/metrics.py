@@ -1,7 +1,7 @@
 """Rates and latencies per group, computed from the compact aggregates.
 
 Revoke success is ``revoked`` over the messages whose revoke was tried (log-format section 3),
-split by method (API DELETE or TTL expiry), with Wilson 95 % intervals (statsmodels) and the
+split by method (API DELETE or TTL expiry), with Wilson 95 % intervals and the
 outcome breakdown. Latency quantiles come from Kaplan-Meier (``latency.py``). Read rate is READ
 over delivered; stale deliveries came after the message's expireTime; double deliveries came
 after a fallback was sent. Arms are compared by differences of rates with Newcombe intervals.
@@ -10,12 +10,13 @@ Every function takes a ``Dataset`` and ``by``, or ready ``Aggregates``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from rbmtools.analysis.aggregates import Aggregates
 from rbmtools.analysis.latency import (
@@ -42,11 +43,29 @@ __all__ = [
 def wilson(
     successes: int, trials: int, alpha: float = 0.05
 ) -> tuple[float | None, float | None, float | None]:
-    """``(rate, lo, hi)``: the share and its Wilson score interval; all None when no trials."""
+    """``(rate, lo, hi)``: the share and its Wilson score interval; all None when no trials.
+    (statsmodels' ``proportion_confint(method="wilson")``, which the tests hold it equal to,
+    without importing statsmodels at run time.)"""
     if trials <= 0:
         return None, None, None
-    lo, hi = proportion_confint(successes, trials, alpha=alpha, method="wilson")
-    return successes / trials, float(lo), float(hi)
+    rate = successes / trials
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    denominator = 1 + z * z / trials
+    centre = (rate + z * z / (2 * trials)) / denominator
+    spread = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials))
+    spread /= denominator
+    return rate, min(max(centre - spread, 0.0), 1.0), min(max(centre + spread, 0.0), 1.0)
+
+
+def newcombe(k1: int, n1: int, k0: int, n0: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for the difference of two rates k1/n1 - k0/n0 (from
+    their Wilson intervals; statsmodels' ``confint_proportions_2indep(method="newcomb")``)."""
+    p1, p0 = k1 / n1, k0 / n0
+    _, low1, upp1 = wilson(k1, n1, alpha)
+    _, low0, upp0 = wilson(k0, n0, alpha)
+    d_low = math.sqrt((p1 - low1) ** 2 + (upp0 - p0) ** 2)
+    d_upp = math.sqrt((p0 - low0) ** 2 + (upp1 - p1) ** 2)
+    return p1 - p0 - d_low, p1 - p0 + d_upp
 
 
 def _aggregates(source: Any, by: str | Iterable[str] | None) -> Aggregates:
@@ -221,10 +240,7 @@ def compare_arms(
                 diff = lo = hi = None
                 if n1 > 0 and n0 > 0:
                     diff = k1 / n1 - k0 / n0
-                    lo, hi = confint_proportions_2indep(
-                        k1, n1, k0, n0, method="newcomb", compare="diff", alpha=alpha
-                    )
-                    lo, hi = float(lo), float(hi)
+                    lo, hi = newcombe(k1, n1, k0, n0, alpha)
                 rows.append(
                     {**dict(zip(strata_cols, stratum, strict=True)), "rate": name,
                      "arm": group.key["arm"], "reference": ref.key["arm"],

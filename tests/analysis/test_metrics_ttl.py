@@ -214,3 +214,25 @@ def test_aggregates_from_frames_round_trip_and_refuse_a_wrong_grouping(synthetic
     pd.testing.assert_frame_equal(delivery_latency(rebuilt), delivery_latency(native))
     with pytest.raises(ValidationError, match="lacks the columns \\['arm'\\]"):
         Aggregates.from_frames("useCase,arm", native.groups, native.latency_bins, native.read_bins)
+
+
+def test_wilson_and_newcombe_are_statsmodels_intervals():
+    """The intervals are computed by formula (statsmodels is not imported at run time); they
+    must be statsmodels' own."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    from rbmtools.analysis.metrics import newcombe
+
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n1, n0 = (int(x) for x in rng.integers(1, 500, 2))
+        k1, k0 = int(rng.integers(0, n1 + 1)), int(rng.integers(0, n0 + 1))
+        alpha = float(rng.choice([0.05, 0.1, 0.01]))
+        _, lo, hi = wilson(k1, n1, alpha)
+        assert (lo, hi) == pytest.approx(
+            proportion_confint(k1, n1, alpha=alpha, method="wilson"), abs=1e-12
+        )
+        expected = confint_proportions_2indep(
+            k1, n1, k0, n0, method="newcomb", compare="diff", alpha=alpha
+        )
+        assert newcombe(k1, n1, k0, n0, alpha) == pytest.approx(tuple(expected), abs=1e-12)
