@@ -16,9 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from rbmtools.analysis import sql
 from rbmtools.analysis.buckets import check_buckets, split_by_bucket, write_bucketed
@@ -33,6 +31,9 @@ from rbmtools.analysis.inputs import LogFiles, unreadable_problem
 from rbmtools.analysis.schema import validate_by
 from rbmtools.errors import ValidationError
 from rbmtools.wire import dumps_line, format_timestamp
+
+if TYPE_CHECKING:  # pandas loads on first use (analysis.cli imports it beside the load)
+    import pandas as pd
 
 __all__ = ["Dataset", "LoadReport", "load"]
 
@@ -130,6 +131,8 @@ class LoadReport:
 
 
 def _to_datetime(value: Any) -> datetime | None:
+    import pandas as pd
+
     if value is None or pd.isna(value):
         return None
     return pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
@@ -232,6 +235,8 @@ class Dataset:
                             "problem": problem,
                         }
                     )
+        import pandas as pd
+
         return pd.DataFrame(rows, columns=["log", "file", "line", "text", "problem"])
 
     def to_parquet(

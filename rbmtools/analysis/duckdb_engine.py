@@ -17,15 +17,17 @@ import json
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from rbmtools.analysis import sql
 from rbmtools.analysis.dialects import struct_fields
 from rbmtools.analysis.inputs import LogFiles
 from rbmtools.errors import ValidationError
+
+if TYPE_CHECKING:  # pandas loads on first use (analysis.cli imports it beside the load)
+    import pandas as pd
 
 __all__ = ["DuckDBEngine"]
 
@@ -141,9 +143,10 @@ class DuckDBEngine:
             check_memory_limit(memory_limit)
             self.con.execute(f"SET memory_limit = {_quote(memory_limit)}")
         schema = _quote(_json_schema(sql.EVENT_STRUCT_FIELDS))
+        # (TRY rather than a json_valid check first: the document is parsed once, not twice)
         self.con.execute(
             "CREATE OR REPLACE TEMP MACRO rbm_json_event(doc) AS "
-            f"CASE WHEN json_valid(doc) THEN json_transform(doc, {schema}) END"
+            f"TRY(json_transform(doc, {schema}))"
         )
         self.con.execute(
             f"CREATE OR REPLACE TEMP MACRO rbm_time(s) AS {sql.time_function('duckdb')}"

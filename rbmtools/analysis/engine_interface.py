@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol, runtime_checkable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rbmtools.analysis.inputs import LogFiles, resolve_paths
 from rbmtools.errors import ValidationError
+
+if TYPE_CHECKING:  # pandas loads on first use (analysis.cli imports it beside the load)
+    import pandas as pd
 
 __all__ = [
     "ENGINES",

@@ -21,12 +21,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from rbmtools.analysis import sql, state
 from rbmtools.analysis.history_files import MALFORMED_NAME, Manifest
+
+if TYPE_CHECKING:  # pandas loads on first use (analysis.cli imports it beside the load)
+    import pandas as pd
 
 __all__ = ["NO_DAY", "HistoryMerge", "day_key", "rules_digest"]
 
@@ -240,6 +241,8 @@ def partial_state(engine: Any, renames: dict[str, str] | None = None) -> None:
 def set_aside(engine: Any, merge: HistoryMerge) -> pd.DataFrame:
     """Every line a history set aside (its ``_MALFORMED`` files), and those of the logs'
     tails it has not compacted yet: the frame of ``Dataset.malformed``."""
+    import pandas as pd
+
     columns = ["log", "file", "line", "text", "problem"]
     rows: list[dict[str, Any]] = []
     for path in sorted(merge.root.glob(f"**/{MALFORMED_NAME}")):
