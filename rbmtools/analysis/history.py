@@ -187,17 +187,20 @@ class HistoryMerge:
         of every untouched day, the fresh ones, and the rows about no message; with no cache,
         or one the SQL of another version computed, every day is summarised again."""
         engine = self.engine
+        fresh = "SELECT * FROM rbm_fresh_summary"
         if self.manifest.summary and self.manifest.rules == rules_digest():
             touched = ", ".join(_quote(d) for d in sorted(self.message_days))
             keep = f" WHERE rbm_partition NOT IN ({touched})" if touched else ""
             cache = _files(self.root, [self.manifest.summary])
+            days = f"SELECT * FROM read_parquet({cache}){keep} UNION ALL BY NAME {fresh}"
+        elif self._untouched("messages"):  # the untouched days summarised again
+            rows = f"SELECT * FROM read_parquet({_files(self.root, self._untouched('messages'))})"
+            facts = f"rbm_day_facts AS ({state.facts_sql('(' + rows + ')')}),\n"
             days = (
-                f"SELECT * FROM read_parquet({cache}){keep} "
-                "UNION ALL BY NAME SELECT * FROM rbm_fresh_summary"
+                f"{sql.summary_over(facts, 'rbm_day_facts', 'home_day')} UNION ALL BY NAME {fresh}"
             )
         else:
-            facts = f"rbm_day_facts AS ({state.facts_sql('(' + self._all('messages') + ')')}),\n"
-            days = sql.summary_over(facts, "rbm_day_facts", "home_day")
+            days = fresh
         engine.create_table("rbm_day_summaries", days)
         others = state.others_facts_sql(f"({self._all('others')})", "rbm_merged_bad")
         parts = (
@@ -234,7 +237,7 @@ def partial_state(engine: Any, renames: dict[str, str] | None = None) -> None:
         engine.execute(
             f"UPDATE rbm_new_bad SET bad_file = {_quote(source)} WHERE bad_file = {_quote(copy)}"
         )
-    for name in ("rbm_new_event_keys", "rbm_new_events", "rbm_new_outbox"):
+    for name in ("rbm_new_lines", "rbm_new_events", "rbm_new_outbox"):
         engine.execute(f"DROP TABLE IF EXISTS {name}")
 
 

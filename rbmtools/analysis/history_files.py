@@ -285,7 +285,7 @@ def _event_sources(events_dir: str) -> Iterator[tuple[str, str, str | None]]:
     from rbmtools.analysis.inputs import JSONL_SUFFIXES
 
     root = Path(events_dir)
-    for found in resolve_paths(root, "events").jsonl:
+    for found in resolve_paths(root, "events", empty_ok=True).jsonl:
         relative = Path(found).relative_to(root.resolve())
         if not found.lower().endswith(JSONL_SUFFIXES):
             continue

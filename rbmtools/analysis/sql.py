@@ -463,18 +463,11 @@ _KEY_EVENT_AGGREGATES = ",\n        ".join(
 )
 
 
-def events_per_message_cte(keys: bool = False) -> str:
+def events_per_message_cte() -> str:
     """Stage 3: per message (or per kind of non-message row), the first event of each kind
-    that matters (MIN is order-free, so out-of-order arrival cannot change it), and counts;
-    ``keys`` keeps the list of the message's event keys (for merging with later logs). The
-    receipt of the first event is the earliest receipt among the earliest-stamped events (a
-    tie of stamps must not make the answer depend on the order the engine met them)."""
-    listed = (
-        "LIST(event_key) AS event_keys,\n        "
-        "MIN(send_time) FILTER (WHERE received_at IS NOT NULL) AS first_rx_event_at,"
-        if keys
-        else ""
-    )
+    that matters (MIN is order-free, so out-of-order arrival cannot change it), and counts.
+    The receipt of the first event is the earliest receipt among the earliest-stamped events
+    (a tie of stamps must not make the answer depend on the order the engine met them)."""
     return f"""
 rbm_message_events AS (
     SELECT
@@ -484,7 +477,7 @@ rbm_message_events AS (
         bad_file,
         problem,
         {_KEY_EVENT_AGGREGATES},
-        CASE WHEN cls = 'malformed' THEN 0 ELSE COUNT(*) END AS events,{listed}
+        CASE WHEN cls = 'malformed' THEN 0 ELSE COUNT(*) END AS events,
         SUM(copies) AS lines,
         SUM(unverified) AS unverified,
         MIN(send_time) AS first_event_at,

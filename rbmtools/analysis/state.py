@@ -138,20 +138,56 @@ FULL OUTER JOIN (SELECT * FROM rbm_new_events WHERE row_class = 'message') AS e
     ON o.message_id = e.message_id
 """
 
+_NEW_LINES = f"""
+WITH {{lines}}
+SELECT cls, CASE WHEN cls = 'message' THEN message_id END AS message_id,
+    CASE WHEN cls = 'malformed' THEN source_file END AS bad_file, problem, event_type,
+    CASE WHEN cls = 'malformed' THEN 0 ELSE {sql.EVENT_KEY} END AS event_key,
+    send_time, received_at, verified
+FROM rbm_classified
+"""
+
+# One aggregation per message over its lines (the copies of an event count once through the
+# set of keys: ``events`` is the number of distinct keys); every figure is one a merge of
+# pieces of log gives again (first of the earliest-stamped by receipt, and so on).
+_NEW_EVENTS = f"""
+SELECT 'message' AS row_class, message_id,
+    {
+    ", ".join(
+        f"MIN(send_time) FILTER (WHERE event_type = '{kind}') AS {name}_at"
+        for kind, name in sql.KEY_EVENTS.items()
+    )
+},
+    LIST(event_key) AS event_keys,
+    COUNT(*) AS lines,
+    COUNT(*) FILTER (WHERE verified = FALSE) AS unverified,
+    MIN(send_time) AS first_event_at,
+    MAX(send_time) AS last_event_at,
+    MIN(send_time) FILTER (WHERE received_at IS NOT NULL) AS first_rx_event_at,
+    ARG_MIN(received_at, {{'t': send_time, 'r': received_at}}) AS first_event_rx,
+    MIN(received_at) AS first_received_at,
+    MAX(received_at) AS last_received_at
+FROM rbm_new_lines
+WHERE cls = 'message'
+GROUP BY message_id
+"""
+
 _NEW_OTHERS = """
-SELECT event_key, CAST(send_time AS DATE) AS event_day, copies AS lines, unverified,
-    send_time, received_at, last_received_at
-FROM rbm_new_event_keys
+SELECT event_key, CAST(MIN(send_time) AS DATE) AS event_day, COUNT(*) AS lines,
+    COUNT(*) FILTER (WHERE verified = FALSE) AS unverified, MIN(send_time) AS send_time,
+    MIN(received_at) AS received_at, MAX(received_at) AS last_received_at
+FROM rbm_new_lines
 WHERE cls = 'other'
+GROUP BY event_key
 """
 
 _NEW_BAD = """
-SELECT 'events' AS log, bad_file, problem, CAST(SUM(copies) AS BIGINT) AS lines,
-    CAST(SUM(unverified) AS BIGINT) AS unverified, MIN(send_time) AS first_event_at,
-    MAX(last_send_time) AS last_event_at, MIN(received_at) AS first_received_at,
-    MAX(last_received_at) AS last_received_at,
+SELECT 'events' AS log, bad_file, problem, CAST(COUNT(*) AS BIGINT) AS lines,
+    CAST(COUNT(*) FILTER (WHERE verified = FALSE) AS BIGINT) AS unverified,
+    MIN(send_time) AS first_event_at, MAX(send_time) AS last_event_at,
+    MIN(received_at) AS first_received_at, MAX(received_at) AS last_received_at,
     CAST(NULL AS TIMESTAMPTZ) AS first_outbox_at, CAST(NULL AS TIMESTAMPTZ) AS last_outbox_at
-FROM rbm_new_event_keys WHERE cls = 'malformed' GROUP BY bad_file, problem
+FROM rbm_new_lines WHERE cls = 'malformed' GROUP BY bad_file, problem
 UNION ALL BY NAME
 SELECT 'outbox' AS log, bad_file, problem, CAST(SUM(outbox_lines) AS BIGINT) AS lines,
     CAST(0 AS BIGINT) AS unverified, MIN(first_outbox_at) AS first_outbox_at,
@@ -193,18 +229,14 @@ GROUP BY log, bad_file, problem
 
 
 def _steps() -> tuple[tuple[str, str], ...]:
-    events = f"WITH {sql._EVENT_LINES.format(source='rbm_event_rows')},\n{sql.event_keys_cte()}"
+    lines = _NEW_LINES.format(lines=sql._EVENT_LINES.format(source="rbm_event_rows"))
     outbox = (
         f"WITH {sql._OUTBOX_LINES.format(source='rbm_outbox_rows')},\n"
         f"{sql.outbox_per_message_cte(details=True, rank=True)}"
     )
-    per_message = (
-        f"WITH rbm_event_keys AS (SELECT * FROM rbm_new_event_keys),\n"
-        f"{sql.events_per_message_cte(keys=True)}"
-    )
     return (
-        ("rbm_new_event_keys", f"{events}\nSELECT * FROM rbm_event_keys"),
-        ("rbm_new_events", f"{per_message}\nSELECT * FROM rbm_message_events"),
+        ("rbm_new_lines", lines),
+        ("rbm_new_events", _NEW_EVENTS),
         ("rbm_new_outbox", f"{outbox}\nSELECT * FROM rbm_outbox_messages"),
         ("rbm_new_messages", _NEW_MESSAGES),
         ("rbm_new_others", _NEW_OTHERS),
@@ -215,7 +247,7 @@ def _steps() -> tuple[tuple[str, str], ...]:
 #: The registered logs (``rbm_event_rows``, ``rbm_outbox_rows``) as state: the tables
 #: ``rbm_new_messages`` (state rows, ``MESSAGE_COLUMNS``), ``rbm_new_others``
 #: (``OTHER_COLUMNS``) and ``rbm_new_bad`` (``BAD_COLUMNS``), each built from the tables
-#: before it; the intermediate ones (``rbm_new_event_keys``, ``rbm_new_events``,
+#: before it; the intermediate ones (``rbm_new_lines``, ``rbm_new_events``,
 #: ``rbm_new_outbox``) may be dropped after.
 PARTIAL_STEPS: tuple[tuple[str, str], ...] = _steps()
 
@@ -311,7 +343,7 @@ SELECT
     CAST(NULL AS VARCHAR) AS bad_file,
     CAST(NULL AS VARCHAR) AS problem,
     {", ".join(f"{c}_at" for c in sql.KEY_EVENTS.values())},
-    CAST(len(event_keys) AS BIGINT) AS events,
+    CAST(len(list_distinct(event_keys)) AS BIGINT) AS events,
     lines,
     unverified,
     first_event_at,

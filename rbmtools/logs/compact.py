@@ -383,7 +383,7 @@ class _Compactor:
 
     def _write_state(self, merge: Any, chunk: int) -> None:
         """The merged days' files (new names: the manifest moves to them on commit)."""
-        from rbmtools.analysis.history import NO_DAY, day_key
+        from rbmtools.analysis.history import NO_DAY
 
         engine, root = self.engine, self.target
         for kind, table, day, listed, touched in (
@@ -393,15 +393,20 @@ class _Compactor:
         ):  # fmt: skip
             relative = f"{STATE_DIR}/{kind}/g{self.generation}-{chunk}"
             folder = root / relative
-            rows = engine.df(f"SELECT DISTINCT {day} AS d FROM {table}")
-            for value in rows.d:
-                key = day_key(value)
-                where = f"{day} IS NULL" if key == NO_DAY else f"{day} = DATE {_quote(key)}"
-                path = folder / f"{key}.parquet"
-                folder.mkdir(parents=True, exist_ok=True)
-                engine.write_parquet(f"SELECT * FROM {table} WHERE {where}", str(path))
-                listed[key] = f"{relative}/{key}.parquet"
-            for key in touched - {day_key(v) for v in rows.d}:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            keyed = (
+                f"SELECT *, COALESCE(CAST({day} AS VARCHAR), {_quote(NO_DAY)}) AS rbm_day "
+                f"FROM {table}"
+            )
+            engine.execute(
+                f"COPY ({keyed}) TO {_quote(str(folder))} (FORMAT parquet, COMPRESSION zstd, "
+                "COMPRESSION_LEVEL 1, PARTITION_BY (rbm_day), FILENAME_PATTERN 'rows', "
+                "OVERWRITE_OR_IGNORE true)"
+            )
+            written = {p.parent.name.split("=", 1)[1]: p for p in folder.glob("rbm_day=*/*")}
+            for key, path in written.items():
+                listed[key] = path.relative_to(root).as_posix()
+            for key in touched - set(written):
                 listed.pop(key, None)  # every message of the day moved to another
         bad = f"{STATE_DIR}/bad-g{self.generation}-{chunk}.parquet"
         engine.write_parquet("SELECT * FROM rbm_merged_bad", str(root / bad))
