@@ -547,7 +547,7 @@ def _load_history(
         UnreadableFile(f.log, renames.get(f.file, f.file), f.problem) for f in unreadable
     ]
     merge = HistoryMerge(engine, root, manifest)
-    merge.build_index()
+    merge.build_index(needed=bool(tails))
     merge.merge()
     merge.summarise()
     paths = {e.path: e.log for e in manifest.sources.values()}

@@ -82,10 +82,11 @@ class HistoryMerge:
     other_days: set[str] = field(default_factory=set)
     merged: bool = False
 
-    def build_index(self) -> None:
-        """``rbm_state_index``: the key and day of every state row of the manifest."""
+    def build_index(self, needed: bool = True) -> None:
+        """``rbm_state_index``: the key and day of every state row of the manifest (left
+        empty when not ``needed``: nothing new came in, nothing to look up)."""
         files = sorted(self.manifest.messages.values())
-        if not files:
+        if not files or not needed:
             self.engine.execute(_EMPTY_INDEX)
             return
         self.engine.create_table(
