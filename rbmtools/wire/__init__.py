@@ -73,6 +73,7 @@ from rbmtools.wire.records import (
 )
 from rbmtools.wire.status import STATUS_NAMES, api_error, error_body
 from rbmtools.wire.times import (
+    TIMESTAMP_PATTERN,
     duration_nanos,
     duration_seconds,
     format_duration,
@@ -108,6 +109,7 @@ __all__ = [
     "SCOPE",
     "SIGNATURE_HEADER",
     "STATUS_NAMES",
+    "TIMESTAMP_PATTERN",
     "USER_MESSAGE_KINDS",
     "Event",
     "EventRecord",
