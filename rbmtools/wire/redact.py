@@ -61,13 +61,13 @@ def _key_value(match: re.Match[str]) -> str:
 
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` with every token-shaped part and every one of ``secrets`` replaced."""
-    for secret in secrets:
-        if secret and len(secret) >= 8:  # a short "secret" would blank out ordinary words
-            text = text.replace(secret, REDACTED)
     text = _PRIVATE_KEY.sub(REDACTED, text)
     text = _KEY_VALUE.sub(_key_value, text)
     for pattern, replacement in _TOKENS:
         text = pattern.sub(replacement, text)
+    for secret in secrets:
+        if secret and len(secret) >= 8:  # a short "secret" would blank out ordinary words
+            text = text.replace(secret, REDACTED)
     return text
 
 
