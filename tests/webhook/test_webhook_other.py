@@ -14,10 +14,12 @@ import stat
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from webhook_helpers import T0, TOKEN, lines_of, make_event, signed
 
 from rbmtools.analysis import load
-from rbmtools.webhook import Receiver
+from rbmtools.webhook import Receiver, read_events
 from rbmtools.webhook.layout import OTHER_DIR, list_segments
 from rbmtools.wire import SIGNATURE_HEADER, OtherRecord, sign
 
@@ -189,3 +191,33 @@ def test_every_acknowledged_push_is_an_event_or_a_line_the_analysis_counts(recei
         report = data.report
     assert report.events == stats["accepted"] == 5
     assert report.lines - report.events - report.duplicates == stats["other_total"] == 4
+    reader = read_events(receiver.log_dir)  # the event readers skip the other log
+    assert len(list(reader)) == 5 and reader.counts.malformed == 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+fields = st.sampled_from(["sendTime", "eventType", "messageId", "senderPhoneNumber", "eventId"])
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.one_of(json_values, st.tuples(fields, json_values)))
+def test_any_authentic_payload_is_acknowledged_and_kept_somewhere(receiver, mutation):
+    """Whatever a signed push carries: 200, and one line in the event log or the other log."""
+    if isinstance(mutation, tuple):  # a real event with one field replaced by anything
+        payload = make_event(5) | {mutation[0]: mutation[1]}
+    else:
+        payload = mutation
+    data = json.dumps(payload).encode()  # NaN and Infinity included, as Python writes them
+    before = receiver.stats()
+    assert post(receiver, *signed_data(data)).status_code == 200
+    after = receiver.stats()
+    kept = after["accepted"] + after["other_total"] - before["accepted"] - before["other_total"]
+    assert kept == 1
