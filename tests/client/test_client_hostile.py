@@ -96,6 +96,16 @@ def broken(request) -> Iterator[BrokenFrontEnd]:
         yield server
 
 
+def run_send(emu, url: str, *args: str | bytes, text: bool = True):
+    """``rbmtools send ARGS`` as a real process, with the emulator's key and ``url`` as API."""
+    env = dict(os.environ, RBM_SERVICE_ACCOUNT=str(emu.key_file), RBM_AGENT_ID=emu.agent_id)
+    env["RBM_BASE_URL"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "rbmtools", "send", *args],
+        capture_output=True, text=text, env=env, timeout=120, check=False,
+    )  # fmt: skip
+
+
 def client_for(emu, url: str, outbox) -> RbmClient:
     """A client with the emulator's key (real token flow) whose API calls go to ``url``."""
     return RbmClient.from_service_account_file(
@@ -127,12 +137,7 @@ def test_an_error_body_echoing_the_bearer_token_never_shows_it(emu, broken, tmp_
 @pytest.mark.parametrize("broken", [echo_page], indirect=True)
 def test_the_command_line_prints_no_token_on_stderr(emu, broken, tmp_path):
     outbox = tmp_path / "outbox.jsonl"
-    env = dict(os.environ, RBM_SERVICE_ACCOUNT=str(emu.key_file), RBM_AGENT_ID=emu.agent_id)
-    env["RBM_BASE_URL"] = broken.url
-    result = subprocess.run(
-        [sys.executable, "-m", "rbmtools", "send", PHONE, "hello", "--outbox", str(outbox)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
+    result = run_send(emu, broken.url, PHONE, "hello", "--outbox", str(outbox))
     assert result.returncode == 3
     assert "500 INTERNAL" in result.stderr and "Traceback" not in result.stderr
     assert broken.tokens
@@ -176,12 +181,7 @@ def test_a_200_with_an_odd_body_still_writes_the_outbox_record(emu, broken, tmp_
 @pytest.mark.parametrize("broken", [odd_send_answer({"sendTime": "not-a-time"})], indirect=True)
 def test_the_command_line_reports_an_odd_200_as_sent(emu, broken, tmp_path):
     outbox = tmp_path / "outbox.jsonl"
-    env = dict(os.environ, RBM_SERVICE_ACCOUNT=str(emu.key_file), RBM_AGENT_ID=emu.agent_id)
-    env["RBM_BASE_URL"] = broken.url
-    result = subprocess.run(
-        [sys.executable, "-m", "rbmtools", "send", PHONE, "hi", "--outbox", str(outbox)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
+    result = run_send(emu, broken.url, PHONE, "hi", "--outbox", str(outbox))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("sent ") and "Traceback" not in result.stderr
     assert parse_outbox_record(outbox.read_text()).status == 200
@@ -213,12 +213,7 @@ def test_a_revoke_label_that_is_not_unicode_is_refused_before_any_io(emu, client
 
 
 def test_send_with_bytes_that_are_not_utf8_is_exit_2_without_a_traceback(emu, tmp_path):
-    env = dict(os.environ, RBM_SERVICE_ACCOUNT=str(emu.key_file), RBM_AGENT_ID=emu.agent_id)
-    env["RBM_BASE_URL"] = emu.base_url
-    result = subprocess.run(
-        [sys.executable, "-m", "rbmtools", "send", PHONE, b"\xff\xfe"],
-        capture_output=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
+    result = run_send(emu, emu.base_url, PHONE, b"\xff\xfe", text=False)
     stderr = result.stderr.decode("utf-8", "replace")
     assert result.returncode == 2, stderr
     assert "invalid input: contentMessage.text" in stderr and "Traceback" not in stderr

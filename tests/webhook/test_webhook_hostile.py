@@ -21,7 +21,15 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from webhook_helpers import TOKEN, ServeProcess, free_port, lines_of, make_event, signed
+from webhook_helpers import (
+    TOKEN,
+    ServeProcess,
+    free_port,
+    lines_of,
+    make_event,
+    signed,
+    wait_for,
+)
 
 from rbmtools.webhook import Receiver, read_events
 from rbmtools.webhook.layout import day_dir_name
@@ -51,13 +59,6 @@ def push(url: str, index: int) -> int:
 
 def logged_ids(log_dir) -> set[str]:
     return {logged.event.event_id for logged in read_events(log_dir, dedup=False)}
-
-
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
 
 
 # ------------------------------------------------------------------ the log directory vanishes
