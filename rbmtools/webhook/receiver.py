@@ -116,17 +116,31 @@ class _Arrival:
 
 
 def _push_facts(push: PushMessage) -> dict[str, Any]:
-    """What the envelope said about a push, for the other log."""
+    """What the envelope said about a push, for the other log (as text UTF-8 can carry)."""
     facts: dict[str, Any] = {}
     if push.message_id is not None:
-        facts["messageId"] = push.message_id
+        facts["messageId"] = _writable(push.message_id)
     if push.publish_time is not None:
         facts["publishTime"] = format_timestamp(push.publish_time)
     if push.attributes:
-        facts["attributes"] = dict(push.attributes)
+        facts["attributes"] = {_writable(k): _writable(v) for k, v in push.attributes.items()}
     if push.subscription is not None:
-        facts["subscription"] = push.subscription
+        facts["subscription"] = _writable(push.subscription)
     return facts
+
+
+def _writable(text: str) -> str:
+    """``text`` with any lone surrogate written as its escape (the envelope is not signed)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unwritable(exc: BaseException) -> str:
+    """Why a decoded event cannot be one strict JSON line, in words."""
+    if isinstance(exc, RecursionError):
+        return "is nested too deeply to be written as one JSON line"
+    if isinstance(exc, ValidationError):  # from require_unicode
+        return "holds text that is not valid Unicode (a lone surrogate)"
+    return "holds NaN or an infinite number, which strict JSON cannot carry"
 
 
 def _check_path(path: str) -> str:
@@ -364,7 +378,7 @@ class ReceiverServer:
         try:
             payload = arrival.push.event()
         except (ValidationError, RecursionError) as exc:
-            problem = f"message.data is not JSON ({type(exc).__name__})"
+            problem = str(exc) if isinstance(exc, ValidationError) else "is nested too deeply"
             return await self._not_an_event(arrival, "not_json", "bad_json", problem)
         try:
             event = parse_event(payload)
@@ -377,11 +391,7 @@ class ReceiverServer:
         try:
             await self.log.append(payload, arrival.verified)
         except (ValueError, RecursionError) as exc:  # not writable as a strict JSON line
-            problem = (
-                "holds NaN or an infinite number, which strict JSON cannot carry"
-                if isinstance(exc, ValueError)
-                else "is nested too deeply to be written as one JSON line"
-            )
+            problem = _unwritable(exc)
             return await self._not_an_event(arrival, "not_strict_json", "bad_json", problem)
         except (OSError, RbmError) as exc:
             logger.error("could not store an event: %s", exc)
@@ -418,12 +428,17 @@ class ReceiverServer:
         token, secret = handshake
         expected = self._token
         if expected is None or not hmac.compare_digest(
-            token.encode("utf-8"), expected.encode("utf-8")
+            token.encode("utf-8", "surrogatepass"), expected.encode("utf-8")
         ):
             # The body holds a clientToken: never keep it, even in the rejects log.
             return self._reject("handshake_token", 403, "clientToken does not match", request)
+        try:
+            answer = secret.encode("utf-8")
+        except UnicodeEncodeError:
+            message = "the handshake's secret is not valid Unicode"
+            return self._reject("bad_envelope", 400, message, request)
         self.handshakes += 1
-        return web.Response(text=secret, content_type="text/plain")
+        return web.Response(body=answer, content_type="text/plain", charset="utf-8")
 
     async def _handle_health(self, request: web.Request) -> web.Response:
         """200 ``ok`` only when an event could be stored right now (a real write probe)."""

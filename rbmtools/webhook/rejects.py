@@ -41,7 +41,8 @@ def redacted_head(body: bytes) -> str:
     except (UnicodeDecodeError, ValueError, RecursionError):
         head = body[:_REDACT_BYTES].decode("utf-8", "backslashreplace")
         text = redact_text(head)
-    return text[:BODY_HEAD_BYTES]
+    # A JSON escape such as \ud800 decodes to a lone surrogate, which UTF-8 cannot carry.
+    return text[:BODY_HEAD_BYTES].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class RejectsLog:
@@ -83,7 +84,11 @@ class RejectsLog:
         if body is not None:
             entry["bodyBytes"] = len(body)
             entry["bodyHead"] = redacted_head(body)
-        line = dumps_line(entry).encode("utf-8")
+        try:
+            line = dumps_line(entry).encode("utf-8")
+        except ValueError:  # forensics must never break the receiver
+            self.dropped += 1
+            return
         with self._lock:
             try:
                 self._ensure_open()

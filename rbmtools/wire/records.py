@@ -48,10 +48,12 @@ EVENT_LINE_SHAPES = ("receiver", "push", "decoded")
 def dumps_line(obj: Mapping[str, Any]) -> str:
     """One JSON Lines line: compact, UTF-8 friendly, ending in a newline.
 
-    Strict JSON only: a ``NaN`` or infinite number raises ``ValueError`` (strict readers such
-    as BigQuery refuse the bare ``NaN`` Python would otherwise write).
+    Strict JSON in UTF-8 only: a ``NaN`` or infinite number raises ``ValueError``, a lone
+    surrogate ``ValidationError`` (strict readers such as BigQuery refuse the bare ``NaN``
+    Python would otherwise write, and UTF-8 cannot carry a lone surrogate).
     """
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return require_unicode(text, "line") + "\n"
 
 
 # ------------------------------------------------------------------------------ the event log

@@ -195,8 +195,9 @@ def test_every_acknowledged_push_is_an_event_or_a_line_the_analysis_counts(recei
     assert len(list(reader)) == 5 and reader.counts.malformed == 0
 
 
+any_text = st.text(st.characters(exclude_categories=()), max_size=20)  # lone surrogates too
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats() | any_text,
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
@@ -221,3 +222,36 @@ def test_any_authentic_payload_is_acknowledged_and_kept_somewhere(receiver, muta
     after = receiver.stats()
     kept = after["accepted"] + after["other_total"] - before["accepted"] - before["other_total"]
     assert kept == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"clientToken": "\\ud800", "secret": "x"}',  # a handshake with a lone surrogate
+        b'{"message": {"data": "eA==", "attributes": {"\\ud800": "1"}}}',  # rejected, logged
+        b'{"message": {"data": "eA==", "messageId": "\\udcff"}, "subscription": "\\ud800"}',
+    ],
+)
+def test_lone_surrogates_in_a_request_are_never_a_500(receiver, body):
+    response = post(receiver, body)
+    assert response.status_code in (400, 401, 403)
+    assert post(receiver, *signed(make_event(1))).status_code == 200
+
+
+def test_a_handshake_whose_secret_is_not_unicode_is_refused_not_a_500(receiver):
+    body = json.dumps({"clientToken": TOKEN, "secret": "\ud800"}).encode()
+    assert post(receiver, body).status_code == 400
+
+
+def test_authentic_text_that_utf8_cannot_carry_goes_to_the_other_log(receiver):
+    data = json.dumps(make_event(4) | {"text": "broken \ud83d emoji"}).encode()  # ASCII escapes
+    body, headers = signed_data(data)
+    envelope = json.loads(body)
+    envelope["message"]["attributes"] = {"type": "\udcff"}  # the unsigned envelope, too
+    response = post(receiver, json.dumps(envelope).encode(), headers)
+    assert response.status_code == 200
+    [line] = other_lines(receiver.log_dir)
+    assert line["reason"] == "not_strict_json" and "not valid Unicode" in line["problem"]
+    assert base64.b64decode(line["data"]) == data
+    assert line["push"]["attributes"] == {"type": "\\udcff"}
+    assert lines_of(receiver.log_dir) == []
