@@ -389,6 +389,7 @@ class EventLog:
             self._vanished += 1
         self._close_segment()
         self._next_number.clear()
+        self._durable_dirs.clear()  # whatever stands there now, make its entries durable
 
     def _hold_lock(self) -> None:
         """Take the writer lock again if the lock file was removed with the directory."""
