@@ -90,12 +90,13 @@ class Timeouts:
     """How long a connection may take, in seconds.
 
     ``header``: to send a request's line and headers, counted from the connection (or the end
-    of its previous answer), which is also how long an idle kept-alive connection stays open;
-    ``body``: to send the body once the headers are in (slower gets 408). Slow or stalled
-    clients cannot hold connections open.
+    of its previous answer), which is also how long an idle kept-alive connection stays open
+    (aiohttp has one timer for both; 60 s is nginx's header timeout, and equals its default
+    upstream keep-alive); ``body``: to send the body once the headers are in (slower gets
+    408). Slow or stalled clients cannot hold connections open.
     """
 
-    header: float = 15.0
+    header: float = 60.0
     body: float = 30.0
 
     def __post_init__(self) -> None:
