@@ -82,7 +82,8 @@ def event_record_line(event: Mapping[str, Any], received_at: datetime, verified:
 
 #: Why an authentic push went to the other log: not an RBM user or server event rbmtools
 #: models (an agent launch event, a payload without a phone...), an event time outside the
-#: timestamp grammar, numbers strict JSON cannot write (NaN, Infinity), no JSON at all.
+#: timestamp grammar, what a strict UTF-8 JSON line cannot carry (NaN, Infinity, a lone
+#: surrogate), no JSON at all.
 OTHER_REASONS = ("unmodelled", "unreadable_time", "not_strict_json", "not_json")
 
 
