@@ -271,7 +271,7 @@ class RbmClient:
             raise
         odd = None
         if response.status_code == 200:
-            sent, expires, odd = _accepted_times(_json(response), body, asked_at)
+            sent, expires, odd = _accepted_times(_json_object(response), body, asked_at)
             if odd:
                 log.warning("send %s: %s", message_id, odd)
             result = SendResult(message_id, phone, 200, True, sent, expires, attempts)
@@ -445,15 +445,20 @@ def _message_body(
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
+    return _json_object(response) or {}
+
+
+def _json_object(response: requests.Response) -> dict[str, Any] | None:
+    """The answer's JSON object, or None when it is no JSON object."""
     try:
         value = response.json()
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    except (ValueError, RecursionError):  # not JSON, or nested past any sense
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _accepted_times(
-    answer: Mapping[str, Any], body: Mapping[str, Any], asked_at: datetime
+    answer: Mapping[str, Any] | None, body: Mapping[str, Any], asked_at: datetime
 ) -> tuple[datetime, datetime | None, str | None]:
     """``sendTime`` and ``expireTime`` of an accepted send, and what was odd about the answer.
 
@@ -464,6 +469,9 @@ def _accepted_times(
     problems = []
     sent: datetime = asked_at
     expires: datetime | None = None
+    if answer is None:
+        problems.append("it is no JSON object; the client's clock is recorded")
+        answer = {}
     try:
         if answer.get("sendTime") is not None:
             sent = parse_timestamp(answer["sendTime"], "sendTime")

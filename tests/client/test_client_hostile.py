@@ -160,6 +160,8 @@ def odd_send_answer(answer: dict) -> Answer:
     [
         odd_send_answer({"sendTime": "not-a-time"}),
         odd_send_answer({"sendTime": "2026-11-25T10:00:00Z", "expireTime": 17}),
+        odd_send_answer({"sendTime": "9999-12-31T23:59:59-01:00"}),
+        lambda headers: (200, "application/json", "[" * 100_000),
     ],
     indirect=True,
 )
