@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -132,6 +133,7 @@ def test_an_error_body_echoing_the_bearer_token_never_shows_it(emu, broken, tmp_
     assert "<redacted>" in str(info.value)
     kinds = [parse_outbox_record(line).kind for line in outbox.read_text().splitlines()]
     assert kinds == ["send", "revoke"]
+    assert stat.S_IMODE(outbox.stat().st_mode) & 0o007 == 0  # not readable by others
 
 
 @pytest.mark.parametrize("broken", [echo_page], indirect=True)
