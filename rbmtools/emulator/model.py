@@ -102,6 +102,14 @@ def _features_used(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 yield f"suggestions.action.{kind}", feature
 
 
+def _check_use_case(value: object, field: str = "useCase") -> str:
+    try:
+        return AgentUseCase(value).value
+    except ValueError:
+        allowed = ", ".join(u.value for u in AgentUseCase)
+        raise ValidationError(field, value, f"must be one of {allowed}") from None
+
+
 def _file_names(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """``(field, name)`` for every uploaded file a (validated) contentMessage refers to."""
 
@@ -246,8 +254,11 @@ class PlatformModel:
         epoch: datetime,
         only_agent: str | None = None,
         legacy_revoke: bool = False,
+        use_case: str | None = None,
     ) -> None:
         self.profile = profile
+        #: The use case of every agent not given its own (None: the profile's).
+        self.default_use_case = None if use_case is None else _check_use_case(use_case)
         self.seed = seed
         self.epoch = parse_timestamp(epoch, "epoch")
         self.only_agent = None if only_agent is None else validate_agent_id(only_agent)
@@ -313,7 +324,8 @@ class PlatformModel:
 
     def use_case(self, agent_id: str) -> str:
         """The agent's use case (``OTP``, ``TRANSACTIONAL``, ``PROMOTIONAL``, ``MULTI_USE``)."""
-        return self._use_cases.get(agent_id, self.profile.agent_use_case)
+        own = self._use_cases.get(agent_id)
+        return own or self.default_use_case or self.profile.agent_use_case
 
     def _tester_gate(self, agent_id: str, phone: str) -> Answer | None:
         """404 NOT_FOUND, as Google answers, for a non-tester of an unlaunched agent."""
@@ -795,12 +807,7 @@ class PlatformModel:
     def set_use_case(self, agent_id: str, use_case: object) -> None:
         """Give an agent another use case (``OTP``, ``TRANSACTIONAL``, ``PROMOTIONAL``,
         ``MULTI_USE``); it decides the traffic type of messages that name none."""
-        try:
-            case = AgentUseCase(use_case)
-        except ValueError:
-            allowed = ", ".join(u.value for u in AgentUseCase)
-            raise ValidationError("useCase", use_case, f"must be one of {allowed}") from None
-        self._use_cases[validate_agent_id(agent_id)] = case.value
+        self._use_cases[validate_agent_id(agent_id)] = _check_use_case(use_case)
 
     # ------------------------------------------------------------------------------- files
 

@@ -90,6 +90,7 @@ class EmulatorServer:
         start: datetime | str | None = None,
         max_in_flight: int = 64,
         webhook_timeout: float = 10.0,
+        agent_use_case: str | None = None,
     ) -> None:
         self.clock = VirtualClock(speed, start)
         self.model = PlatformModel(
@@ -98,6 +99,7 @@ class EmulatorServer:
             epoch=self.clock.start,
             only_agent=agent_id,
             legacy_revoke=legacy_revoke,
+            use_case=agent_use_case,
         )
         self.dispatcher = Dispatcher(
             self.clock,
