@@ -28,6 +28,7 @@ from rbmtools.emulator.dispatch import RegistrationError
 from rbmtools.emulator.profiles import profile_names
 from rbmtools.emulator.server import EmulatorServer
 from rbmtools.errors import ApiError
+from rbmtools.wire import AgentUseCase
 
 __all__ = ["default_key_file", "register"]
 
@@ -80,8 +81,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--speed",
         type=float,
-        default=600.0,
-        help="platform seconds per real second (default 600; 0 = stepping mode)",
+        default=1.0,
+        help="platform seconds per real second (default 1: real time, so clients that compute "
+        "expireTime from their own clock work; 600 for fast rehearsals; 0 = stepping mode)",
     )
     serve.add_argument("--seed", default="7", help="seed for devices and draws (default 7)")
     serve.add_argument("--start", default=None, help="platform start time, RFC 3339 (default: now)")
@@ -90,6 +92,13 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument(
         "--legacy-revoke", action="store_true", help="revoke always answers 200 (older API)"
+    )
+    serve.add_argument(
+        "--agent-use-case",
+        default=None,
+        choices=[u.value for u in AgentUseCase],
+        help="every agent's use case, which gives messages without a messageTrafficType "
+        "theirs (default: the profile's, TRANSACTIONAL; MULTI_USE requires one)",
     )
     serve.add_argument("--webhook", default=None, metavar="URL", help="webhook to register")
     add_client_token_arguments(serve)
@@ -157,6 +166,7 @@ async def _run_server(args: argparse.Namespace, token: str | None) -> int:
         agent_id=args.agent_id,
         legacy_revoke=args.legacy_revoke,
         start=args.start,
+        agent_use_case=args.agent_use_case,
     )
     trusted = [read_trusted_key(path) for path in args.trust_key]
     try:
@@ -199,6 +209,7 @@ def _banner(
     if speed:
         pace = f"{speed:g} platform seconds per real second"
     agent = f"only {args.agent_id!r}" if args.agent_id else "any agent id"
+    agent += f"; use case {server.model.use_case(args.agent_id or 'any')}"
     webhook = (
         f"{args.webhook} (registered)"
         if args.webhook
@@ -207,7 +218,7 @@ def _banner(
     lines = [
         f"rbmtools emulator listening on {base_url}",
         f"  RBM API base    {base_url}  (paths /v1/...)",
-        f"  token endpoint  {base_url}{TOKEN_PATH}",
+        f"  token endpoint  {base_url}{TOKEN_PATH} (and /oauth2/v4/token)",
         f"  key file        {Path(key).resolve()}  ({email})",
         f"  agents          {agent}",
         f"  profile         {server.model.profile.name}; seed {args.seed}",

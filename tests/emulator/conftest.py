@@ -4,6 +4,7 @@ emulators over loopback, and google-auth sessions from the key the emulator issu
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ class WebhookSink:
         self.hang_seconds = 3.0
         self.pushes: list[wire.PushMessage] = []
         self.events: list[dict[str, Any]] = []
+        self.envelopes: list[dict[str, Any]] = []  # the push bodies exactly as received
         self.rejected: list[str] = []
         self.handshakes = 0
         self._lock = threading.Lock()
@@ -76,6 +78,7 @@ class WebhookSink:
         with self._lock:
             self.pushes.append(push)
             self.events.append(push.event())
+            self.envelopes.append(json.loads(body))
         return web.Response(text="ok")
 
     async def _start(self) -> str:
