@@ -100,6 +100,15 @@ def register(subparsers: Any) -> None:
         help="every agent's use case, which gives messages without a messageTrafficType "
         "theirs (default: the profile's, TRANSACTIONAL; MULTI_USE requires one)",
     )
+    serve.add_argument(
+        "--google-proxy",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also serve an HTTPS proxy on PORT (0 = any) that takes clients which hard-code "
+        "Google's URLs (Google's Node helper) here: run them with HTTPS_PROXY=http://HOST:PORT "
+        "and the printed CA file trusted (NODE_EXTRA_CA_CERTS)",
+    )
     serve.add_argument("--webhook", default=None, metavar="URL", help="webhook to register")
     add_client_token_arguments(serve)
     serve.add_argument(
@@ -167,6 +176,7 @@ async def _run_server(args: argparse.Namespace, token: str | None) -> int:
         legacy_revoke=args.legacy_revoke,
         start=args.start,
         agent_use_case=args.agent_use_case,
+        google_proxy=args.google_proxy,
     )
     trusted = [read_trusted_key(path) for path in args.trust_key]
     try:
@@ -226,6 +236,11 @@ def _banner(
         f"  webhook         {webhook}",
         f"  admin           {base_url}/emulator/v1",
     ]
+    proxy = server.google_proxy
+    if proxy is not None:  # before the admin line, which ends the banner
+        lines.insert(
+            -1, f"  google proxy    HTTPS_PROXY={proxy.url} NODE_EXTRA_CA_CERTS={proxy.ca_file}"
+        )
     if not _is_loopback(args.host):
         lines.append(
             f"  warning: bound to {args.host}; the admin surface has no authentication, so "

@@ -50,7 +50,9 @@ class Emulator:
     must succeed, else ``RegistrationError``); ``legacy_revoke`` makes revoke always answer
     200; ``start`` fixes the platform time at which the clock starts; ``agent_use_case``
     (``OTP``, ``TRANSACTIONAL``, ``PROMOTIONAL``, ``MULTI_USE``) overrides the profile's use
-    case of every agent, which decides the traffic type of messages that name none.
+    case of every agent, which decides the traffic type of messages that name none;
+    ``google_proxy`` also starts the proxy for clients that hard-code Google's URLs
+    (``google_proxy_url``, ``google_proxy_ca``: see ``rbmtools.emulator.google_proxy``).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class Emulator:
         max_in_flight: int = 64,
         webhook_timeout: float = 10.0,
         agent_use_case: str | None = None,
+        google_proxy: bool = False,
     ) -> None:
         if (webhook_url is None) != (client_token is None):
             raise ValidationError(
@@ -88,6 +91,7 @@ class Emulator:
             max_in_flight=max_in_flight,
             webhook_timeout=webhook_timeout,
             agent_use_case=agent_use_case,
+            google_proxy=0 if google_proxy else None,
         )
         self.agent_id = agent_id or DEFAULT_AGENT_ID
         self._host, self._port = host, port
@@ -113,6 +117,18 @@ class Emulator:
     def sms(self) -> SmsSink:
         """The SMS sink: fallback SMS arrive here, stamped with the platform clock."""
         return self._server.sms
+
+    @property
+    def google_proxy_url(self) -> str | None:
+        """``http://127.0.0.1:PORT`` for ``HTTPS_PROXY`` (with ``google_proxy=True``)."""
+        proxy = self._server.google_proxy
+        return None if proxy is None else proxy.url
+
+    @property
+    def google_proxy_ca(self) -> Path | None:
+        """The CA certificate clients behind the proxy must trust (``NODE_EXTRA_CA_CERTS``)."""
+        proxy = self._server.google_proxy
+        return None if proxy is None else proxy.ca_file
 
     @property
     def server(self) -> EmulatorServer:

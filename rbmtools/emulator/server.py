@@ -34,6 +34,7 @@ from rbmtools.emulator.bodies import read_api_body
 from rbmtools.emulator.clock import VirtualClock
 from rbmtools.emulator.dispatch import Dispatcher
 from rbmtools.emulator.faults import ApiFault, ApiFaults
+from rbmtools.emulator.google_proxy import GoogleProxy
 from rbmtools.emulator.model import Answer, PlatformEvent, PlatformModel
 from rbmtools.emulator.profiles import Profile, load_profile
 from rbmtools.emulator.responses import error_answer, json_answer
@@ -91,8 +92,13 @@ class EmulatorServer:
         max_in_flight: int = 64,
         webhook_timeout: float = 10.0,
         agent_use_case: str | None = None,
+        google_proxy: int | None = None,
     ) -> None:
         self.clock = VirtualClock(speed, start)
+        self._google_proxy_port = google_proxy
+        #: The proxy for clients that hard-code Google's URLs (``google_proxy`` given), once
+        #: started: its ``url`` and ``ca_file``.
+        self.google_proxy: GoogleProxy | None = None
         self.model = PlatformModel(
             load_profile(profile),
             seed=seed,
@@ -165,6 +171,9 @@ class EmulatorServer:
             for base in (self.base_url, f"http://127.0.0.1:{bound}", f"http://localhost:{bound}")
             for path in TOKEN_PATHS
         )
+        if self._google_proxy_port is not None:
+            self.google_proxy = GoogleProxy("127.0.0.1" if ":" not in shown else "::1", bound)
+            await self.google_proxy.start(host, self._google_proxy_port)
         await self.dispatcher.start()
         self._tick_wake = asyncio.Event()
         self._ticker_task = asyncio.get_running_loop().create_task(self._ticker())
@@ -181,6 +190,8 @@ class EmulatorServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker_task
         await self.dispatcher.close()
+        if self.google_proxy is not None:
+            await self.google_proxy.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.gc_freezes:
