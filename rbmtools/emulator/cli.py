@@ -216,7 +216,9 @@ def _banner(
 ) -> None:
     speed = server.clock.speed
     pace = "stepping mode: time moves only with /emulator/v1/clock/advance"
-    if speed:
+    if speed == 1:
+        pace = "real time (--speed 600 for fast rehearsals)"
+    elif speed:
         pace = f"{speed:g} platform seconds per real second"
     agent = f"only {args.agent_id!r}" if args.agent_id else "any agent id"
     agent += f"; use case {server.model.use_case(args.agent_id or 'any')}"
