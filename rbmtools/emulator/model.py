@@ -634,10 +634,13 @@ class PlatformModel:
 
     def _revoke_status(self, msg: Message, now: float) -> int:
         state = msg.state
-        if state is MessageState.QUEUED:
-            race = False
-            if msg.in_handoff(now):
-                race = self._uniform(msg, "race") < self.profile.race_probability
+        if state in (MessageState.QUEUED, MessageState.REVOKE_FAILED):
+            # Taken back: queued, or still undelivered after TTL_EXPIRATION_REVOKE_FAILED
+            # (Google: revoke it by API if it was not delivered). Inside the hand-off a
+            # DELIVERED may still follow: the race.
+            race = msg.in_handoff(now) and (
+                self._uniform(msg, "race") < self.profile.race_probability
+            )
             self._set_state(msg, MessageState.REVOKED)
             msg.revoked_at = now
             msg.revoke_race = race
@@ -646,19 +649,6 @@ class PlatformModel:
             return 200
         if state in (MessageState.REVOKED, MessageState.EXPIRED):
             return 200  # already out of the queue: repeating a revoke is safe
-        if state is MessageState.REVOKE_FAILED:
-            # Google: after TTL_EXPIRATION_REVOKE_FAILED, revoke by API if it was not
-            # delivered. It is still being handed over (or neither will happen): the revoke
-            # takes it back, and inside the hand-off a DELIVERED may still follow (the race).
-            race = msg.in_handoff(now) and self._uniform(msg, "race") < (
-                self.profile.race_probability
-            )
-            self._set_state(msg, MessageState.REVOKED)
-            msg.revoked_at = now
-            msg.revoke_race = race
-            if not race:
-                msg.deliver_at = None
-            return 200
         return 404  # delivered, read, or dropped
 
     def capabilities(self, agent_id: str | None, phone: str, now: float) -> Answer:
