@@ -156,22 +156,21 @@ PROBLEMS: dict[str, str] = {
 
 # ------------------------------------------------------------------------------ times
 
-_WS = r"[ \t\n\r\f\x0B]*"
 _CLOCK = r"-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
 _OFFSET = r"[+-]([01][0-9]|2[0-3]):[0-5][0-9]"
 
-#: The timestamp grammar of ``rbmtools.wire`` (``parse_timestamp``), as a regular expression
-#: both RE2 (DuckDB, BigQuery) and Java (Spark) read alike: RFC 3339 with ``T``, ``t`` or a
-#: space, ``Z``, ``z`` or an offset, 0-9 fractional digits (cut to microseconds), seconds
-#: 00-59, surrounding whitespace ignored; then a real calendar date, years 0001 to 9999 in UTC.
-#: An epoch number, ``25/11/2026 ...``, a leap second or an empty string is no time: the line
-#: is set aside as malformed (``unreadable time``), never read as a missing time.
-TIME_PATTERN = _WS + "[0-9]{4}" + _CLOCK + f"([Zz]|{_OFFSET})" + _WS
-# The common case, which DuckDB's cast reads as it is: upper case, no whitespace, a year from
-# 1000 to 2999 (so no overflow at the ends of the range is possible).
+#: The timestamp grammar of ``rbmtools.wire`` (``TIMESTAMP_PATTERN`` and ``parse_timestamp``),
+#: as a regular expression RE2 (DuckDB, BigQuery) and Java (Spark) read alike: RFC 3339 with
+#: ``T``, ``t`` or a space, ``Z``, ``z`` or an offset, 0-9 fractional digits (cut to
+#: microseconds), hour 00-23, minute and second 00-59, nothing around it; then a real calendar
+#: date, years 0001 to 9999 in UTC. An epoch number, ``25/11/2026 ...``, a leap second or an
+#: empty string is no time: the line is set aside as malformed (``unreadable time``), never
+#: read as a missing time. (A test holds the SQL equal to ``parse_timestamp``.)
+TIME_PATTERN = "[0-9]{4}" + _CLOCK + f"([Zz]|{_OFFSET})"
+# The common case, which DuckDB's cast reads as it is: upper case, a year from 1000 to 2999
+# (so no overflow at the ends of the range is possible).
 _PLAIN_TIME = "[12][0-9]{3}" + _CLOCK.replace("[Tt ]", "[T ]") + f"(Z|{_OFFSET})"
 _MIN_US, _MAX_US = -62135596800000000, 253402300799999999  # 0001-01-01 .. 9999-12-31 UTC
-_WS_CHARS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
 
 
 def time_function(dialect: str) -> str:
@@ -180,21 +179,19 @@ def time_function(dialect: str) -> str:
     bigquery; each casts in its own way, digits beyond microseconds cut first where the cast
     would refuse them)."""
     if dialect == "duckdb":
-        loose = f"TRY_CAST(upper(trim(s, {_WS_CHARS})) AS TIMESTAMPTZ)"
+        loose = "TRY_CAST(upper(s) AS TIMESTAMPTZ)"
         return (
             f"CASE WHEN regexp_full_match(s, '{_PLAIN_TIME}') THEN TRY_CAST(s AS TIMESTAMPTZ) "
             f"WHEN regexp_full_match(s, '{TIME_PATTERN}') "
             f"AND EPOCH_US({loose}) BETWEEN {_MIN_US} AND {_MAX_US} THEN {loose} END"
         )
-    cut, ws = r"(\.[0-9]{6})[0-9]+", r"^[ \t\n\r\f\x0B]+|[ \t\n\r\f\x0B]+$"
+    cut = r"(\.[0-9]{6})[0-9]+"
     if dialect == "spark":
-        trimmed = f"regexp_replace(s, '{ws}', '')"
-        text = rf"regexp_replace(upper({trimmed}), '{cut}', '$1')".replace("\\", "\\\\")
+        text = rf"regexp_replace(upper(s), '{cut}', '$1')".replace("\\", "\\\\")
         pattern = f"^(?:{TIME_PATTERN})$".replace("\\", "\\\\")
         return f"CASE WHEN s RLIKE '{pattern}' THEN TRY_CAST({text} AS TIMESTAMP) END"
     if dialect == "bigquery":
-        trimmed = f"REGEXP_REPLACE(s, r'{ws}', '')"
-        text = rf"REGEXP_REPLACE(UPPER({trimmed}), r'{cut}', r'\1')"
+        text = rf"REGEXP_REPLACE(UPPER(s), r'{cut}', r'\1')"
         return (
             f"CASE WHEN REGEXP_CONTAINS(s, r'^(?:{TIME_PATTERN})$') "
             f"THEN SAFE_CAST({text} AS TIMESTAMP) END"

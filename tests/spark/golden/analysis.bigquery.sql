@@ -6,7 +6,7 @@
 -- Inputs: relations rbm_event_rows and rbm_outbox_rows with the contract columns (rbmtools logs sql --schema events|outbox).
 
 CREATE TEMP FUNCTION rbm_time(s STRING) AS (
-  CASE WHEN REGEXP_CONTAINS(s, r'^(?:[ \t\n\r\f\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \t\n\r\f\x0B]*)$') THEN SAFE_CAST(REGEXP_REPLACE(UPPER(REGEXP_REPLACE(s, r'^[ \t\n\r\f\x0B]+|[ \t\n\r\f\x0B]+$', '')), r'(\.[0-9]{6})[0-9]+', r'\1') AS TIMESTAMP) END
+  CASE WHEN REGEXP_CONTAINS(s, r'^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$') THEN SAFE_CAST(REGEXP_REPLACE(UPPER(s), r'(\.[0-9]{6})[0-9]+', r'\1') AS TIMESTAMP) END
 );
 
 CREATE TEMP FUNCTION rbm_decode_push(data STRING) AS ((
@@ -127,6 +127,15 @@ WITH rbm_event_shapes AS (
     CASE WHEN cls = 'message' THEN message_id END AS message_id,
     CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
     problem,
+    CASE
+      WHEN cls = 'malformed'
+      THEN 0
+      ELSE CASE
+        WHEN NOT event_id IS NULL
+        THEN FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(event_id)))
+        ELSE FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(event_type, send_time)))
+      END
+    END AS event_key,
     MIN(
       CASE
         WHEN event_type = 'DELIVERED'
@@ -150,20 +159,16 @@ WITH rbm_event_shapes AS (
       END
     ) AS type_code,
     MIN(send_time) AS send_time,
+    MAX(send_time) AS last_send_time,
     MIN(received_at) AS received_at,
+    MAX(received_at) AS last_received_at,
     COUNT(*) AS copies,
     COUNTIF(verified = FALSE) AS unverified
   FROM rbm_classified
   GROUP BY
     cls,
     rbm_classified.message_id,
-    CASE
-      WHEN cls = 'malformed'
-      THEN 0
-      WHEN NOT event_id IS NULL
-      THEN FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(event_id)))
-      ELSE FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(event_type, rbm_classified.send_time)))
-    END,
+    event_key,
     CASE WHEN cls = 'malformed' THEN source_file END,
     problem
 ), rbm_message_events AS (
@@ -186,21 +191,17 @@ WITH rbm_event_shapes AS (
     SUM(copies) AS lines,
     SUM(unverified) AS unverified,
     MIN(send_time) AS first_event_at,
-    MAX(send_time) AS last_event_at,
+    MAX(last_send_time) AS last_event_at,
     ARRAY_AGG(
       IF((
         NOT received_at IS NULL
-      ) AND (
-        NOT send_time IS NULL
       ), received_at, NULL) IGNORE NULLS ORDER BY IF((
         NOT received_at IS NULL
-      ) AND (
-        NOT send_time IS NULL
-      ), 0, 1), send_time IS NULL, send_time ASC
+      ), 0, 1), send_time IS NULL, send_time ASC, received_at IS NULL, received_at ASC
       LIMIT 1
     )[SAFE_OFFSET(0)] AS first_event_rx,
     MIN(received_at) AS first_received_at,
-    MAX(received_at) AS last_received_at
+    MAX(last_received_at) AS last_received_at
   FROM rbm_event_keys
   GROUP BY
     cls,

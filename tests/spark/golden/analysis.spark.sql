@@ -57,25 +57,15 @@ WITH rbm_event_shapes AS (
     COALESCE(
       send_time_typed,
       CASE
-        WHEN send_text RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
-        THEN TRY_CAST(REGEXP_REPLACE(
-          UPPER(REGEXP_REPLACE(send_text, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')),
-          '(\\.[0-9]{6})[0-9]+',
-          '$1'
-        ) AS TIMESTAMP)
+        WHEN send_text RLIKE '^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$'
+        THEN TRY_CAST(REGEXP_REPLACE(UPPER(send_text), '(\\.[0-9]{6})[0-9]+', '$1') AS TIMESTAMP)
       END
     ) AS send_time,
     COALESCE(
       received_at_typed,
       CASE
-        WHEN received_text RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
-        THEN TRY_CAST(REGEXP_REPLACE(
-          UPPER(
-            REGEXP_REPLACE(received_text, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')
-          ),
-          '(\\.[0-9]{6})[0-9]+',
-          '$1'
-        ) AS TIMESTAMP)
+        WHEN received_text RLIKE '^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$'
+        THEN TRY_CAST(REGEXP_REPLACE(UPPER(received_text), '(\\.[0-9]{6})[0-9]+', '$1') AS TIMESTAMP)
       END
     ) AS received_at
   FROM rbm_event_text
@@ -140,6 +130,15 @@ WITH rbm_event_shapes AS (
     CASE WHEN cls = 'message' THEN message_id END AS message_id,
     CASE WHEN cls = 'malformed' THEN source_file END AS bad_file,
     problem,
+    CASE
+      WHEN cls = 'malformed'
+      THEN 0
+      ELSE CASE
+        WHEN NOT event_id IS NULL
+        THEN XXHASH64(event_id)
+        ELSE XXHASH64(event_type, send_time)
+      END
+    END AS event_key,
     MIN(
       CASE
         WHEN event_type = 'DELIVERED'
@@ -163,7 +162,9 @@ WITH rbm_event_shapes AS (
       END
     ) AS type_code,
     MIN(send_time) AS send_time,
+    MAX(send_time) AS last_send_time,
     MIN(received_at) AS received_at,
+    MAX(received_at) AS last_received_at,
     COUNT(*) AS copies,
     COUNT(*) FILTER(WHERE
       verified = FALSE) AS unverified
@@ -171,13 +172,7 @@ WITH rbm_event_shapes AS (
   GROUP BY
     cls,
     message_id,
-    CASE
-      WHEN cls = 'malformed'
-      THEN 0
-      WHEN NOT event_id IS NULL
-      THEN XXHASH64(event_id)
-      ELSE XXHASH64(event_type, send_time)
-    END,
+    event_key,
     CASE WHEN cls = 'malformed' THEN source_file END,
     problem
 ), rbm_message_events AS (
@@ -204,10 +199,21 @@ WITH rbm_event_shapes AS (
     SUM(copies) AS lines,
     SUM(unverified) AS unverified,
     MIN(send_time) AS first_event_at,
-    MAX(send_time) AS last_event_at,
-    MIN_BY(received_at, CASE WHEN NOT received_at IS NULL THEN send_time END) AS first_event_rx,
+    MAX(last_send_time) AS last_event_at,
+    MIN_BY(
+      received_at,
+      CASE
+        WHEN NOT received_at IS NULL
+        THEN STRUCT(
+          send_time IS NULL AS t_null,
+          send_time AS t,
+          received_at IS NULL AS r_null,
+          received_at AS r
+        )
+      END
+    ) AS first_event_rx,
     MIN(received_at) AS first_received_at,
-    MAX(received_at) AS last_received_at
+    MAX(last_received_at) AS last_received_at
   FROM rbm_event_keys
   GROUP BY
     cls,
@@ -235,48 +241,32 @@ WITH rbm_event_shapes AS (
     COALESCE(
       send_time_typed,
       CASE
-        WHEN sendTime RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
-        THEN TRY_CAST(REGEXP_REPLACE(
-          UPPER(REGEXP_REPLACE(sendTime, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')),
-          '(\\.[0-9]{6})[0-9]+',
-          '$1'
-        ) AS TIMESTAMP)
+        WHEN sendTime RLIKE '^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$'
+        THEN TRY_CAST(REGEXP_REPLACE(UPPER(sendTime), '(\\.[0-9]{6})[0-9]+', '$1') AS TIMESTAMP)
       END
     ) AS sendTime_at,
     expireTime AS expireTime_text,
     COALESCE(
       expire_time_typed,
       CASE
-        WHEN expireTime RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
-        THEN TRY_CAST(REGEXP_REPLACE(
-          UPPER(REGEXP_REPLACE(expireTime, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')),
-          '(\\.[0-9]{6})[0-9]+',
-          '$1'
-        ) AS TIMESTAMP)
+        WHEN expireTime RLIKE '^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$'
+        THEN TRY_CAST(REGEXP_REPLACE(UPPER(expireTime), '(\\.[0-9]{6})[0-9]+', '$1') AS TIMESTAMP)
       END
     ) AS expireTime_at,
     requestedAt AS requestedAt_text,
     COALESCE(
       requested_at_typed,
       CASE
-        WHEN requestedAt RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
-        THEN TRY_CAST(REGEXP_REPLACE(
-          UPPER(REGEXP_REPLACE(requestedAt, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')),
-          '(\\.[0-9]{6})[0-9]+',
-          '$1'
-        ) AS TIMESTAMP)
+        WHEN requestedAt RLIKE '^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$'
+        THEN TRY_CAST(REGEXP_REPLACE(UPPER(requestedAt), '(\\.[0-9]{6})[0-9]+', '$1') AS TIMESTAMP)
       END
     ) AS requestedAt_at,
     sentAt AS sentAt_text,
     COALESCE(
       sent_at_typed,
       CASE
-        WHEN sentAt RLIKE '^(?:[ \\t\\n\\r\\f\\x0B]*[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])[ \\t\\n\\r\\f\\x0B]*)$'
-        THEN TRY_CAST(REGEXP_REPLACE(
-          UPPER(REGEXP_REPLACE(sentAt, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')),
-          '(\\.[0-9]{6})[0-9]+',
-          '$1'
-        ) AS TIMESTAMP)
+        WHEN sentAt RLIKE '^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$'
+        THEN TRY_CAST(REGEXP_REPLACE(UPPER(sentAt), '(\\.[0-9]{6})[0-9]+', '$1') AS TIMESTAMP)
       END
     ) AS sentAt_at
   FROM rbm_outbox_rows
