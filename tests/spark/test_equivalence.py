@@ -18,7 +18,13 @@ from rbmtools.errors import ValidationError
 from rbmtools.testing.synthetic import SyntheticConfig, generate_logs
 
 BY = ("useCase", "arm")
-CONFIG = SyntheticConfig(messages=3_000, days=1.0, seed=29, rotate_lines=1_500, garbage_lines=6)
+# the shapes users really have: push bodies, times in every precision and offset, lower case
+CONFIG = SyntheticConfig(
+    messages=3_000, days=1.0, seed=29, rotate_lines=1_500, garbage_lines=6,
+    shapes={"receiver": 0.4, "push": 0.3, "decoded": 0.3},
+    time_styles={"micros": 0.3, "nanos": 0.2, "millis": 0.1, "seconds": 0.1, "offset": 0.1,
+                 "offset-millis": 0.1, "lower": 0.1},
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
