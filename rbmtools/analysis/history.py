@@ -111,14 +111,19 @@ class HistoryMerge:
         docstring); ``build_index`` first."""
         engine = self.engine
         # New rows of messages the state holds already are merged with those days' rows; the
-        # others are new messages: they join their day as they are.
+        # others are new messages: they join their day as they are. (The index is probed by
+        # the new keys, the small side, whatever the size of the history.)
+        engine.create_table(
+            "rbm_known_days",
+            "SELECT i.mkey, i.home_day FROM rbm_state_index AS i "
+            "JOIN (SELECT mkey FROM rbm_new_messages) AS n ON i.mkey = n.mkey",
+        )
         engine.create_table(
             "rbm_new_known",
-            "SELECT * FROM rbm_new_messages WHERE mkey IN (SELECT mkey FROM rbm_state_index)",
+            "SELECT * FROM rbm_new_messages WHERE mkey IN (SELECT mkey FROM rbm_known_days)",
         )
         days = self._days(
-            "SELECT DISTINCT home_day FROM rbm_state_index "
-            "WHERE mkey IN (SELECT mkey FROM rbm_new_known) "
+            "SELECT DISTINCT home_day FROM rbm_known_days "
             "UNION SELECT DISTINCT home_day FROM rbm_new_messages"
         )
         unknown = (
@@ -141,9 +146,16 @@ class HistoryMerge:
             days |= landed
             if not unread:  # (a merged row lands on a day read already, see state)
                 break
+        # the index learns the new messages and the days known messages moved to
+        engine.execute(
+            "INSERT INTO rbm_state_index SELECT m.mkey, m.home_day FROM rbm_merged_messages AS m "
+            "WHERE m.mkey IN (SELECT mkey FROM rbm_new_messages) AND NOT EXISTS (SELECT 1 FROM "
+            "rbm_known_days AS k WHERE k.mkey = m.mkey AND k.home_day IS NOT DISTINCT FROM "
+            "m.home_day)"
+        )
         engine.execute("DROP TABLE IF EXISTS rbm_new_known")
+        engine.execute("DROP TABLE IF EXISTS rbm_known_days")
         self.message_days = days
-        engine.execute("INSERT INTO rbm_state_index SELECT mkey, home_day FROM rbm_merged_messages")
         self.other_days = self._days("SELECT DISTINCT event_day FROM rbm_new_others")
         engine.create_table(
             "rbm_merged_others",
