@@ -364,6 +364,10 @@ class _Compactor:
                 touched = ", ".join(_quote(d) for d in sorted(merge.message_days)) or "NULL"
                 engine.execute(f"DELETE FROM rbm_run_summary WHERE rbm_partition IN ({touched})")
                 engine.execute(f"INSERT INTO rbm_run_summary BY NAME {fresh}")
+            if index < len(chunks) - 1:  # (the last chunk's tables are read by summarise)
+                for name in ("rbm_new_messages", "rbm_merged_messages", "rbm_new_others",
+                             "rbm_merged_others"):  # fmt: skip
+                    engine.execute(f"DROP TABLE IF EXISTS {name}")
         if not chunks:  # nothing new: the state stands as it is (the bad counts may change)
             engine.register_logs(LogFiles(), LogFiles())
             partial_state(engine)
