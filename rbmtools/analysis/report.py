@@ -13,7 +13,7 @@ import html
 import io
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from rbmtools.analysis.latency import (
 from rbmtools.analysis.metrics import compare_arms, wilson
 from rbmtools.analysis.policy import CostPolicy, load_policies, resolve_policies
 from rbmtools.analysis.schema import OUTCOMES, REVOKE_METHODS, validate_by
-from rbmtools.analysis.ttl import TtlChoice, best_ttl
+from rbmtools.analysis.ttl import DEFAULT_TOLERANCE, TtlChoice, best_ttl
 
 __all__ = ["SCHEMA", "Analysis", "GroupResult", "analyze", "build_analysis"]
 
@@ -118,6 +118,7 @@ def _group_dict(group: GroupResult) -> dict[str, Any]:
         ci[name] = [lo, hi]
     never, never_lo, never_hi = curve.never_delivered
     latency["never_delivered_share"] = never
+    latency["never_delivered_at_seconds"] = curve.never_delivered_at
     ci["never_delivered_share"] = [never_lo, never_hi]
     latency.update(
         ci=ci,
@@ -133,7 +134,7 @@ def _group_dict(group: GroupResult) -> dict[str, Any]:
     read["median_seconds"] = weighted_quantile(group.aggregates.read_bins, "read", 0.5)
     read["p90_seconds"] = weighted_quantile(group.aggregates.read_bins, "read", 0.9)
     succeeded = c["revoked"] + c["delivered_after_revoke"]
-    return {
+    doc = {
         "key": group.key,
         "messages": c["messages"],
         "outcomes": {o: c[o] for o in OUTCOMES},
@@ -150,6 +151,63 @@ def _group_dict(group: GroupResult) -> dict[str, Any]:
         },
         "best_ttl": group.ttl.to_dict(),
     }
+    doc["not_estimable"] = not_estimable(group, doc)
+    return doc
+
+
+def _reason_candidates(group: GroupResult) -> dict[str, str]:
+    """Why each figure of a group's document may be null, by its dotted path."""
+    curve, choice = group.curve, group.ttl
+    at_risk = f"fewer than {curve.min_at_risk} messages at risk"
+    reasons: dict[str, str] = {}
+    for p in QUANTILES:
+        name = f"p{round(p * 100):d}"
+        reasons[f"latency_seconds.{name}"] = (
+            "no message reached RCS"
+            if not curve.messages
+            else f"{at_risk} before {p:.0%} were delivered"
+            if curve.estimable
+            else f"{at_risk} (the group has {curve.messages})"
+        )
+    reasons["latency_seconds.supported_until_seconds"] = reasons["latency_seconds.p50"]
+    for path in ("never_delivered_share", "never_delivered_at_seconds"):
+        reasons[f"latency_seconds.{path}"] = "no message reached RCS"
+    reasons["revoke_success.rate"] = "no revokes tried"
+    reasons["revoke_success.api.rate"] = "no API revokes tried"
+    reasons["revoke_success.ttl.rate"] = "no TTL expiries"
+    for path in ("read.rate", "stale_deliveries.rate", "double_deliveries.rate"):
+        reasons[path] = "nothing delivered"
+    reasons["read.median_seconds"] = reasons["read.p90_seconds"] = "nothing read"
+    reasons["revoke_race.rate"] = "no revoke succeeded"
+    if choice.policy is None:
+        ttl_reason = "no cost policy for this use case"
+    elif not curve.estimable:
+        ttl_reason = reasons["latency_seconds.p50"]
+    else:
+        ttl_reason = "the data supports less than the shortest TTL considered (10 s)"
+    for path in ("seconds", "expected_cost", "near_optimal", "at_support_edge"):
+        reasons[f"best_ttl.{path}"] = ttl_reason
+    bootstrap_reason = ttl_reason if choice.seconds is None else "bootstrap off (bootstrap=0)"
+    reasons["best_ttl.lo"] = reasons["best_ttl.hi"] = bootstrap_reason
+    reasons["best_ttl.coverage_95_seconds"] = (
+        reasons["latency_seconds.p50"] if not curve.estimable else "nothing delivered"
+    )
+    reasons["best_ttl.curve_stops_at_seconds"] = ttl_reason
+    reasons["best_ttl.supported_until_seconds"] = reasons["latency_seconds.p50"]
+    return reasons
+
+
+def not_estimable(group: GroupResult, doc: Mapping[str, Any]) -> dict[str, str]:
+    """Every figure of the group's document that cannot be estimated (null), with why: the
+    ``not_estimable`` block, and the footnotes of the pages' ``n/e``."""
+    found = {}
+    for path, reason in _reason_candidates(group).items():
+        node: Any = doc
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None or (isinstance(node, float) and not math.isfinite(node)):
+            found[path] = reason
+    return found
 
 
 def _rate_dict(successes: int, trials: int) -> dict[str, Any]:
@@ -178,6 +236,8 @@ def build_analysis(
     seed: int = 0,
     coverage: float = 0.95,
     daily: bool = False,
+    reference: str | Sequence[str] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> Analysis:
     """Compute every figure of the analysis document from a loaded ``Dataset``.
 
@@ -185,6 +245,8 @@ def build_analysis(
     transaction, promo and alert), or names a YAML/JSON file; key ``"*"`` applies to any other
     use case. A group gets the policy of its ``useCase`` (with ``useCase`` not in ``by``, the
     dataset's only use case, if it has one); without a policy its ``best_ttl`` is null.
+    Arms are compared with ``reference``: the arms in the spec's order, or one arm's name
+    (see ``compare_arms``). ``tolerance`` sets the near-optimal range of each best TTL.
     """
     columns = tuple(validate_by(by))
     if isinstance(policies, str | os.PathLike):
@@ -218,9 +280,12 @@ def build_analysis(
             bootstrap=bootstrap,
             seed=seed + index,
             coverage=coverage,
+            tolerance=tolerance,
         )
         results.append(GroupResult(group, curve, choice))
-    comparisons = compare_arms(aggregates) if "arm" in columns else pd.DataFrame()
+    comparisons = (
+        compare_arms(aggregates, reference=reference) if "arm" in columns else pd.DataFrame()
+    )
     daily_aggregates = None
     if daily:
         daily_aggregates = dataset.aggregates([c for c in columns if c != "day"] + ["day"])
@@ -230,6 +295,10 @@ def build_analysis(
         "seed": seed,
         "coverage": coverage,
         "confidence": 0.95,
+        "tolerance": tolerance,
+        "reference": reference
+        if reference is None or isinstance(reference, str)
+        else list(reference),
     }
     return Analysis(
         dataset.report, columns, results, comparisons, resolved, settings, daily_aggregates
