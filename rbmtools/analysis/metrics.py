@@ -102,7 +102,8 @@ def delivery_latency(
     alpha: float = 0.05,
 ) -> pd.DataFrame:
     """Kaplan-Meier delivery latency per group: quantiles with intervals (None where the cut
-    curve never gets there), the share never delivered, and where the curve stops."""
+    curve never gets there), the share never delivered by the end of the group's follow-up
+    (``never_delivered_at_seconds``), and where the curve stops."""
     agg = _aggregates(source, by)
     rows = []
     for group in agg:
@@ -116,6 +117,7 @@ def delivery_latency(
             never_delivered_share=never,
             never_delivered_lo=never_lo,
             never_delivered_hi=never_hi,
+            never_delivered_at_seconds=curve.never_delivered_at,
             supported_until_seconds=curve.supported_until,
         )
         rows.append(row)
