@@ -51,8 +51,6 @@ _EXPORTS = {
     "parse_instant": "windows",
     "outbox_span": "windows",
     "scheduled_windows": "windows",
-    "window_of": "windows",
-    "window_outbox": "windows",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -51,11 +51,9 @@ def _group_columns(group: Any) -> dict[str, Any]:
 
 def read_table(dataset: Any, window: Any = None) -> pd.DataFrame:
     """What was read (files, lines, events, duplicates, malformed lines...) and, for a
-    ``load_window`` dataset, which window it keeps."""
-    from rbmtools.notebook.windows import window_of
-
+    dataset loaded with a window, which window it keeps."""
     rows = [{"what": k, "value": v} for k, v in dataset.report.to_dict().items()]
-    window = window if window is not None else window_of(dataset)
+    window = window if window is not None else dataset.sent
     if window is not None and not window.is_open:
         rows += [
             {"what": "window", "value": window.label()},
