@@ -46,7 +46,7 @@ def test_a_50_message_group_never_delivered_is_the_share_at_the_end_of_follow_up
     assert curve.supported_until < 25.0  # the cut is early...
     share, lo, hi = curve.never_delivered
     assert share == pytest.approx(0.10)  # ...but never delivered is 5 of 50
-    assert lo < 0.10 < hi and 0.0 < lo and hi < 0.3
+    assert lo < 0.10 < hi and lo > 0.0 and hi < 0.3
     assert curve.never_delivered_at == pytest.approx(60.0, rel=3e-3)
 
 
