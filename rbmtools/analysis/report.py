@@ -8,18 +8,17 @@ layout is fixed (``SCHEMA``); a figure that cannot be estimated is ``null``, nev
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from rbmtools.analysis import humanize as h
 from rbmtools.analysis.aggregates import Aggregates, GroupAggregates
 from rbmtools.analysis.dataset import Dataset, LoadReport, load
 from rbmtools.analysis.latency import (
@@ -33,6 +32,8 @@ from rbmtools.analysis.metrics import compare_arms, wilson
 from rbmtools.analysis.policy import CostPolicy, load_policies, resolve_policies
 from rbmtools.analysis.schema import OUTCOMES, REVOKE_METHODS, validate_by
 from rbmtools.analysis.ttl import DEFAULT_TOLERANCE, TtlChoice, best_ttl
+from rbmtools.analysis.window import Window
+from rbmtools.wire import format_timestamp
 
 __all__ = ["SCHEMA", "Analysis", "GroupResult", "analyze", "build_analysis"]
 
@@ -59,6 +60,16 @@ class GroupResult:
     def label(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.key.items()) or "all messages"
 
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The group's block of the analysis document."""
+        return group_document(self)
+
+    @cached_property
+    def reasons(self) -> dict[str, str]:
+        """Why each null figure of ``document`` is null, by dotted path."""
+        return not_estimable(self, self.document)
+
 
 def _clean(value: Any) -> Any:
     """JSON-safe: numpy scalars to Python, NaN and infinities to None."""
@@ -84,6 +95,8 @@ class Analysis:
     policies: dict[str, CostPolicy]
     settings: dict[str, Any]
     daily: Aggregates | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    window: Window | None = None
 
     def to_dict(self) -> dict[str, Any]:
         used = sorted({g.ttl.policy_name for g in self.groups if g.ttl.policy_name})
@@ -94,7 +107,9 @@ class Analysis:
                 "by": list(self.by),
                 "settings": self.settings,
                 "policies": {name: self.policies[name].to_dict() for name in used},
-                "groups": [_group_dict(g) for g in self.groups],
+                "groups": [_clean(g.document) for g in self.groups],
+                "inputs": self.inputs,
+                "window": _window_dict(self.window),
                 "comparisons": self.comparisons.to_dict("records"),
             }
         )
@@ -106,7 +121,8 @@ class Analysis:
         return render_html(self, figures=figures)
 
 
-def _group_dict(group: GroupResult) -> dict[str, Any]:
+def group_document(group: GroupResult) -> dict[str, Any]:
+    """The ``groups`` entry of the analysis document for one group."""
     c = group.counts
     curve = group.curve
     latency: dict[str, Any] = {}
@@ -165,7 +181,7 @@ def _reason_candidates(group: GroupResult) -> dict[str, str]:
         reasons[f"latency_seconds.{name}"] = (
             "no message reached RCS"
             if not curve.messages
-            else f"{at_risk} before {p:.0%} were delivered"
+            else f"{at_risk} before {100 * p:g} % were delivered"
             if curve.estimable
             else f"{at_risk} (the group has {curve.messages})"
         )
@@ -208,6 +224,27 @@ def not_estimable(group: GroupResult, doc: Mapping[str, Any]) -> dict[str, str]:
         if node is None or (isinstance(node, float) and not math.isfinite(node)):
             found[path] = reason
     return found
+
+
+def _window_dict(window: Window | None) -> dict[str, str | None] | None:
+    if window is None:
+        return None
+    return {
+        "start": None if window.start is None else format_timestamp(window.start),
+        "end": None if window.end is None else format_timestamp(window.end),
+    }
+
+
+def describe_files(files: Any) -> str:
+    """The files of one log as a reader names them: the file, or the folder they share and how
+    many there are (relative to the working directory when below it)."""
+    paths = list(getattr(files, "all", ()))
+    if not paths:
+        return "none"
+    where = paths[0] if len(paths) == 1 else os.path.commonpath(paths)
+    relative = os.path.relpath(where)
+    shown = where if relative.startswith("..") else relative
+    return shown if len(paths) == 1 else f"{shown} ({len(paths):,} files)"
 
 
 def _rate_dict(successes: int, trials: int) -> dict[str, Any]:
@@ -300,8 +337,20 @@ def build_analysis(
         if reference is None or isinstance(reference, str)
         else list(reference),
     }
+    inputs = {
+        "events": describe_files(dataset.event_files),
+        "outbox": describe_files(dataset.outbox_files),
+    }
     return Analysis(
-        dataset.report, columns, results, comparisons, resolved, settings, daily_aggregates
+        dataset.report,
+        columns,
+        results,
+        comparisons,
+        resolved,
+        settings,
+        daily_aggregates,
+        inputs,
+        getattr(dataset, "sent", None),
     )
 
 
@@ -341,156 +390,103 @@ def analyze(
 # ------------------------------------------------------------------------------ text
 
 
-def _fmt_seconds(value: float | None) -> str:
-    if value is None:
-        return "n/e"
-    if value < 120:
-        return f"{value:.3g}s"
-    if value < 7200:
-        return f"{value / 60:.3g}m"
-    if value < 172_800:
-        return f"{value / 3600:.3g}h"
-    return f"{value / 86400:.3g}d"
+def _rate_text(block: Mapping[str, Any], notes: h.Footnotes, reason: str | None) -> str:
+    if block["rate"] is None:
+        return notes.mark(reason)
+    return f"{h.percent(block['rate'])} ({h.percent_range(block['lo'], block['hi'])})"
 
 
-def _fmt_rate(rate: float | None, lo: float | None, hi: float | None) -> str:
-    if rate is None:
-        return "n/e"
-    return f"{rate:.1%} [{lo:.1%}, {hi:.1%}]"
+def _ttl_text(group: GroupResult, why: Mapping[str, str], notes: h.Footnotes) -> str:
+    choice = group.ttl
+    if choice.seconds is None:
+        return notes.mark(why.get("best_ttl.seconds"))
+    interval = notes.value(h.duration_range(choice.lo, choice.hi), why.get("best_ttl.lo"))
+    text = (
+        f"{h.duration(choice.seconds)} (95 % interval {interval}); within "
+        f"{100 * choice.tolerance:g} % of the best cost: "
+        f"{h.duration_range(choice.near_lo, choice.near_hi)}; "
+        f"{h.cost(choice.expected_cost)} / message (policy {choice.policy_name})"
+    )
+    if choice.at_support_edge:
+        text += (
+            f"; at the data's limit ({h.duration(choice.stops_at)}): a longer TTL may be as cheap"
+        )
+    return text
+
+
+def _never_text(lat: Mapping[str, Any], reason: str | None, notes: h.Footnotes) -> str:
+    if reason:
+        return notes.mark(reason)
+    interval = h.percent_range(*lat["ci"]["never_delivered_share"])
+    within = h.duration(lat["never_delivered_at_seconds"])
+    return f"{h.percent(lat['never_delivered_share'])} ({interval}) within {within}"
+
+
+def _group_text(group: GroupResult, notes: h.Footnotes) -> list[str]:
+    doc, why, c = group.document, group.reasons, group.counts
+    lat, rs, read = doc["latency_seconds"], doc["revoke_success"], doc["read"]
+    outcomes = ", ".join(
+        f"{k.replace('_', ' ')} {h.count(v)}" for k, v in doc["outcomes"].items() if v
+    )
+    quantiles = ", ".join(
+        f"{q} {notes.value(h.duration(lat[q]), why.get(f'latency_seconds.{q}'))}"
+        for q in ("p50", "p90", "p95", "p99")
+    )
+    api = _rate_text(rs["api"], notes, why.get("revoke_success.api.rate"))
+    ttl = _rate_text(rs["ttl"], notes, why.get("revoke_success.ttl.rate"))
+    median = notes.value(h.duration(read["median_seconds"]), why.get("read.median_seconds"))
+    never = _never_text(lat, why.get("latency_seconds.never_delivered_share"), notes)
+    return [
+        f"== {group.label()}: {h.count(c['messages'])} messages",
+        f"   best TTL: {_ttl_text(group, why, notes)}",
+        f"   revoke success: {_rate_text(rs, notes, why.get('revoke_success.rate'))} of "
+        f"{h.count(rs['n'])} tried (API {api}, TTL expiry {ttl})",
+        f"   latency: {quantiles}; never delivered {never}",
+        f"   outcomes: {outcomes or 'none'}",
+        f"   read: {_rate_text(read, notes, why.get('read.rate'))}, median {median} after "
+        f"delivery; stale {h.count(c['stale_deliveries'])}, double "
+        f"{h.count(c['double_deliveries'])}",
+        "",
+    ]
+
+
+def _comparison_text(analysis: Analysis) -> list[str]:
+    rows = [
+        r
+        for r in analysis.comparisons.to_dict("records")
+        if r["difference"] is not None and h.estimable(r["difference"])
+    ]
+    if not rows:
+        return []
+    lines = ["== arm comparisons (arm minus reference, percentage points, Newcombe 95 % interval)"]
+    for row in rows:
+        stratum = ", ".join(f"{k}={row[k]}" for k in analysis.by if k != "arm" and k in row)
+        interval = f"{h.percentage_points(row['lo_pp'])} – {h.percentage_points(row['hi_pp'])}"
+        lines.append(
+            f"   {stratum + ': ' if stratum else ''}{row['rate'].replace('_', ' ')}: "
+            f"{row['arm']} vs {row['reference']} {h.percentage_points(row['difference_pp'])} "
+            f"({interval}), {'significant' if row['significant'] else 'not significant'}"
+        )
+    return [*lines, ""]
 
 
 def render_text(analysis: Analysis) -> str:
-    """A readable summary: what was read, then one block per group."""
-    doc = analysis.to_dict()
-    lines = [str(analysis.report), ""]
-    for group in doc["groups"]:
-        label = ", ".join(f"{k}={v}" for k, v in group["key"].items()) or "all messages"
-        lat = group["latency_seconds"]
-        rs = group["revoke_success"]
-        ttl = group["best_ttl"]
-        outcomes = ", ".join(f"{k} {v}" for k, v in group["outcomes"].items() if v)
-        never, read = lat["never_delivered_share"], group["read"]
-        lines += [
-            f"== {label}: {group['messages']} messages",
-            f"   outcomes: {outcomes or 'none'}",
-            f"   revoke success: {_fmt_rate(rs['rate'], rs['lo'], rs['hi'])} of {rs['n']} tried"
-            f" (api {_fmt_rate(rs['api']['rate'], rs['api']['lo'], rs['api']['hi'])},"
-            f" ttl {_fmt_rate(rs['ttl']['rate'], rs['ttl']['lo'], rs['ttl']['hi'])})",
-            "   latency: "
-            + ", ".join(f"{q} {_fmt_seconds(lat[q])}" for q in ("p50", "p90", "p95", "p99"))
-            + f"; never delivered {_fmt_rate(never, *lat['ci']['never_delivered_share'])}"
-            + f" (curve supported to {_fmt_seconds(lat['supported_until_seconds'])};"
-            + " n/e = not estimable)",
-            f"   read: {_fmt_rate(read['rate'], read['lo'], read['hi'])},"
-            f" median {_fmt_seconds(read['median_seconds'])} after delivery;"
-            f" stale {group['stale_deliveries']['count']},"
-            f" double {group['double_deliveries']['count']}",
-        ]
-        if ttl["policy"] is None:
-            lines.append("   best TTL: no cost policy for this group")
-        elif ttl["seconds"] is None:
-            lines.append(f"   best TTL ({ttl['policy']}): not estimable (data supports < 10 s)")
-        else:
-            interval = (
-                f" [{_fmt_seconds(ttl['lo'])}, {_fmt_seconds(ttl['hi'])}]"
-                if ttl["lo"] is not None
-                else ""
-            )
-            lines.append(
-                f"   best TTL ({ttl['policy']}): {_fmt_seconds(ttl['seconds'])}{interval},"
-                f" expected cost {ttl['expected_cost']:.4f}/message;"
-                f" 95% coverage {_fmt_seconds(ttl['coverage_95_seconds'])};"
-                f" curve stops at {_fmt_seconds(ttl['curve_stops_at_seconds'])}"
-            )
-        lines.append("")
-    if doc["comparisons"]:
-        lines.append("== arm comparisons (arm minus reference, Newcombe 95% interval)")
-        for row in doc["comparisons"]:
-            if row["difference"] is None:
-                continue
-            stratum = ", ".join(f"{k}={row[k]}" for k in analysis.by if k != "arm" and k in row)
-            prefix = f"{stratum}: " if stratum else ""
-            lines.append(
-                f"   {prefix}{row['rate']}: {row['arm']} vs {row['reference']}"
-                f" {row['difference']:+.2%} [{row['lo']:+.2%}, {row['hi']:+.2%}]"
-            )
+    """A readable summary: what was read, then one block per group, then the arm comparisons;
+    ``n/e`` (not estimable) carries a footnote number saying why."""
+    notes = h.Footnotes()
+    window = "all messages" if analysis.window is None else analysis.window.label()
+    lines = [str(analysis.report), f"window: {window}", ""]
+    for group in analysis.groups:
+        lines += _group_text(group, notes)
+    lines += _comparison_text(analysis)
+    if len(notes):
+        lines.append("n/e: not estimable. " + "; ".join(f"{m} {r}" for m, r in notes.items()))
     return "\n".join(lines).rstrip() + "\n"
 
 
-# ------------------------------------------------------------------------------ html
-
-
-def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = []
-    for row in frame.itertuples(index=False):
-        cells = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row)
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/e"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _png(figure: Any) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def render_html(analysis: Analysis, figures: bool = True) -> str:
-    """A self-contained HTML page (figures inlined as PNG) of the analysis."""
-    from rbmtools.analysis import plots
+    """A self-contained HTML page (figures inlined as PNG) of the analysis, in the design of
+    every rbmtools report (``page.analysis_page``)."""
+    from rbmtools.analysis.page import analysis_page
 
-    doc = analysis.to_dict()
-    rows = []
-    for group in doc["groups"]:
-        lat, ttl, rs = group["latency_seconds"], group["best_ttl"], group["revoke_success"]
-        rows.append(
-            {
-                "group": ", ".join(f"{k}={v}" for k, v in group["key"].items()) or "all",
-                "messages": group["messages"],
-                **group["outcomes"],
-                "revoke success": _fmt_rate(rs["rate"], rs["lo"], rs["hi"]),
-                "p50": _fmt_seconds(lat["p50"]),
-                "p90": _fmt_seconds(lat["p90"]),
-                "p99": _fmt_seconds(lat["p99"]),
-                "never delivered": _fmt_rate(
-                    lat["never_delivered_share"], *lat["ci"]["never_delivered_share"]
-                ),
-                "best TTL": _fmt_seconds(ttl["seconds"]),
-                "TTL interval": f"{_fmt_seconds(ttl['lo'])} .. {_fmt_seconds(ttl['hi'])}",
-                "expected cost": ttl["expected_cost"],
-                "95% coverage": _fmt_seconds(ttl["coverage_95_seconds"]),
-                "policy": ttl["policy"],
-            }
-        )
-    read = pd.DataFrame([{"what": k, "value": v} for k, v in doc["read"].items()])
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>rbmtools analysis</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
-        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
-        "th{background:#f0f0f0}img{max-width:100%}</style></head><body>",
-        "<h1>RBM delivery, revoke and TTL analysis</h1>",
-        f"<p>Grouped by: {html.escape(', '.join(analysis.by) or 'nothing (all messages)')}. "
-        "n/e = not estimable from these logs.</p>",
-        "<h2>What was read</h2>",
-        _table(read),
-        "<h2>Groups</h2>",
-        _table(pd.DataFrame(rows)),
-    ]
-    if len(analysis.comparisons):
-        parts += ["<h2>Arm comparisons</h2>", _table(analysis.comparisons)]
-    if figures:
-        for title, figure in plots.all_figures(analysis).items():
-            name = html.escape(title)
-            image = f"data:image/png;base64,{_png(figure)}"
-            parts.append(f"<h2>{name}</h2><img alt='{name}' src='{image}'>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return analysis_page(analysis, figures=figures)
