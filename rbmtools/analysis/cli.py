@@ -1,8 +1,9 @@
 """``rbmtools analyze``: the analysis of webhook and outbox logs from the command line.
 
 Reads the event logs and outbox logs given (files, globs, directories), and prints a readable
-summary, the stable JSON document (``--json``), or writes an HTML report (``--html FILE``).
-Malformed lines never stop the run; ``--quarantine FILE`` keeps them for inspection.
+summary, the stable JSON document (``--json``), or writes an HTML report (``--html FILE``, the
+design of every rbmtools report). Malformed lines never stop the run; ``--quarantine FILE``
+keeps them for inspection. A file that exists is not replaced without ``--force``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def register(subparsers: Any) -> None:
     output.add_argument("--html", metavar="FILE", help="write an HTML report to FILE")
     parser.add_argument("--quarantine", metavar="FILE", help="write malformed lines to FILE")
     parser.add_argument(
+        "--force", action="store_true", help="replace the --html or --quarantine file if it exists"
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="ARM",
+        help="compare every arm with this one (default: the first arm in sort order)",
+    )
+    parser.add_argument(
         "--min-at-risk",
         type=int,
         default=30,
@@ -108,7 +117,11 @@ def _spark_conf(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from rbmtools.analysis.dataset import load
     from rbmtools.analysis.report import build_analysis
+    from rbmtools.outputs import refuse_existing
 
+    for flag, path in (("--html", args.html), ("--quarantine", args.quarantine)):
+        if path is not None:  # refused before anything is read
+            refuse_existing(path, args.force, flag)
     progress = sys.stderr.isatty()
     with load(
         args.events,
@@ -129,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
             bootstrap=args.bootstrap,
             seed=args.seed,
             daily=bool(args.html),
+            reference=args.reference,
         )
         if args.html:
             with open(args.html, "w", encoding="utf-8") as handle:

@@ -152,9 +152,8 @@ def headline_rows(analysis: Any, notes: h.Footnotes) -> tuple[list[str], list[di
         ttl_main = notes.value(h.duration(choice.seconds), why.get("best_ttl.seconds"))
         if choice.seconds is not None and choice.at_support_edge:
             ttl_main += notes.number(
-                f"{tables.group_name(group.key)}: costs within {100 * tolerance:g} % of the "
-                f"best reach the longest TTL the data supports ({h.duration(choice.stops_at)}):"
-                " a longer TTL may be as cheap or cheaper."
+                f"costs within {100 * tolerance:g} % of the best reach the longest TTL the data "
+                "supports: a longer TTL may be as cheap or cheaper (see the best-TTL table)"
             )
         interval = h.duration_range(choice.lo, choice.hi)
         revoke = doc["revoke_success"]

@@ -320,6 +320,7 @@ def build_analysis(
             tolerance=tolerance,
         )
         results.append(GroupResult(group, curve, choice))
+    results = _in_arm_order(results, reference)
     comparisons = (
         compare_arms(aggregates, reference=reference) if "arm" in columns else pd.DataFrame()
     )
@@ -352,6 +353,29 @@ def build_analysis(
         inputs,
         getattr(dataset, "sent", None),
     )
+
+
+def _in_arm_order(
+    results: list[GroupResult], reference: str | Sequence[str] | None
+) -> list[GroupResult]:
+    """The groups with their arms in the spec's order (``reference`` a sequence of arms),
+    each stratum keeping its place; as they came otherwise."""
+    if reference is None or isinstance(reference, str):
+        return results
+    rank = {str(name): i for i, name in enumerate(reference)}
+
+    def key(indexed: tuple[int, GroupResult]) -> tuple:
+        index, group = indexed
+        arm = group.key.get("arm")
+        return (rank.get(str(arm), len(rank)) if arm is not None else len(rank), index)
+
+    if not results or "arm" not in results[0].key:
+        return results
+    strata: dict[tuple, list[tuple[int, GroupResult]]] = {}
+    for index, group in enumerate(results):
+        stratum = tuple(str(v) for k, v in group.key.items() if k != "arm")
+        strata.setdefault(stratum, []).append((index, group))
+    return [g for members in strata.values() for _, g in sorted(members, key=key)]
 
 
 def analyze(

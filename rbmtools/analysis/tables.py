@@ -236,8 +236,8 @@ def _ttl_note(group: Any, notes: h.Footnotes) -> str:
         return ""
     if choice.at_support_edge:
         return (
-            f"cheap up to the data's limit ({h.duration(choice.stops_at)}): a longer TTL may "
-            "be as cheap; try an arm with a longer TTL"
+            f"as cheap up to the data's limit ({h.duration(choice.stops_at)}): a longer TTL "
+            "may be cheaper"
         )
     if choice.at_shortest:
         return "falling back at once is as cheap as waiting"
@@ -314,12 +314,13 @@ def support_notes(analysis: Any) -> list[str]:
 
 
 def comparisons_table(analysis: Any, rates: Iterable[str] | None = None) -> pd.DataFrame:
-    """Each arm against the reference arm (the spec's first): the rates, their difference in
-    percentage points with its Newcombe 95 % interval, and whether it is significant."""
+    """Each arm against the reference arm (the spec's first): the rates (all but the read
+    rate, unless ``rates`` names them), their difference in percentage points with its
+    Newcombe 95 % interval, and whether it is significant."""
     frame = analysis.comparisons
     if not len(frame):
         return pd.DataFrame()
-    wanted = list(rates) if rates is not None else list(_RATE_NAMES)
+    wanted = list(rates) if rates is not None else [r for r in _RATE_NAMES if r != "read"]
     strata = [c for c in analysis.by if c != "arm"]
     notes = h.Footnotes()
     rows = []

@@ -74,9 +74,10 @@ DEMO_SPEC: dict[str, Any] = {
 }
 
 _HEADLINE = [
-    "useCase",
+    "use case",
     "best TTL",
-    "95% interval",
+    "95 % interval",
+    "within 0.5 % of the best cost",
     "expected cost / message",
     "data supports up to",
     "note",
@@ -106,7 +107,7 @@ class DemoResult:
             lines.append(f"  {run.notebook.stem:22} {run.html}")
         lines += ["", "Best TTL per use case (expected cost per message, bootstrap 95 % interval):"]
         columns = [c for c in _HEADLINE if c in self.table.columns]
-        lines.append(self.table[columns].fillna("").to_string(index=False))
+        lines.append(self.table[columns].fillna("").to_string(index=False, max_colwidth=None))
         return "\n".join(lines)
 
 
@@ -124,8 +125,7 @@ def run_demo(
     from rbmtools.notebook.execute import run, timestamped
 
     began = time.monotonic()
-    folder = timestamped(Path(output), "demo", "", datetime.now(UTC))
-    folder.mkdir(parents=True)
+    folder = timestamped(Path(output), "demo", "", datetime.now(UTC))  # created, ours alone
     data_dir = (folder / "experiments").resolve()
     run_dir = data_dir / DEMO_SPEC["name"]
     logs = {"events": str(run_dir / "events"), "outbox": str(run_dir / "outbox.jsonl")}
