@@ -202,7 +202,8 @@ def _ratio(now: float | None, then: float | None) -> str:
 def compare_windows(current: Any, previous: Any) -> pd.DataFrame:
     """Each group's rates, latencies and best TTL in the previous and the current window,
     with the change; rate changes carry a Newcombe 95 % interval and are ``significant``
-    (``up``/``down``) when it excludes zero."""
+    (``up``/``down``) when it excludes zero. Rates at 0 in both windows and figures not
+    estimable in either are left out (a footnote says so)."""
     from rbmtools.analysis.metrics import RATES
     from rbmtools.analysis.tables import group_name
 
@@ -221,19 +222,28 @@ def compare_windows(current: Any, previous: Any) -> pd.DataFrame:
         for rate, counts in RATES.items():
             k1, n1 = counts(c)
             k0, n0 = counts(o) if o is not None else (0, 0)
+            if k0 == k1 == 0 and (o is not None or not n1):
+                continue  # 0 in both windows (or nothing to say): left out, said under the table
             rows.append({"group": name, **_rate_change(rate, k1, n1, k0, n0)})
         for measure, then, now in (
             ("p50 latency", old and old.curve.quantile(0.5)[0], group.curve.quantile(0.5)[0]),
             ("p90 latency", old and old.curve.quantile(0.9)[0], group.curve.quantile(0.9)[0]),
             ("best TTL", old and old.ttl.seconds, group.ttl.seconds),
         ):
+            if now is None and then is None:
+                continue
             rows.append(
                 {"group": name, "measure": measure,
                  "previous": h.duration(then) if old is not None else "",
                  "current": h.duration(now), "change": _ratio(now, then),
                  "95 % interval": "", "significant": ""}
             )  # fmt: skip
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["footnotes"] = [
+        ("", "Rates that are 0 % in both windows, and figures not estimable in either, are "
+         "left out.")
+    ]  # fmt: skip
+    return frame
 
 
 def changes(current: Any, previous: Any) -> Any:
