@@ -14,8 +14,12 @@ code 4 (``EXIT_NOTHING``) and writes nothing, unless ``--allow-empty``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["EXIT_NOTHING", "register"]
@@ -90,6 +94,26 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+@contextlib.contextmanager
+def _kernel_noise_silenced() -> Iterator[None]:
+    """Off a terminal (cron), what the kernel process writes to the stderr it inherits (its
+    own log lines when it is shut down after a failure) is dropped: the one line rbmtools
+    prints is the message. On a terminal nothing changes (progress bars stay)."""
+    if sys.stderr.isatty():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def run(args: argparse.Namespace) -> int:
     from rbmtools.notebook.execute import notebook_parameters
     from rbmtools.notebook.execute import run as run_notebook
@@ -108,17 +132,18 @@ def run(args: argparse.Namespace) -> int:
     # below says it
     logging.getLogger("papermill").setLevel(logging.CRITICAL)
     try:
-        result = run_notebook(
-            args.notebook,
-            parameters,
-            args.output_dir,
-            html=args.html,
-            kernel_name=args.kernel,
-            timeout=args.timeout,
-            start_timeout=args.start_timeout,
-            progress=sys.stderr.isatty(),
-            force=args.force,
-        )
+        with _kernel_noise_silenced():
+            result = run_notebook(
+                args.notebook,
+                parameters,
+                args.output_dir,
+                html=args.html,
+                kernel_name=args.kernel,
+                timeout=args.timeout,
+                start_timeout=args.start_timeout,
+                progress=sys.stderr.isatty(),
+                force=args.force,
+            )
     except NothingToReport as exc:
         print(f"rbmtools: nothing to report: {exc}", file=sys.stderr)
         return EXIT_NOTHING
