@@ -41,7 +41,7 @@ def test_html_report_hides_code_and_keeps_results(runs):
     page = run.html.read_text(encoding="utf-8")
     assert "<img" in page and "image/png" in page
     assert "<table" in page and "revoke success" in page
-    assert "rbm-headline" in page and "rbmtools report" not in page  # the report design
+    assert "rbm-headline" in page and "rbm-notebook" in page  # the report design
     assert "cdnjs" not in page and "<script src=" not in page  # nothing from the network
     assert "nb.setup()" not in page and "build_analysis(" not in page
     assert "Traceback" not in page
