@@ -84,14 +84,19 @@ def _legend_title(analysis: Analysis) -> str:
     return " · ".join(COLUMN_NAMES.get(c, c) for c in analysis.by) or None
 
 
-def time_axis(ax: Any, low: float, high: float, axis: str = "x") -> None:
-    """A logarithmic time axis from ``low`` to ``high`` seconds with human ticks."""
+def time_axis(ax: Any, low: float, high: float, axis: str = "x", max_ticks: int = 7) -> None:
+    """A logarithmic time axis from ``low`` to ``high`` seconds with human ticks (at most
+    ``max_ticks``: round ones first, 1 s, 10 s, 1 min, 10 min, 1 h, 1 d)."""
     low = max(low, 1e-3)
     high = max(high, low * 1.5)
     inside = [t for t in _TICKS if low <= t <= high]
-    if len(inside) > 7:
+    if len(inside) > max_ticks:
         rounded = [t for t in inside if t in _ROUND_TICKS]
-        inside = rounded if len(rounded) >= 3 else inside[:: math.ceil(len(inside) / 6)]
+        if 3 <= len(rounded) <= max_ticks:
+            inside = rounded
+        else:
+            source = rounded if len(rounded) > max_ticks else inside
+            inside = source[:: math.ceil(len(source) / max_ticks)]
     if len(inside) < 2:
         inside = sorted({*inside, *[t for t in _TICKS if t <= low][-1:], high})
     set_scale = ax.set_xscale if axis == "x" else ax.set_yscale
@@ -190,7 +195,7 @@ def revoke_success_plot(analysis: Analysis) -> Figure:
     return figure
 
 
-def _cost_panel(ax: Any, group: Any, colour: str) -> None:
+def _cost_panel(ax: Any, group: Any, colour: str, max_ticks: int) -> None:
     choice = group.ttl
     curve = choice.curve
     ttls, costs = curve["ttl_seconds"].to_numpy(), curve["expected_cost"].to_numpy()
@@ -203,12 +208,12 @@ def _cost_panel(ax: Any, group: Any, colour: str) -> None:
     else:
         ax.plot([choice.seconds], [choice.expected_cost], "o", color=colour, ms=7, zorder=5)
     ax.axvline(choice.stops_at, ls=":", lw=1.2, color="#1f2328")
-    time_axis(ax, ttls[0] / 1.15, ttls[-1] * 1.3)
+    time_axis(ax, ttls[0] / 1.15, ttls[-1] * 1.3, max_ticks=max_ticks)
     spread = max(costs.max() - costs.min(), 1e-4 * max(abs(costs.min()), 1e-9))
     ax.set_ylim(costs.min() - 0.08 * spread, costs.max() + 0.12 * spread)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.4g}"))
     interval = f" ({h.duration_range(choice.lo, choice.hi)})" if choice.lo is not None else ""
-    ax.set_title(f"{_name(group)}: best {h.duration(choice.seconds)}{interval}", fontsize=11)
+    ax.set_title(f"{_name(group)}\nbest {h.duration(choice.seconds)}{interval}", fontsize=10)
     ax.grid(alpha=0.25)
 
 
@@ -228,7 +233,7 @@ def ttl_cost_curves(analysis: Analysis) -> Figure | None:
     figure = Figure(figsize=(_WIDTH, 0.6 + 2.9 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
     for ax, (group, colour) in zip(axes.flat, drawn, strict=False):
-        _cost_panel(ax, group, colour)
+        _cost_panel(ax, group, colour, max_ticks=4 if columns == 3 else 6)
     for ax in axes.flat[len(drawn) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:

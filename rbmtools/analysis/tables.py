@@ -63,8 +63,17 @@ _RATE_NAMES = {
 
 
 def group_name(key: Mapping[str, Any]) -> str:
-    """A group as a reader names it: its values (``otp``, ``otp · ttl=1m``)."""
-    return " · ".join(str(v) for v in key.values()) or "all messages"
+    """A group as a reader names it: its values (``otp``, ``otp · ttl=1m``), a value left out
+    when the next one repeats it (``otp ttl=1m``, not ``otp · otp ttl=1m``)."""
+    values = [str(v) for v in key.values()]
+    kept = [
+        v for i, v in enumerate(values) if i + 1 == len(values) or not _repeats(v, values[i + 1])
+    ]
+    return " · ".join(kept) or "all messages"
+
+
+def _repeats(value: str, following: str) -> bool:
+    return following == value or following.startswith(f"{value} ")
 
 
 def _key_columns(key: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def test_one_colour_per_group_in_every_figure(analysis):
     assert drawn == {name: colour.lower() for name, colour in colours.items()}
     cost = plots.ttl_cost_curves(analysis)
     for ax in cost.axes:
-        name = ax.get_title().split(":")[0]
+        name = ax.get_title().split("\n")[0]
         assert _hex(ax.get_lines()[0].get_color()) == colours[name].lower()
     trend = plots.daily_trend(analysis)
     lines = {line.get_label(): _hex(line.get_color()) for line in trend.axes[0].get_lines()}
@@ -57,7 +57,7 @@ def test_cost_curves_are_small_multiples_with_optimum_interval_and_limit(analysi
     assert len(panels) == len(analysis.groups)
     for ax, group in zip(panels, analysis.groups, strict=True):
         choice = group.ttl
-        assert ax.get_title().startswith(f"{group.key['useCase']}: best")
+        assert ax.get_title().startswith(f"{group.key['useCase']}\nbest")
         limit = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
         assert limit and limit[0].get_xdata()[0] == pytest.approx(choice.stops_at)
         labels = [t.get_text() for t in ax.get_xticklabels()]
