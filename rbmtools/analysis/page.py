@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import io
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,6 +21,7 @@ from markupsafe import Markup
 
 from rbmtools.analysis import humanize as h
 from rbmtools.analysis import tables
+from rbmtools.analysis.style import TEMPLATES, css
 
 __all__ = [
     "TEMPLATES",
@@ -33,9 +33,6 @@ __all__ = [
     "sentence_html",
     "table_html",
 ]
-
-TEMPLATES = Path(__file__).with_name("templates")
-
 
 @cache
 def _environment() -> Any:
@@ -55,12 +52,6 @@ def _render(name: str, **context: Any) -> str:
 class _Html(Markup):
     """Text that is already HTML, inserted as it is: only ever what this module rendered
     (escaped by Jinja2, or built from escaped parts), never outside text."""
-
-
-@cache
-def css() -> str:
-    """The stylesheet every report carries."""
-    return (TEMPLATES / "report.css").read_text(encoding="utf-8")
 
 
 def _is_text_column(frame: pd.DataFrame, column: str) -> bool:

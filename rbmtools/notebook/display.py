@@ -79,7 +79,8 @@ def headline(analysis: Any, *, empty: str = "No messages to report.") -> Any:
     its interval, revoke success, p50 and p90 latency, never delivered and the message count."""
     from IPython.display import HTML
 
-    from rbmtools.analysis.page import css, headline_html
+    from rbmtools.analysis.page import headline_html
+    from rbmtools.analysis.style import css
 
     return HTML(f"<style>{css()}</style>{headline_html(analysis, empty=empty)}")
 

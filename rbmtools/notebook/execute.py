@@ -362,7 +362,7 @@ def render_html(
                 for out in cell.get("outputs", [])
                 if not (out.get("output_type") == "stream" and out.get("name") == "stderr")
             ]
-    from rbmtools.analysis.page import css
+    from rbmtools.analysis.style import css
 
     exporter = HTMLExporter(
         template_name="rbmtools_report",
