@@ -34,6 +34,7 @@ __all__ = [
     "table_html",
 ]
 
+
 @cache
 def _environment() -> Any:
     import jinja2

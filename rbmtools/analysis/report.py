@@ -393,9 +393,12 @@ def analyze(
     engine: Any = "duckdb",
     spark_master: str | None = None,
     spark_conf: Mapping[str, str] | None = None,
+    sent: Any = None,
+    reference: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Load the logs and return the analysis document (see the README, "Analysis");
-    ``engine`` and the rest as in ``load`` (``"duckdb"``, ``"spark"`` or a SparkSession)."""
+    ``engine``, ``sent`` (a window of send times) and the rest as in ``load`` (``"duckdb"``,
+    ``"spark"`` or a SparkSession), ``reference`` as in ``build_analysis``."""
     with load(
         events,
         outbox,
@@ -405,10 +408,12 @@ def analyze(
         engine=engine,
         spark_master=spark_master,
         spark_conf=spark_conf,
+        sent=sent,
     ) as data:
         return build_analysis(
-            data, by, policies, min_at_risk=min_at_risk, bootstrap=bootstrap, seed=seed
-        ).to_dict()
+            data, by, policies, min_at_risk=min_at_risk, bootstrap=bootstrap, seed=seed,
+            reference=reference,
+        ).to_dict()  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ text
