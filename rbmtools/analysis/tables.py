@@ -245,7 +245,7 @@ def _ttl_note(group: Any, notes: h.Footnotes) -> str:
         return ""
     if choice.at_support_edge:
         return (
-            f"as cheap up to the data's limit ({h.duration(choice.stops_at)}): a longer TTL "
+            f"as cheap up to the data's limit ({h.duration(choice.supported_until)}): a longer TTL "
             "may be cheaper"
         )
     if choice.at_shortest:
