@@ -13,10 +13,16 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rbmtools.errors import ValidationError
 
-__all__ = ["claim_timestamped", "refuse_existing"]
+__all__ = ["add_force_argument", "claim_timestamped", "refuse_existing"]
+
+
+def add_force_argument(parser: Any, files: str) -> None:
+    """``--force``: replace ``files`` (how the command's help names them) if they exist."""
+    parser.add_argument("--force", action="store_true", help=f"replace {files} if it exists")
 
 
 def refuse_existing(path: str | os.PathLike[str], force: bool, field: str) -> Path:

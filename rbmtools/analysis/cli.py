@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from rbmtools.errors import ValidationError
+from rbmtools.outputs import add_force_argument
 
 __all__ = ["register"]
 
@@ -60,9 +61,7 @@ def register(subparsers: Any) -> None:
     output.add_argument("--json", action="store_true", help="print the JSON document")
     output.add_argument("--html", metavar="FILE", help="write an HTML report to FILE")
     parser.add_argument("--quarantine", metavar="FILE", help="write malformed lines to FILE")
-    parser.add_argument(
-        "--force", action="store_true", help="replace the --html or --quarantine file if it exists"
-    )
+    add_force_argument(parser, "the --html or --quarantine file")
     parser.add_argument(
         "--reference",
         metavar="ARM",

@@ -22,6 +22,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from rbmtools.outputs import add_force_argument
+
 __all__ = ["EXIT_NOTHING", "register"]
 
 #: The exit code of a report with nothing to report (no messages in its window).
@@ -66,9 +68,7 @@ def register(subparsers: Any) -> None:
         help="the folder the executed notebook and the report go to, under timestamped names "
         "(default: reports/); or the .html file to write (the .ipynb next to it)",
     )
-    parser.add_argument(
-        "--force", action="store_true", help="replace the file -o names if it exists"
-    )
+    add_force_argument(parser, "the file -o names")
     parser.add_argument(
         "--allow-empty",
         action="store_true",
