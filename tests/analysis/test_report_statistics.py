@@ -232,3 +232,16 @@ def test_policy_with_zero_costs_keeps_a_near_optimal_range():
     assert choice.expected_cost == 0.0
     assert choice.near_lo == choice.curve.ttl_seconds.iloc[0]
     assert choice.near_hi == choice.stops_at
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def test_by_as_papermill_passes_it():
+    from rbmtools.analysis.schema import validate_by
+    from rbmtools.errors import ValidationError
+
+    for form in (["useCase", "arm"], "useCase,arm", '["useCase","arm"]', "[useCase, arm]"):
+        assert validate_by(form) == ["useCase", "arm"], form
+    with pytest.raises(ValidationError, match="list of column names"):
+        validate_by('["useCase"')
