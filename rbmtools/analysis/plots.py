@@ -41,11 +41,11 @@ __all__ = [
     "ttl_cost_curves",
 ]
 
-#: Group colours in order (Okabe-Ito, readable by colour-blind readers), then tab20's.
+#: Group colours in order: Okabe-Ito (readable by colour-blind readers; its yellow left out,
+#: too pale on white), then further colours chosen to stay apart from those.
 PALETTE = (
     "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#8C6D31", "#4D4D4D",
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
+    "#9467BD", "#BCBD22", "#E7298A", "#66A61E", "#17BECF", "#A50026", "#1A1A80", "#B0B0B0",
 )  # fmt: skip
 
 _OUTCOME_COLOURS = {
