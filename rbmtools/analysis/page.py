@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -67,7 +68,8 @@ def table_html(frame: pd.DataFrame, *, wrap: tuple[str, ...] = ("note", "value")
         return ""
     shown = frame.copy()
     shown.columns = [str(c) for c in shown.columns]
-    shown = shown.astype(object).where(shown.notna(), h.NOT_ESTIMABLE)
+    # an empty cell is empty: a report table writes its own "n/e" where a figure is missing
+    shown = shown.astype(object).where(shown.notna(), "")
     styler = shown.style.hide(axis="index").format(_cell)
     left = [c for c in shown.columns if _is_text_column(shown, c) and c not in wrap]
     wrapped = [c for c in shown.columns if c in wrap]
@@ -88,12 +90,18 @@ def table_html(frame: pd.DataFrame, *, wrap: tuple[str, ...] = ("note", "value")
 
 
 def _cell(value: Any) -> str:
+    """A value of a table that was not written for people (an ad hoc frame): counts with
+    separators, floats to four digits, times to the second in UTC."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return h.count(value)
     if isinstance(value, float):
-        return f"{value:.4g}" if h.estimable(value) else h.NOT_ESTIMABLE
+        return f"{value:.4g}" if h.estimable(value) else ""
+    if isinstance(value, datetime):
+        stamp = pd.Timestamp(value)
+        stamp = stamp.tz_convert("UTC") if stamp.tzinfo is not None else stamp
+        return stamp.strftime("%Y-%m-%d %H:%M:%S") + ("Z" if stamp.tzinfo is not None else "")
     return str(value)
 
 
