@@ -336,9 +336,10 @@ def comparisons_table(analysis: Any, rates: Iterable[str] | None = None) -> pd.D
     for record in frame.to_dict("records"):
         if record["rate"] not in wanted:
             continue
-        reason = None if record["difference"] is not None else "no messages to compare"
-        if reason is None and pd.isna(record["difference"]):
-            reason = "no messages to compare"
+        reason = None
+        if not h.estimable(record["difference"]):
+            empty = [str(record[k]) for k in ("arm", "reference") if not record[f"{_n(k)}"]]
+            reason = f"no {_DENOMINATORS[record['rate']]} in {' nor '.join(empty)}"
         significant = record.get("significant")
         rows.append(
             {**{COLUMN_NAMES.get(c, c): str(record[c]) for c in strata},
@@ -352,6 +353,21 @@ def comparisons_table(analysis: Any, rates: Iterable[str] | None = None) -> pd.D
              "significant": notes.mark(reason) if reason else ("yes" if significant else "no")}
         )  # fmt: skip
     return with_footnotes(pd.DataFrame(rows), notes)
+
+
+#: What each compared rate is a share of (``metrics.RATES``), for a footnote when it is none.
+_DENOMINATORS = {
+    "delivered": "message that reached RCS",
+    "revoke_success": "revoke tried",
+    "read": "delivered message",
+    "stale": "delivered message",
+    "double_delivery": "delivered message",
+    "fallback": "message that reached RCS",
+}
+
+
+def _n(side: str) -> str:
+    return "arm_n" if side == "arm" else "reference_n"
 
 
 def _pp_range(lo: Any, hi: Any) -> str:

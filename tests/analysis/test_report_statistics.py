@@ -189,6 +189,15 @@ def test_arms_are_compared_with_the_spec_first_arm_in_percentage_points(logs):
     assert same["difference"] == 0.0  # exactly, not 8.7e-19
     assert same["significant"] == False  # noqa: E712
     assert set(named["reference"]) == {"api 1m"}
+    from rbmtools.analysis.tables import comparisons_table
+
+    table = comparisons_table(analysis)
+    stale = table[table.rate == "stale delivery"].iloc[0]  # nothing delivered in "ttl 2m"
+    assert stale["difference"].startswith("n/e") and stale["significant"].startswith("n/e")
+    notes = dict(table.attrs["footnotes"])
+    assert notes[stale["significant"][3:]] == "no delivered message in ttl 2m"
+    revoke = table[table.rate == "revoke success"].iloc[0]
+    assert (revoke["difference"], revoke["significant"]) == ("−50.0 pp", "yes")
     doc = json.loads(json.dumps(analysis.to_dict()))
     assert doc["comparisons"][0]["reference"] == "ttl 2m"
     assert isinstance(doc["comparisons"][0]["significant"], bool)
