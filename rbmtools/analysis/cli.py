@@ -1,8 +1,9 @@
 """``rbmtools analyze``: the analysis of webhook and outbox logs from the command line.
 
 Reads the event logs and outbox logs given (files, globs, directories), and prints a readable
-summary, the stable JSON document (``--json``), or writes an HTML report (``--html FILE``).
-Malformed lines never stop the run; ``--quarantine FILE`` keeps them for inspection.
+summary, the stable JSON document (``--json``), or writes an HTML report (``--html FILE``, the
+design of every rbmtools report). Malformed lines never stop the run; ``--quarantine FILE``
+keeps them for inspection. A file that exists is not replaced without ``--force``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from typing import Any
 
 from rbmtools.errors import ValidationError
+from rbmtools.outputs import add_force_argument
 
 __all__ = ["register"]
 
@@ -99,6 +101,12 @@ def register(subparsers: Any) -> None:
     output.add_argument("--json", action="store_true", help="print the JSON document")
     output.add_argument("--html", metavar="FILE", help="write an HTML report to FILE")
     parser.add_argument("--quarantine", metavar="FILE", help="write malformed lines to FILE")
+    add_force_argument(parser, "the --html or --quarantine file")
+    parser.add_argument(
+        "--reference",
+        metavar="ARM",
+        help="compare every arm with this one (default: the first arm in sort order)",
+    )
     parser.add_argument(
         "--min-at-risk",
         type=int,
@@ -159,13 +167,18 @@ def _prefetch_statistics() -> threading.Thread:
 
 
 def run(args: argparse.Namespace) -> int:
-    prefetch = _prefetch_statistics()
-    from rbmtools.analysis.dataset import load
+    from rbmtools.outputs import refuse_existing
 
     if args.history is None and (args.events is None or args.outbox is None):
         raise ValidationError("--events", args.events, "give --events and --outbox, or --history")
     if args.history is not None and (args.events is not None or args.outbox is not None):
         raise ValidationError("--history", args.history, "give a history or logs, not both")
+    for flag, path in (("--html", args.html), ("--quarantine", args.quarantine)):
+        if path is not None:  # refused before anything is read
+            refuse_existing(path, args.force, flag)
+    prefetch = _prefetch_statistics()
+    from rbmtools.analysis.dataset import load
+
     progress = sys.stderr.isatty()
     with load(
         args.events,
@@ -193,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
             bootstrap=args.bootstrap,
             seed=args.seed,
             daily=bool(args.html),
+            reference=args.reference,
         )
         if args.html:
             with open(args.html, "w", encoding="utf-8") as handle:

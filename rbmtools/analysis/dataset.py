@@ -29,6 +29,7 @@ from rbmtools.analysis.engine_interface import (
 )
 from rbmtools.analysis.inputs import LogFiles, unreadable_problem
 from rbmtools.analysis.schema import validate_by
+from rbmtools.analysis.window import Window
 from rbmtools.errors import ValidationError
 from rbmtools.wire import dumps_line, format_timestamp
 
@@ -151,12 +152,14 @@ class Dataset:
         events: LogFiles,
         outbox: LogFiles,
         report: LoadReport,
+        sent: Window | None = None,
         history: Any = None,
     ):
         self.engine = engine
         self.event_files = events
         self.outbox_files = outbox
         self.report = report
+        self.sent = sent  # the window of send times kept (None: every message)
         self.history = history  # a HistoryMerge when loaded from a compacted history
         self._lifecycle_ready = False
 
@@ -184,7 +187,7 @@ class Dataset:
         if self.history is not None:
             self.engine.create_table("rbm_facts", self.history.facts_query())
         else:
-            _run_steps(self.engine, sql.FACTS_STEPS)
+            _run_steps(self.engine, _steps(sql.FACTS_STEPS, self.sent))
         self.engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
         self._lifecycle_ready = True
 
@@ -299,6 +302,18 @@ def _problems(bad: pd.DataFrame, kind: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in rows.groupby("problem", dropna=False)["lines"].sum().items()}
 
 
+def _steps(steps: tuple[tuple[str, str], ...], sent: Window | None) -> tuple[tuple[str, str], ...]:
+    """``steps`` for the messages sent in the window ``sent`` (all for None)."""
+    if sent is None:
+        return steps
+    start, end = _window_bounds(sent)
+    return sql.sent_in(steps, start, end)
+
+
+def _window_bounds(sent: Window) -> tuple[str | None, str | None]:
+    return tuple(None if t is None else format_timestamp(t) for t in (sent.start, sent.end))
+
+
 def _summarise_by_bucket(
     engine: Engine,
     buckets: Sequence[tuple[LogFiles, LogFiles]],
@@ -411,6 +426,7 @@ def load(
     spark_master: str | None = None,
     spark_conf: Mapping[str, str] | None = None,
     on_unreadable: str = "skip",
+    sent: Window | tuple[Any, Any] | None = None,
 ) -> Dataset:
     """Read an event log and an outbox log (files, globs or directories; JSON Lines, ``.gz``
     or Parquet) into a ``Dataset``. ``quarantine`` writes the set-aside lines there.
@@ -421,13 +437,17 @@ def load(
     says what was sent); events alone still load and report. Parquet bucketed by message id (as
     ``Dataset.to_parquet(..., buckets=K)`` writes it) is analysed one bucket at a time. A file
     that cannot be read at all is skipped and named in ``report.unreadable_files``, or, with
-    ``on_unreadable="stop"``, stops the load with a ``ValidationError`` naming it.
+    ``on_unreadable="stop"``, stops the load with a ``ValidationError`` naming it. ``sent``
+    keeps only the messages sent in a ``Window`` (or a ``(start, end)`` pair; see ``window``),
+    in the SQL, whatever the engine, the log format or a history.
 
     ``history`` (instead of ``events`` and ``outbox``) reads a folder ``rbmtools logs compact``
     keeps: its per-message state and cached summaries, plus whatever its logs gained since the
     last compaction (new segments, grown files), merged in memory; DuckDB only.
     """
     started = time.perf_counter()
+    sent = Window.of(sent)
+    steps = _steps(sql.SUMMARY_STEPS, sent)
     if on_unreadable not in ON_UNREADABLE:
         raise ValidationError(
             "on_unreadable", on_unreadable, f"must be one of {', '.join(ON_UNREADABLE)}"
@@ -451,7 +471,7 @@ def load(
     try:
         if history is not None:
             merged, event_files, outbox_files = _load_history(
-                engine, history, on_unreadable, unreadable
+                engine, history, on_unreadable, unreadable, sent
             )
         else:
             event_files = resolve_logs(engine, events, "events")
@@ -463,7 +483,7 @@ def load(
             event_files, outbox_files = read_readable(
                 engine,
                 (event_files, outbox_files),
-                _summarise(engine, sql.SUMMARY_STEPS, progress),
+                _summarise(engine, steps, progress),
                 on_unreadable,
                 unreadable,
             )
@@ -498,7 +518,7 @@ def load(
         outbox_malformed_problems=_problems(bad, "malformed_outbox_lines"),
         unreadable_files=tuple(unreadable),
     )
-    dataset = Dataset(engine, event_files, outbox_files, report, merged)
+    dataset = Dataset(engine, event_files, outbox_files, report, sent, merged)
     if quarantine is not None:
         dataset.write_quarantine(quarantine)
     return dataset
@@ -509,6 +529,7 @@ def _load_history(
     folder: str | os.PathLike[str],
     on_unreadable: str,
     unreadable: list[UnreadableFile],
+    sent: Window | None = None,
 ) -> tuple[Any, LogFiles, LogFiles]:
     """The merged state of a history and what its logs gained since (see ``history``), its
     summary built as ``rbm_summary``; and the logs' files (the sources it knows, and new)."""
@@ -546,7 +567,7 @@ def _load_history(
     unreadable[:] = [
         UnreadableFile(f.log, renames.get(f.file, f.file), f.problem) for f in unreadable
     ]
-    merge = HistoryMerge(engine, root, manifest)
+    merge = HistoryMerge(engine, root, manifest, window=_window_bounds(sent) if sent else None)
     merge.build_index(needed=bool(tails))
     merge.merge()
     merge.summarise()

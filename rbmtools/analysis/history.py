@@ -78,6 +78,7 @@ class HistoryMerge:
     engine: Any
     root: Path
     manifest: Manifest
+    window: tuple[str | None, str | None] | None = None  # a load's ``sent`` (bounds as text)
     message_days: set[str] = field(default_factory=set)
     other_days: set[str] = field(default_factory=set)
     merged: bool = False
@@ -201,7 +202,11 @@ class HistoryMerge:
         or one the SQL of another version computed, every day is summarised again."""
         engine = self.engine
         fresh = "SELECT * FROM rbm_fresh_summary"
-        if self.manifest.summary and self.manifest.rules == rules_digest():
+        if self.window is not None:  # a window: every message's state, none of the caches
+            rows = f"({self._all('messages')})"
+            facts = f"rbm_day_facts AS ({state.facts_sql(rows, self.window)}),\n"
+            days = sql.summary_over(facts, "rbm_day_facts", "home_day")
+        elif self.manifest.summary and self.manifest.rules == rules_digest():
             touched = ", ".join(_quote(d) for d in sorted(self.message_days))
             keep = f" WHERE rbm_partition NOT IN ({touched})" if touched else ""
             cache = _files(self.root, [self.manifest.summary])
@@ -228,7 +233,7 @@ class HistoryMerge:
     def facts_query(self) -> str:
         """Every facts row of the history (for ``rbm_facts``, the lifecycle)."""
         others = state.others_facts_sql(f"({self._all('others')})", "rbm_merged_bad")
-        messages = state.facts_sql(f"({self._all('messages')})")
+        messages = state.facts_sql(f"({self._all('messages')})", self.window)
         return f"SELECT * FROM ({messages}) UNION ALL BY NAME SELECT * FROM ({others})"
 
     def day_summaries(self) -> str:

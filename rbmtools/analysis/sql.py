@@ -59,6 +59,8 @@ __all__ = [
     "bin_expression",
     "counts_columns",
     "group_clauses",
+    "sent_in",
+    "sent_predicate",
     "summary_counts_sql",
     "summary_latency_bins_sql",
     "summary_read_bins_sql",
@@ -947,6 +949,34 @@ FACTS_STEPS: tuple[tuple[str, str], ...] = (
     *_per_message_steps(True),
     ("rbm_facts", _facts_select(True)),
 )
+
+
+def sent_predicate(start: str | None, end: str | None) -> str | None:
+    """The condition "the message's send (``chosen.send_time``) lies in ``[start, end)``"
+    (RFC 3339 UTC texts; None leaves a side open; None for no bound at all)."""
+    bounds = [
+        f"chosen.send_time {op} CAST('{bound}' AS TIMESTAMPTZ)"
+        for op, bound in ((">=", start), ("<", end))
+        if bound is not None
+    ]
+    return " AND ".join(bounds) or None
+
+
+def sent_in(
+    steps: tuple[tuple[str, str], ...], start: str | None, end: str | None
+) -> tuple[tuple[str, str], ...]:
+    """``steps`` (``SUMMARY_STEPS`` or ``FACTS_STEPS``) for the messages sent in ``[start, end)``
+    only (RFC 3339 UTC texts; None leaves a side open): a predicate on the per-message outbox,
+    so the records of other messages leave the analysis and events about them count as events
+    about unknown messages; the rows counting unusable outbox records stay."""
+    predicate = sent_predicate(start, end)
+    if predicate is None:
+        return steps
+    where = f"\nWHERE bad_file IS NOT NULL OR ({predicate})"
+    return tuple(
+        (name, query + where if name == "rbm_outbox_messages" else query) for name, query in steps
+    )
+
 
 #: Load summaries of disjoint sets of messages (``rbm_summary_parts``: their rows, stacked)
 #: added up into one, as ``SUMMARY`` over all the messages at once gives it: counts and sums

@@ -31,6 +31,7 @@ __all__ = [
     "PARTIAL_STEPS",
     "bad_lines_sql",
     "facts_sql",
+    "in_window",
     "merge_bad_sql",
     "merge_messages_sql",
     "merge_others_sql",
@@ -315,9 +316,34 @@ GROUP BY event_key
 """
 
 
-def facts_sql(source: str) -> str:
+_OUTBOX_STATE = (
+    "outbox_lines", "send_attempts", "chosen", "chosen_rank", "api_revoke_attempts",
+    "api_revoke_errors", "fallbacks", "fallback_channel", "fallback_reason", *_OUTBOX_TIMES,
+)  # fmt: skip
+
+
+def in_window(source: str, window: tuple[str | None, str | None] | None) -> str:
+    """The state rows of ``source`` as a load with ``sent=window`` sees them: a message sent
+    outside the window has no outbox (its events are about an unknown message; with none, it
+    is gone), as ``sql.sent_in`` does to the per-message outbox."""
+    predicate = sql.sent_predicate(*window) if window else None
+    if predicate is None:
+        return source
+    columns = ", ".join(
+        f"CASE WHEN rbm_kept THEN {c} END AS {c}" if c in _OUTBOX_STATE else c
+        for c in MESSAGE_COLUMNS
+    )
+    return (
+        f"(SELECT {columns} FROM (SELECT *, COALESCE({predicate}, FALSE) AS rbm_kept "
+        f"FROM {source}) WHERE rbm_kept OR lines IS NOT NULL)"
+    )
+
+
+def facts_sql(source: str, window: tuple[str | None, str | None] | None = None) -> str:
     """The facts (``sql._facts_select(True)``'s columns, and ``home_day``) of the state rows
-    of ``source``: what the lifecycle rules and the load summary read."""
+    of ``source`` (in the send ``window``, see ``in_window``): what the lifecycle rules and
+    the load summary read."""
+    source = in_window(source, window)
     chosen = {
         "send_time": "chosen.send_time",
         "send_status": "chosen.send_status",
