@@ -202,3 +202,22 @@ def test_a_history_from_another_version_or_none_is_refused(tmp_path):
     with pytest.raises(ValidationError, match="not both"):
         load(tmp_path, history=old)
     assert not os.path.exists(tmp_path / MANIFEST_NAME)
+
+
+def test_a_window_of_send_times_reads_the_history_as_it_reads_the_logs(tmp_path):
+    made = generate_logs(tmp_path / "made", _config(6, 600))
+    history = tmp_path / "history"
+    compact(made.events_dir, history, outbox=made.outbox_dir)
+    window = ("2026-11-23T06:00:00Z", "2026-11-24T18:00:00Z")
+    assert _document(history=history, sent=window) == _document(
+        events=made.events_dir, outbox=made.outbox_dir, sent=window
+    )
+    with load(history=history, sent=window) as data:
+        lifecycle = data.lifecycle()
+    assert len(lifecycle) and lifecycle.sendTime.min() >= datetime_of(window[0])
+
+
+def datetime_of(text: str):
+    from rbmtools.wire import parse_timestamp
+
+    return parse_timestamp(text)
