@@ -62,7 +62,7 @@ def _files(root: Path, relative: list[str]) -> str:
     return "[" + ", ".join(_quote(str(root / f)) for f in relative) + "]"
 
 
-_EMPTY_INDEX = "CREATE OR REPLACE TEMP TABLE rbm_state_index (mkey UBIGINT, home_day DATE)"
+_NO_KEYS = "SELECT CAST(NULL AS UBIGINT) AS mkey, CAST(NULL AS DATE) AS home_day WHERE FALSE"
 
 
 @dataclass
@@ -84,16 +84,16 @@ class HistoryMerge:
     merged: bool = False
 
     def build_index(self, needed: bool = True) -> None:
-        """``rbm_state_index``: the key and day of every state row of the manifest (left
-        empty when not ``needed``: nothing new came in, nothing to look up)."""
+        """``rbm_state_index``: the key and day of every state row of the manifest, read from
+        the day files themselves (a view: nothing held in memory, and always the files the
+        manifest lists now). Left empty when not ``needed``: nothing new came in."""
         files = sorted(self.manifest.messages.values())
-        if not files or not needed:
-            self.engine.execute(_EMPTY_INDEX)
-            return
-        self.engine.create_table(
-            "rbm_state_index",
-            f"SELECT mkey, home_day FROM read_parquet({_files(self.root, files)})",
+        keys = (
+            f"SELECT mkey, home_day FROM read_parquet({_files(self.root, files)})"
+            if files and needed
+            else _NO_KEYS
         )
+        self.engine.create_view("rbm_state_index", keys)
 
     def _read(self, kind: str, days: set[str]) -> str:
         """The rows of ``days`` as the manifest lists them (none if no file)."""
@@ -111,6 +111,8 @@ class HistoryMerge:
         """Merge ``rbm_new_messages``, ``rbm_new_others`` and ``rbm_new_bad`` (see the class
         docstring); ``build_index`` first."""
         engine = self.engine
+        new = engine.row("SELECT COUNT(*) AS n FROM rbm_new_messages")["n"]
+        self.build_index(needed=bool(new))  # (the files may have changed since the last merge)
         # New rows of messages the state holds already are merged with those days' rows; the
         # others are new messages: they join their day as they are. (The index is probed by
         # the new keys, the small side, whatever the size of the history.)
@@ -147,13 +149,6 @@ class HistoryMerge:
             days |= landed
             if not unread:  # (a merged row lands on a day read already, see state)
                 break
-        # the index learns the new messages and the days known messages moved to
-        engine.execute(
-            "INSERT INTO rbm_state_index SELECT m.mkey, m.home_day FROM rbm_merged_messages AS m "
-            "WHERE m.mkey IN (SELECT mkey FROM rbm_new_messages) AND NOT EXISTS (SELECT 1 FROM "
-            "rbm_known_days AS k WHERE k.mkey = m.mkey AND k.home_day IS NOT DISTINCT FROM "
-            "m.home_day)"
-        )
         engine.execute("DROP TABLE IF EXISTS rbm_new_known")
         engine.execute("DROP TABLE IF EXISTS rbm_known_days")
         self.message_days = days
