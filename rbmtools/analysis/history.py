@@ -191,49 +191,81 @@ class HistoryMerge:
             return merged
         return f"SELECT {columns} FROM read_parquet({_files(self.root, files)}) UNION ALL {merged}"
 
+    def _summaries(self, days: set[str]) -> str:
+        return _files(self.root, sorted(self.manifest.summaries[d] for d in days))
+
     def summarise(self) -> None:
         """``rbm_summary`` (what ``sql.SUMMARY`` gives over all the logs): the cached summary
         of every untouched day, the fresh ones, and the rows about no message; with no cache,
-        or one the SQL of another version computed, every day is summarised again."""
+        or one the SQL of another version computed, every day is summarised again.
+
+        The cached summaries (millions of rows over a long history) are read where they lie:
+        ``rbm_summary`` is a view over them and small tables, so a query reads only the columns
+        and rows it needs (the files stay until the second compaction after this load)."""
         engine = self.engine
-        fresh = "SELECT * FROM rbm_fresh_summary"
-        if self.window is not None:  # a window: every message's state, none of the caches
-            rows = f"({self._all('messages')})"
-            facts = f"rbm_day_facts AS ({state.facts_sql(rows, self.window)}),\n"
-            days = sql.summary_over(facts, "rbm_day_facts", "home_day")
-        elif self.manifest.summary and self.manifest.rules == rules_digest():
-            touched = ", ".join(_quote(d) for d in sorted(self.message_days))
-            keep = f" WHERE rbm_partition NOT IN ({touched})" if touched else ""
-            cache = _files(self.root, [self.manifest.summary])
-            days = f"SELECT * FROM read_parquet({cache}){keep} UNION ALL BY NAME {fresh}"
-        elif self._untouched("messages"):  # the untouched days summarised again
-            rows = f"SELECT * FROM read_parquet({_files(self.root, self._untouched('messages'))})"
-            facts = f"rbm_day_facts AS ({state.facts_sql('(' + rows + ')')}),\n"
-            days = (
-                f"{sql.summary_over(facts, 'rbm_day_facts', 'home_day')} UNION ALL BY NAME {fresh}"
-            )
-        else:
-            days = fresh
-        engine.create_table("rbm_day_summaries", days)
+        self.day_summaries()
         others = state.others_facts_sql(f"({self._all('others')})", "rbm_merged_bad")
+        # A message's home day is its send day, the summaries' ``day``: a row of a day's
+        # summary with that day shares its keys with no row of another, and stays as it is;
+        # the rest (messages never sent, rows about no message) is added up.
         parts = (
-            "SELECT * FROM rbm_day_summaries UNION ALL BY NAME SELECT * FROM ("
+            "SELECT * EXCLUDE (rbm_partition) FROM rbm_day_summaries "
+            "WHERE day IS DISTINCT FROM rbm_partition UNION ALL BY NAME SELECT * FROM ("
             + sql.summary_over(f"rbm_other_facts AS ({others}),\n", "rbm_other_facts")
             + ")"
         )
         engine.create_view("rbm_summary_parts", parts)
-        engine.create_table("rbm_summary", sql.SUMMARY_COMBINE)
+        engine.create_table("rbm_summary_added", sql.SUMMARY_COMBINE)
         engine.execute("DROP VIEW IF EXISTS rbm_summary_parts")
+        kept = sql.summary_rows_sql("rbm_day_summaries", "day = rbm_partition")
+        engine.create_view(
+            "rbm_summary", f"{kept}\nUNION ALL BY NAME\nSELECT * FROM rbm_summary_added"
+        )
+
+    def day_summaries(self) -> None:
+        """``rbm_day_summaries``: the summary of every home day (``rbm_partition``), cached or
+        fresh (the days ``merge`` touched, those without a cached one: summarised from the
+        state). With a window, every day is summarised again from the state."""
+        engine = self.engine
+        if self.window is not None:  # a window: every message's state, none of the caches
+            rows = f"({self._all('messages')})"
+            facts = f"rbm_day_facts AS ({state.facts_sql(rows, self.window)}),\n"
+            engine.create_table(
+                "rbm_day_summaries", sql.summary_over(facts, "rbm_day_facts", "home_day")
+            )
+            return
+        days = "SELECT * FROM rbm_fresh_summary"
+        cached = self._cached()
+        if cached:
+            days += f" UNION ALL BY NAME SELECT * FROM read_parquet({self._summaries(cached)})"
+        uncached = self.uncached_summaries()
+        if uncached:
+            days += f" UNION ALL BY NAME {uncached}"
+            engine.create_table("rbm_day_summaries", days)
+        else:  # read where it is used (once: see summarise)
+            engine.create_view("rbm_day_summaries", days)
+
+    def _cached(self) -> set[str]:
+        """The untouched days whose cached summary holds (the SQL that wrote it is ours)."""
+        if self.manifest.rules != rules_digest():
+            return set()
+        return (set(self.manifest.messages) - self.message_days) & set(self.manifest.summaries)
+
+    def uncached_summaries(self) -> str | None:
+        """The summaries of the untouched days without a cached one (a query), summarised
+        from their state; None if every day has one."""
+        days = set(self.manifest.messages) - self.message_days - self._cached()
+        if not days:
+            return None
+        files = _files(self.root, sorted(self.manifest.messages[d] for d in days))
+        facts = f"rbm_day_facts AS ({state.facts_sql(f'(SELECT * FROM read_parquet({files}))')}),\n"
+        return sql.summary_over(facts, "rbm_day_facts", "home_day")
 
     def facts_query(self) -> str:
         """Every facts row of the history (for ``rbm_facts``, the lifecycle)."""
         others = state.others_facts_sql(f"({self._all('others')})", "rbm_merged_bad")
         messages = state.facts_sql(f"({self._all('messages')})", self.window)
         return f"SELECT * FROM ({messages}) UNION ALL BY NAME SELECT * FROM ({others})"
-
-    def day_summaries(self) -> str:
-        """The summary cache to write: every day's summary (``rbm_partition``)."""
-        return "SELECT * FROM rbm_day_summaries"
 
 
 def drop_new_tables(engine: Any) -> None:

@@ -13,7 +13,7 @@ per-message state (``state``) of everything it has read. Layout:
 - ``_outbox/date=YYYY-MM-DD/...parquet``: the outbox records, by the day of their time.
 - ``_state/``: the per-message state (``messages/``, by the day of each message's send), the
   events about no message (``others/``, by the day of the event), the malformed counts and the
-  cached load summary of every day.
+  cached load summary of every home day (``summaries/``, by day too).
 
 Log files are only ever appended to (the receiver's live segment, an outbox that grows): what a
 history has not read of a file is its tail (``Tail``), from the bytes already read to the last
@@ -95,7 +95,7 @@ class Manifest:
     messages: dict[str, str] = field(default_factory=dict)  # home day -> state file
     others: dict[str, str] = field(default_factory=dict)  # event day -> file
     bad: str | None = None
-    summary: str | None = None
+    summaries: dict[str, str] = field(default_factory=dict)  # home day -> its load summary
 
     def to_json(self) -> str:
         document = {"format": HISTORY_FORMAT, **asdict(self)}
@@ -114,13 +114,14 @@ class Manifest:
                 "history", where, f"was written by another version (format {HISTORY_FORMAT})"
             )
         document.pop("format")
+        document.pop("summary", None)  # (one file for all days, before: summarised again)
         sources = {k: SourceEntry(**v) for k, v in document.pop("sources", {}).items()}
         return cls(sources=sources, **document)
 
     def state_files(self) -> list[str]:
         """Every state file the manifest lists (relative to the history)."""
-        files = [*self.messages.values(), *self.others.values()]
-        return files + [f for f in (self.bad, self.summary) if f]
+        files = [*self.messages.values(), *self.others.values(), *self.summaries.values()]
+        return files + ([self.bad] if self.bad else [])
 
 
 def is_history(path: str | os.PathLike[str]) -> bool:

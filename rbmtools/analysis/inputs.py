@@ -82,16 +82,22 @@ def _is_log_file(name: str) -> bool:
     return lower.endswith(JSONL_SUFFIXES + PARQUET_SUFFIXES)
 
 
+# What a compacted history keeps beside its day folders (rbmtools.analysis.history_files):
+# not logs. Other ``_*`` folders are searched: the receiver's other log (``_other/``) is a log
+# the analysis counts.
+_HISTORY_NAMES = frozenset({"_state", "_outbox", "_MALFORMED", "_MANIFEST.json", "_BUCKETS"})
+
+
 def _walk(directory: Path) -> list[str]:
-    """Log files below ``directory``; folders and files named ``.*`` or ``_*`` are not logs
-    (Hadoop's rule, which Spark follows too: a compacted history keeps its state there)."""
+    """Log files below ``directory``; hidden names (``.*``) and a compacted history's own
+    state and manifest are not logs."""
     found = []
     for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _HISTORY_NAMES)
         found.extend(
             os.path.join(root, f)
             for f in sorted(files)
-            if _is_log_file(f) and not f.startswith((".", "_"))
+            if _is_log_file(f) and not f.startswith(".") and f not in _HISTORY_NAMES
         )
     return found
 

@@ -64,6 +64,7 @@ __all__ = [
     "summary_counts_sql",
     "summary_latency_bins_sql",
     "summary_read_bins_sql",
+    "summary_rows_sql",
     "transpile",
 ]
 
@@ -998,6 +999,24 @@ SELECT part, {_SUMMARY_KEYS},
 FROM rbm_summary_parts
 GROUP BY part, {_SUMMARY_KEYS}
 """
+
+
+def summary_rows_sql(source: str, where: str) -> str:
+    """The rows of ``source`` (summary rows) that ``where`` selects, typed as
+    ``SUMMARY_COMBINE`` types its result: rows no other row shares its keys with, which need no
+    adding up (see ``history.HistoryMerge.summarise``)."""
+    return f"""
+SELECT part, {_SUMMARY_KEYS},
+    CAST(n AS BIGINT) AS n,
+    CAST(duplicates AS HUGEINT) AS duplicates,
+    CAST(lines AS HUGEINT) AS lines,
+    CAST(events AS HUGEINT) AS events,
+    CAST(unverified AS HUGEINT) AS unverified,
+    CAST(outbox_lines AS HUGEINT) AS outbox_lines,
+    first_seen_at, last_seen_at, last_anchor_at
+FROM {source}
+WHERE {where}"""
+
 
 #: What a load read: one row of counts from ``rbm_summary`` (see ``dataset.LoadReport``).
 LOAD_REPORT = f"""

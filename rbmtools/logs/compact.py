@@ -296,7 +296,7 @@ class _Compactor:
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
         os.close(fd)
         try:
-            self.engine.write_parquet(query, tmp)
+            self.engine.write_parquet(query, tmp, level=1)
             rows = pq.ParquetFile(tmp).metadata.num_rows
             os.replace(tmp, output)
         except BaseException:
@@ -317,8 +317,8 @@ class _Compactor:
         )
         self.engine.execute(
             f"COPY ({dated}) TO {_quote(str(folder))} (FORMAT parquet, COMPRESSION zstd, "
-            f"PARTITION_BY (date), FILENAME_PATTERN {_quote(pattern + '.{i}')}, "
-            "OVERWRITE_OR_IGNORE true)"
+            "COMPRESSION_LEVEL 1, PARTITION_BY (date), "
+            f"FILENAME_PATTERN {_quote(pattern + '.{i}')}, OVERWRITE_OR_IGNORE true)"
         )
         rows = 0
         for found in sorted(folder.glob(f"date=*/{pattern}.*.parquet")):
@@ -336,7 +336,7 @@ class _Compactor:
         returns how many state days were rewritten."""
         from tqdm.auto import tqdm
 
-        from rbmtools.analysis.history import HistoryMerge, partial_state, rules_digest
+        from rbmtools.analysis.history import NO_DAY, HistoryMerge, partial_state, rules_digest
         from rbmtools.analysis.inputs import LogFiles
 
         engine, root = self.engine, self.target
@@ -362,12 +362,14 @@ class _Compactor:
                 engine.create_table("rbm_run_summary", fresh)
             else:
                 touched = ", ".join(_quote(d) for d in sorted(merge.message_days)) or "NULL"
-                engine.execute(f"DELETE FROM rbm_run_summary WHERE rbm_partition IN ({touched})")
+                engine.execute(
+                    "DELETE FROM rbm_run_summary WHERE COALESCE(CAST(rbm_partition AS VARCHAR), "
+                    f"{_quote(NO_DAY)}) IN ({touched})"
+                )
                 engine.execute(f"INSERT INTO rbm_run_summary BY NAME {fresh}")
-            if index < len(chunks) - 1:  # (the last chunk's tables are read by summarise)
-                for name in ("rbm_new_messages", "rbm_merged_messages", "rbm_new_others",
-                             "rbm_merged_others"):  # fmt: skip
-                    engine.execute(f"DROP TABLE IF EXISTS {name}")
+            for name in ("rbm_new_messages", "rbm_merged_messages", "rbm_new_others",
+                         "rbm_merged_others", "rbm_fresh_summary"):  # fmt: skip
+                engine.execute(f"DROP TABLE IF EXISTS {name}")
         if not chunks:  # nothing new: the state stands as it is (the bad counts may change)
             engine.register_logs(LogFiles(), LogFiles())
             partial_state(engine)
@@ -377,13 +379,36 @@ class _Compactor:
             self._write_state(merge, 0)
             engine.create_table("rbm_run_summary", "SELECT * FROM rbm_fresh_summary")
         merge.message_days = rewritten
-        engine.execute("DROP TABLE IF EXISTS rbm_fresh_summary")
-        engine.execute("ALTER TABLE rbm_run_summary RENAME TO rbm_fresh_summary")
-        merge.summarise()
-        summary = f"{STATE_DIR}/summary-g{self.generation}.parquet"
-        engine.write_parquet(merge.day_summaries(), str(root / summary))
-        self.manifest.summary, self.manifest.rules = summary, rules_digest()
+        uncached = merge.uncached_summaries()
+        if uncached:  # (a history whose summaries another version wrote)
+            engine.execute(f"INSERT INTO rbm_run_summary BY NAME {uncached}")
+        self._write_summaries()
+        self.manifest.rules = rules_digest()
         return len(rewritten)
+
+    def _write_summaries(self) -> None:
+        """The load summary of each day in ``rbm_run_summary``, a file a day: the other days
+        keep theirs."""
+        from rbmtools.analysis.history import NO_DAY
+
+        relative = f"{STATE_DIR}/summaries/g{self.generation}"
+        folder = self.target / relative
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        keyed = (
+            f"SELECT *, COALESCE(CAST(rbm_partition AS VARCHAR), {_quote(NO_DAY)}) AS rbm_day "
+            "FROM rbm_run_summary"
+        )
+        self.engine.execute(
+            f"COPY ({keyed}) TO {_quote(str(folder))} (FORMAT parquet, COMPRESSION zstd, "
+            "COMPRESSION_LEVEL 1, PARTITION_BY (rbm_day), FILENAME_PATTERN 'rows', "
+            "OVERWRITE_OR_IGNORE true)"
+        )
+        summaries = self.manifest.summaries
+        for path in folder.glob("rbm_day=*/*"):
+            summaries[path.parent.name.split("=", 1)[1]] = path.relative_to(self.target).as_posix()
+        for day in set(summaries) - set(self.manifest.messages):
+            del summaries[day]  # every message of the day moved to another
+        self.engine.execute("DROP TABLE IF EXISTS rbm_run_summary")
 
     def _write_state(self, merge: Any, chunk: int) -> None:
         """The merged days' files (new names: the manifest moves to them on commit)."""
@@ -514,7 +539,7 @@ def compact(
                 # every part again; the counts of the lines set aside (kept out of the
                 # parts) stay as they are
                 parts = _all_parts(target, manifest)
-                manifest.messages, manifest.others, manifest.summary = {}, {}, None
+                manifest.messages, manifest.others, manifest.summaries = {}, {}, {}
             state_days = compactor.fold(parts, progress)
             manifest.generation = compactor.generation
             write_manifest(target, manifest)

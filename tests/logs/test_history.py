@@ -3,6 +3,7 @@ compaction leaves it readable, and ``analyze --history`` reads it with what came
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -221,3 +222,24 @@ def datetime_of(text: str):
     from rbmtools.wire import parse_timestamp
 
     return parse_timestamp(text)
+
+
+def test_a_new_line_rewrites_only_its_messages_day(tmp_path):
+    """A late line about one message rewrites that message's day (its state and its cached
+    summary); every other day keeps its files, and the analysis is still one pass's."""
+    made = generate_logs(tmp_path / "made", dataclasses.replace(_config(7, 900), days=4.0))
+    history = tmp_path / "history"
+    compact(made.events_dir, history, outbox=made.outbox_dir)
+    before = read_manifest(history)
+    assert len(before.messages) >= 4 and set(before.summaries) == set(before.messages)
+    segment = sorted(made.events_dir.rglob("*.jsonl"))[-1]
+    line = next(t for t in segment.read_text().splitlines() if '"DELIVERED"' in t)
+    with segment.open("a") as handle:  # the receiver logs a duplicate delivery
+        handle.write(line + "\n")
+    result = compact(made.events_dir, history)
+    after = read_manifest(history)
+    assert result.state_days == 1
+    changed = {d for d in before.messages if after.messages.get(d) != before.messages[d]}
+    assert len(changed) == 1
+    assert {d for d in before.summaries if after.summaries.get(d) != before.summaries[d]} == changed
+    assert _document(history=history) == _document(events=made.events_dir, outbox=made.outbox_dir)
