@@ -289,11 +289,130 @@ WITH rbm_event_shapes AS (
     END AS ok,
     CASE WHEN bad_time THEN 'unreadable time' ELSE 'not an outbox record' END AS problem
   FROM rbm_outbox_checked
+), rbm_outbox_sends AS (
+  SELECT
+    messageId AS message_id,
+    COUNT(*) AS send_attempts,
+    ARRAY_AGG(
+      IF(
+        (
+          NOT STRUCT(
+            sendTime AS send_time,
+            status AS send_status,
+            expireTime AS expire_time,
+            ttl AS ttl,
+            useCase AS use_case,
+            trafficType AS traffic_type,
+            experiment AS experiment,
+            arm AS arm
+          ) IS NULL
+        )
+        AND (
+          NOT (
+            CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+          ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL
+        ),
+        STRUCT(
+          sendTime AS send_time,
+          status AS send_status,
+          expireTime AS expire_time,
+          ttl AS ttl,
+          useCase AS use_case,
+          trafficType AS traffic_type,
+          experiment AS experiment,
+          arm AS arm
+        ),
+        NULL
+      ) IGNORE NULLS ORDER BY IF(
+        (
+          NOT STRUCT(
+            sendTime AS send_time,
+            status AS send_status,
+            expireTime AS expire_time,
+            ttl AS ttl,
+            useCase AS use_case,
+            trafficType AS traffic_type,
+            experiment AS experiment,
+            arm AS arm
+          ) IS NULL
+        )
+        AND (
+          NOT (
+            CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+          ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL
+        ),
+        0,
+        1
+      ), (
+        CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+      ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL, (
+        CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+      ) * 1000000000000000000 + UNIX_MICROS(sendTime) ASC
+      LIMIT 1
+    )[SAFE_OFFSET(0)] AS chosen,
+    MIN(
+      (
+        CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+      ) * 1000000000000000000 + UNIX_MICROS(sendTime)
+    ) AS chosen_rank,
+    MIN(sendTime) AS first_outbox_at,
+    MAX(sendTime) AS last_outbox_at
+  FROM rbm_outbox
+  WHERE
+    ok AND kind = 'send'
+  GROUP BY
+    messageId
+), rbm_outbox_others AS (
+  SELECT
+    messageId AS message_id,
+    COUNT(*) AS outbox_lines,
+    COUNTIF(kind = 'revoke') AS api_revoke_attempts,
+    MIN(IF(kind = 'revoke', requestedAt, NULL)) AS api_revoke_first_at,
+    MIN(IF(kind = 'revoke' AND status = 200, requestedAt, NULL)) AS api_revoked_at,
+    MIN(IF(kind = 'revoke' AND status = 404, requestedAt, NULL)) AS api_refused_at,
+    COUNTIF(kind = 'revoke' AND NOT status IN (200, 404)) AS api_revoke_errors,
+    COUNTIF(kind = 'fallback') AS fallbacks,
+    MIN(IF(kind = 'fallback', sentAt, NULL)) AS fallback_at,
+    MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
+    MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
+  FROM rbm_outbox
+  WHERE
+    ok AND kind <> 'send'
+  GROUP BY
+    messageId
 ), rbm_outbox_messages AS (
   SELECT
-    CASE WHEN ok THEN messageId END AS message_id,
-    CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
-    CASE WHEN ok THEN NULL ELSE problem END AS problem,
+    COALESCE(s.message_id, r.message_id) AS message_id,
+    CAST(NULL AS STRING) AS bad_file,
+    CAST(NULL AS STRING) AS problem,
+    COALESCE(s.send_attempts, 0) + COALESCE(r.outbox_lines, 0) AS outbox_lines,
+    COALESCE(s.send_attempts, 0) AS send_attempts,
+    s.chosen,
+    COALESCE(r.api_revoke_attempts, 0) AS api_revoke_attempts,
+    r.api_revoke_first_at,
+    r.api_revoked_at,
+    r.api_refused_at,
+    COALESCE(r.api_revoke_errors, 0) AS api_revoke_errors,
+    COALESCE(r.fallbacks, 0) AS fallbacks,
+    r.fallback_at,
+    CASE
+      WHEN r.first_outbox_at IS NULL OR s.first_outbox_at <= r.first_outbox_at
+      THEN s.first_outbox_at
+      ELSE r.first_outbox_at
+    END AS first_outbox_at,
+    CASE
+      WHEN r.last_outbox_at IS NULL OR s.last_outbox_at >= r.last_outbox_at
+      THEN s.last_outbox_at
+      ELSE r.last_outbox_at
+    END AS last_outbox_at
+  FROM rbm_outbox_sends AS s
+  FULL OUTER JOIN rbm_outbox_others AS r
+    ON s.message_id = r.message_id
+  UNION ALL
+  SELECT
+    CAST(NULL AS STRING) AS message_id,
+    source_file AS bad_file,
+    problem,
     COUNT(*) AS outbox_lines,
     COUNTIF(kind = 'send') AS send_attempts,
     ARRAY_AGG(
@@ -369,10 +488,11 @@ WITH rbm_event_shapes AS (
     MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
     MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
   FROM rbm_outbox
+  WHERE
+    NOT ok
   GROUP BY
-    1,
-    2,
-    3
+    source_file,
+    problem
 ), rbm_facts_core AS (
   SELECT
     CASE
@@ -1428,11 +1548,186 @@ WITH rbm_event_shapes AS (
     END AS ok,
     CASE WHEN bad_time THEN 'unreadable time' ELSE 'not an outbox record' END AS problem
   FROM rbm_outbox_checked
+), rbm_outbox_sends AS (
+  SELECT
+    messageId AS message_id,
+    COUNT(*) AS send_attempts,
+    ARRAY_AGG(
+      IF(
+        (
+          NOT STRUCT(
+            sendTime AS send_time,
+            status AS send_status,
+            expireTime AS expire_time,
+            ttl AS ttl,
+            useCase AS use_case,
+            trafficType AS traffic_type,
+            experiment AS experiment,
+            arm AS arm,
+            agentId AS agent_id,
+            phone AS phone
+          ) IS NULL
+        )
+        AND (
+          NOT (
+            CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+          ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL
+        ),
+        STRUCT(
+          sendTime AS send_time,
+          status AS send_status,
+          expireTime AS expire_time,
+          ttl AS ttl,
+          useCase AS use_case,
+          trafficType AS traffic_type,
+          experiment AS experiment,
+          arm AS arm,
+          agentId AS agent_id,
+          phone AS phone
+        ),
+        NULL
+      ) IGNORE NULLS ORDER BY IF(
+        (
+          NOT STRUCT(
+            sendTime AS send_time,
+            status AS send_status,
+            expireTime AS expire_time,
+            ttl AS ttl,
+            useCase AS use_case,
+            trafficType AS traffic_type,
+            experiment AS experiment,
+            arm AS arm,
+            agentId AS agent_id,
+            phone AS phone
+          ) IS NULL
+        )
+        AND (
+          NOT (
+            CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+          ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL
+        ),
+        0,
+        1
+      ), (
+        CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+      ) * 1000000000000000000 + UNIX_MICROS(sendTime) IS NULL, (
+        CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+      ) * 1000000000000000000 + UNIX_MICROS(sendTime) ASC
+      LIMIT 1
+    )[SAFE_OFFSET(0)] AS chosen,
+    MIN(
+      (
+        CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
+      ) * 1000000000000000000 + UNIX_MICROS(sendTime)
+    ) AS chosen_rank,
+    MIN(sendTime) AS first_outbox_at,
+    MAX(sendTime) AS last_outbox_at
+  FROM rbm_outbox
+  WHERE
+    ok AND kind = 'send'
+  GROUP BY
+    messageId
+), rbm_outbox_others AS (
+  SELECT
+    messageId AS message_id,
+    COUNT(*) AS outbox_lines,
+    COUNTIF(kind = 'revoke') AS api_revoke_attempts,
+    MIN(IF(kind = 'revoke', requestedAt, NULL)) AS api_revoke_first_at,
+    MIN(IF(kind = 'revoke' AND status = 200, requestedAt, NULL)) AS api_revoked_at,
+    MIN(IF(kind = 'revoke' AND status = 404, requestedAt, NULL)) AS api_refused_at,
+    COUNTIF(kind = 'revoke' AND NOT status IN (200, 404)) AS api_revoke_errors,
+    COUNTIF(kind = 'fallback') AS fallbacks,
+    MIN(IF(kind = 'fallback', sentAt, NULL)) AS fallback_at,
+    ARRAY_AGG(
+      IF(
+        (
+          kind = 'fallback'
+        ) AND (
+          NOT channel IS NULL
+        ) AND (
+          NOT sentAt IS NULL
+        ),
+        channel,
+        NULL
+      ) IGNORE NULLS ORDER BY IF(
+        (
+          kind = 'fallback'
+        ) AND (
+          NOT channel IS NULL
+        ) AND (
+          NOT sentAt IS NULL
+        ),
+        0,
+        1
+      ), sentAt IS NULL, sentAt ASC
+      LIMIT 1
+    )[SAFE_OFFSET(0)] AS fallback_channel,
+    ARRAY_AGG(
+      IF(
+        (
+          kind = 'fallback'
+        ) AND (
+          NOT reason IS NULL
+        ) AND (
+          NOT sentAt IS NULL
+        ),
+        reason,
+        NULL
+      ) IGNORE NULLS ORDER BY IF(
+        (
+          kind = 'fallback'
+        ) AND (
+          NOT reason IS NULL
+        ) AND (
+          NOT sentAt IS NULL
+        ),
+        0,
+        1
+      ), sentAt IS NULL, sentAt ASC
+      LIMIT 1
+    )[SAFE_OFFSET(0)] AS fallback_reason,
+    MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
+    MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
+  FROM rbm_outbox
+  WHERE
+    ok AND kind <> 'send'
+  GROUP BY
+    messageId
 ), rbm_outbox_messages AS (
   SELECT
-    CASE WHEN ok THEN messageId END AS message_id,
-    CASE WHEN ok THEN NULL ELSE source_file END AS bad_file,
-    CASE WHEN ok THEN NULL ELSE problem END AS problem,
+    COALESCE(s.message_id, r.message_id) AS message_id,
+    CAST(NULL AS STRING) AS bad_file,
+    CAST(NULL AS STRING) AS problem,
+    COALESCE(s.send_attempts, 0) + COALESCE(r.outbox_lines, 0) AS outbox_lines,
+    COALESCE(s.send_attempts, 0) AS send_attempts,
+    s.chosen,
+    COALESCE(r.api_revoke_attempts, 0) AS api_revoke_attempts,
+    r.api_revoke_first_at,
+    r.api_revoked_at,
+    r.api_refused_at,
+    COALESCE(r.api_revoke_errors, 0) AS api_revoke_errors,
+    COALESCE(r.fallbacks, 0) AS fallbacks,
+    r.fallback_at,
+    r.fallback_channel,
+    r.fallback_reason,
+    CASE
+      WHEN r.first_outbox_at IS NULL OR s.first_outbox_at <= r.first_outbox_at
+      THEN s.first_outbox_at
+      ELSE r.first_outbox_at
+    END AS first_outbox_at,
+    CASE
+      WHEN r.last_outbox_at IS NULL OR s.last_outbox_at >= r.last_outbox_at
+      THEN s.last_outbox_at
+      ELSE r.last_outbox_at
+    END AS last_outbox_at
+  FROM rbm_outbox_sends AS s
+  FULL OUTER JOIN rbm_outbox_others AS r
+    ON s.message_id = r.message_id
+  UNION ALL
+  SELECT
+    CAST(NULL AS STRING) AS message_id,
+    source_file AS bad_file,
+    problem,
     COUNT(*) AS outbox_lines,
     COUNTIF(kind = 'send') AS send_attempts,
     ARRAY_AGG(
@@ -1562,10 +1857,11 @@ WITH rbm_event_shapes AS (
     MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
     MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
   FROM rbm_outbox
+  WHERE
+    NOT ok
   GROUP BY
-    1,
-    2,
-    3
+    source_file,
+    problem
 )
 SELECT
   CASE
