@@ -114,7 +114,7 @@ def run_scenario(name: str, population: Population, args, nesting: bool) -> dict
         settle_after=30.0, runs=args.runs, seed=args.seed, nesting=nesting,
     )  # fmt: skip
     started = time.perf_counter()
-    runs = simulate_stopping(population, settings, progress=True)
+    runs = simulate_stopping(population, settings, progress=True).runs
     seconds = time.perf_counter() - started
     correct = float(runs["correct"].mean())
     result = {

@@ -25,7 +25,9 @@ the settled messages are a fair sample.
 fallback), so with chance at least 1 - alpha every interval holds at every look at once. An
 arm is eliminated when its interval lies wholly above the lowest upper limit of the arms still
 running, so the truly best arm is dropped, and a wrong arm declared best, in at most alpha of
-experiments. Decisions start once every arm still running has ``min_per_arm`` settled messages.
+experiments. Until an arm has ``min_per_arm`` settled messages of its own, its interval is the
+whole range a message can cost (always true): it can be neither dropped nor declared best, and
+the use case's decision is Not enough data, while clearly dearer arms may already be dropped.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ __all__ = [
     "cost_bounds",
     "decide",
     "eliminated_arms",
+    "settled_before",
     "tally_arms",
 ]
 
@@ -200,6 +203,13 @@ def cost_bounds(policy: CostPolicy, seconds: float) -> tuple[float, float]:
     return min(policy.rcs_cost, late), max(dearest_delivery, late)
 
 
+def settled_before(now: float, seconds: float, settle_after: float) -> float:
+    """The latest send (platform second) whose fate at duration ``seconds`` is known at
+    ``now``: a message counts for that duration once it has waited the duration and the
+    grace period after it."""
+    return now - seconds - settle_after
+
+
 def _message_frame(messages: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in MESSAGE_COLUMNS if c not in messages.columns]
     if missing:
@@ -217,12 +227,12 @@ def tally_arms(
 ) -> list[ArmTally]:
     """The tallies of ``arms`` (name -> duration in seconds, one use case) at platform second
     ``now`` from per-message facts (``MESSAGE_COLUMNS``). A message is settled for a duration
-    T once ``now - sent >= T + settle_after``; unreachable phones (not RCS) count as assigned
-    only. Messages of other arms are ignored."""
+    T once it was sent by ``settled_before(now, T, settle_after)``; unreachable phones (not
+    RCS) count as assigned only. Messages of other arms are ignored."""
     frame = _message_frame(messages)
     frame = frame[frame["arm"].isin(list(arms))]
     duration = frame["arm"].map(arms).to_numpy(dtype=float)
-    age = now - frame["sent"].to_numpy(dtype=float)
+    sent = frame["sent"].to_numpy(dtype=float)
     latency = frame["latency"].to_numpy(dtype=float)
     reachable = frame["reachable"].to_numpy(dtype=bool)
     raced = frame["raced"].to_numpy(dtype=bool)
@@ -231,9 +241,10 @@ def tally_arms(
     tallies = []
     for name, seconds in arms.items():
         own = names == name
-        settled = own & reachable & (age >= seconds + settle_after)
+        known = sent <= settled_before(now, seconds, settle_after)
+        settled = own & reachable & known
         delivered_by = latency <= seconds  # NaN compares False: not delivered
-        nested = reachable & (duration >= seconds) & (age >= seconds + settle_after)
+        nested = reachable & (duration >= seconds) & known
         cost = np.where(
             delivered_by[nested],
             policy.delivery_cost(np.nan_to_num(latency[nested])),

@@ -24,13 +24,20 @@ from scipy.stats import norm
 from tqdm.auto import tqdm
 
 from rbmtools.analysis.policy import CostPolicy
-from rbmtools.analysis.stopping import ArmTally, Decision, StoppingRule, decide
+from rbmtools.analysis.stopping import (
+    ArmTally,
+    Decision,
+    StoppingRule,
+    decide,
+    settled_before,
+)
 from rbmtools.experiment.allocation import batch_arms
 from rbmtools.wire import format_timestamp
 
 __all__ = [
     "Population",
     "SimulatedArm",
+    "Simulation",
     "SimulationSettings",
     "potential_outcomes",
     "simulate_fixed",
@@ -89,6 +96,24 @@ class Population:
         if costs[order[1]] - costs[order[0]] <= tolerance:
             return None
         return int(order[0])
+
+    def messages(self, units: np.ndarray, arms: np.ndarray, send_rate: float) -> pd.DataFrame:
+        """The per-message facts (``analysis.stopping.MESSAGE_COLUMNS``) of one simulated
+        experiment: message i went to recipient ``units[i]`` in arm ``arms[i]`` (an index;
+        out of range: never sent) at platform second ``i / send_rate``."""
+        sent = np.arange(len(units)) / send_rate
+        keep = arms < len(self.arms)
+        arm, unit = arms[keep], units[keep]
+        return pd.DataFrame(
+            {
+                "arm": [self.arms[k].name for k in arm],
+                "sent": sent[keep],
+                "latency": self.latency[arm, unit],
+                "raced": self.raced[arm, unit],
+                "fallback": self.fallback[arm, unit],
+                "reachable": np.ones(len(arm), dtype=bool),
+            }
+        )
 
     def nesting_agreement(self) -> float:
         """The share of (shorter arm, longer arm, unit) triples in which the longer arm's
@@ -267,12 +292,24 @@ def _assign(
     return np.array([int(k) for k in batch_arms(settings.seed + run, batch, size, names)])
 
 
+@dataclass(frozen=True)
+class Simulation:
+    """What ``simulate_stopping`` did. ``runs``: one row per experiment — its decision, the
+    arm declared best, whether that is the truly best arm (``correct``) or not (``wrong``),
+    whether the truly best arm was dropped, its looks, messages, SMS and the platform second
+    it stopped. ``units`` and ``arms`` (runs x messages): each message's recipient and arm
+    index (``len(population.arms)``: never sent); ``tallies``: each run's last tallies."""
+
+    runs: pd.DataFrame
+    units: np.ndarray
+    arms: np.ndarray
+    tallies: list[list[ArmTally]]
+
+
 def simulate_stopping(
     population: Population, settings: SimulationSettings, *, progress: bool = False
-) -> pd.DataFrame:
-    """Run ``settings.runs`` stopping experiments; one row per run: its decision, the arm
-    declared best, whether that is the truly best arm, whether the truly best arm was dropped,
-    looks, messages sent, SMS sent and the platform second it stopped."""
+) -> Simulation:
+    """Run ``settings.runs`` stopping experiments side by side (see the module doc)."""
     rule, runs, size = settings.rule, settings.runs, settings.batch
     count = rule.max_messages
     arms = population.arms
@@ -284,6 +321,8 @@ def simulate_stopping(
     active = np.ones(runs, dtype=bool)
     dropped: list[dict[str, int]] = [{} for _ in range(runs)]
     rows: list[dict[str, Any] | None] = [None] * runs
+    last: list[list[ArmTally]] = [[] for _ in range(runs)]
+    sent_at = np.arange(count) / settings.send_rate
     sent, batch, look = 0, 0, 0
     bar = tqdm(total=runs, desc="experiments", disable=not progress, leave=False)
     while active.any():
@@ -298,13 +337,14 @@ def simulate_stopping(
         now = look * size / settings.send_rate
         sent = upto
         for k, arm in enumerate(arms):
-            due = now - arm.seconds - settings.settle_after
-            settled = min(sent, int(np.floor(due * settings.send_rate)) + 1) if due >= 0 else 0
+            due = settled_before(now, arm.seconds, settings.settle_after)
+            settled = min(sent, int(np.searchsorted(sent_at, due, side="right")))
             tallies.settle(k, settled, arm_of, units)
         final = sent == count and bool((tallies.settled_up_to == count).all())
         for run in np.nonzero(active)[0]:
+            last[run] = tallies.of_run(run)
             result = decide(
-                tallies.of_run(run), settings.policy, rule,
+                last[run], settings.policy, rule,
                 index=look, eliminated=dropped[run], final=final,
             )  # fmt: skip
             dropped[run] = {a.arm: a.eliminated_at for a in result.arms if not a.running}  # type: ignore[misc]
@@ -313,7 +353,7 @@ def simulate_stopping(
                 rows[run] = _row(result, tallies, run, truth, arms, now)
                 bar.update()
     bar.close()
-    return pd.DataFrame(rows)
+    return Simulation(pd.DataFrame(rows), units, arm_of, last)
 
 
 def _row(

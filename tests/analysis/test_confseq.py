@@ -103,7 +103,8 @@ def test_differences_combine_the_two_arms():
     )
     z = float(boundary_multiplier(1.0))
     spread_term = z * z * (2 / 400) / 6
-    half = z * math.sqrt((0.0029 - 0.05**2) * 400 / 399 / 400 + (0.0020 - 0.04**2) * 400 / 399 / 400)
+    variances = [(0.0029 - 0.05**2) * 400 / 399, (0.0020 - 0.04**2) * 400 / 399]
+    half = z * math.sqrt(sum(v / 400 for v in variances))
     assert diff == pytest.approx(0.01)
     assert (lo, hi) == pytest.approx((diff - half - spread_term, diff + half + spread_term))
 
