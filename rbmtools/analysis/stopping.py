@@ -20,14 +20,16 @@ the fate of a message still undelivered when it runs out). A message counts for 
 is at least T + ``settle_after`` (the grace period) before the look, whatever happened to it, so
 the settled messages are a fair sample.
 
-**The guarantee.** Every interval of a look is an always-valid interval (``confseq``) at
-``alpha / m``, m the number of intervals the decision reads (two per arm: A and q; one without
-fallback), so with chance at least 1 - alpha every interval holds at every look at once. An
-arm is eliminated when its interval lies wholly above the lowest upper limit of the arms still
-running, so the truly best arm is dropped, and a wrong arm declared best, in at most alpha of
-experiments. Until an arm has ``min_per_arm`` settled messages of its own, its interval is the
-whole range a message can cost (always true): it can be neither dropped nor declared best, and
-the use case's decision is Not enough data, while clearly dearer arms may already be dropped.
+**The guarantee.** Each arm of K gets ``alpha / K`` of the error budget: ``RACE_SHARE`` of it
+for its race interval (when the policy falls back), the rest for its cost sample; each interval
+is an always-valid one (``confseq``) at its share, so with chance at least 1 - alpha every
+interval holds at every look at once. An arm is eliminated when its interval lies wholly above
+the lowest upper limit of the arms still running, so the truly best arm is dropped, and a wrong
+arm declared best, in at most alpha of experiments. Until an arm has ``min_per_arm`` settled
+messages of its own, its interval is the whole range a message can cost (always true): it can
+be neither dropped nor declared best, and the use case's decision is Not enough data, while
+clearly dearer arms may already be dropped. The delivered share beside each arm is an
+always-valid interval at ``alpha`` itself: for reading, not for deciding.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from rbmtools.errors import ValidationError
 
 __all__ = [
     "MESSAGE_COLUMNS",
+    "RACE_SHARE",
     "ArmLook",
     "ArmTally",
     "Decision",
@@ -63,6 +66,9 @@ __all__ = [
 #: latency to DELIVERED (NaN if none was seen), whether a successful revoke was followed by a
 #: DELIVERED, whether the SMS fallback was sent, and whether the phone was RCS-reachable.
 MESSAGE_COLUMNS = ("arm", "sent", "latency", "raced", "fallback", "reachable")
+#: The share of an arm's error budget spent on its revoke-race interval: the race moves the
+#: cost by at most rcs_cost + duplicate_cost times a small share, so it needs little.
+RACE_SHARE = 0.1
 
 
 class Decision(StrEnum):
@@ -160,7 +166,8 @@ class Look:
     decision: Decision
     arms: tuple[ArmLook, ...]
     alpha: float
-    interval_alpha: float
+    cost_alpha: float
+    race_alpha: float
     best: str | None = None
     messages_left: int | None = None
     saving_per_1000: float | None = None
@@ -191,7 +198,8 @@ class Look:
             "saving_per_1000_lo": self.saving_per_1000_lo,
             "assigned": self.assigned,
             "alpha": self.alpha,
-            "interval_alpha": self.interval_alpha,
+            "cost_alpha": self.cost_alpha,
+            "race_alpha": self.race_alpha,
             "arms": [a.to_dict() for a in self.arms],
         }
 
@@ -275,23 +283,36 @@ def _planned_sizes(tallies: Sequence[ArmTally], rule: StoppingRule) -> tuple[flo
     return per_arm, nested
 
 
-def _interval_count(tallies: Sequence[ArmTally], policy: CostPolicy) -> int:
-    return len(tallies) * (2 if policy.fallback else 1)
+def _error_budget(tallies: Sequence[ArmTally], policy: CostPolicy, alpha: float) -> tuple:
+    """The error rate of each arm's cost interval and of its race interval (0: none)."""
+    per_arm = alpha / len(tallies)
+    if not policy.fallback:
+        return per_arm, 0.0
+    return per_arm * (1.0 - RACE_SHARE), per_arm * RACE_SHARE
 
 
 def _arm_interval(
-    tally: ArmTally, policy: CostPolicy, per_arm: float, nested: float, alpha: float, minimum: int
+    tally: ArmTally,
+    policy: CostPolicy,
+    planned: tuple[float, float],
+    budget: tuple[float, float],
+    minimum: int,
 ) -> tuple[float | None, float, float]:
     """The arm's cost estimate and interval: A(T) from the nested sample plus k * q(T) from
     its own messages (without fallback there is no race term). Before the arm has ``minimum``
     settled messages of its own the interval is what any message can cost: always true."""
+    (per_arm, nested), (cost_alpha, race_alpha) = planned, budget
     low, high = cost_bounds(policy, tally.seconds)
-    k = policy.rcs_cost + policy.duplicate_cost if policy.fallback else 0.0
     mean, lo, hi = always_valid_mean(
         tally.cost_count, tally.cost_sum, tally.cost_squares, nested,
-        low=low, high=high, alpha=alpha,
+        low=low, high=high, alpha=cost_alpha,
     )  # fmt: skip
-    race, race_lo, race_hi = always_valid_rate(tally.raced, tally.settled, per_arm, alpha)
+    if not policy.fallback:
+        if mean is None or tally.settled < minimum:
+            return mean, low, high
+        return mean, lo, hi  # type: ignore[return-value]
+    k = policy.rcs_cost + policy.duplicate_cost
+    race, race_lo, race_hi = always_valid_rate(tally.raced, tally.settled, per_arm, race_alpha)
     if mean is None or tally.settled < minimum:
         estimate = None if mean is None else mean + k * (race or 0.0)
         return estimate, low, high + k
@@ -303,12 +324,11 @@ def _arm_look(
     policy: CostPolicy,
     rule: StoppingRule,
     planned: tuple[float, float],
-    alpha: float,
+    budget: tuple[float, float],
     eliminated_at: int | None,
 ) -> ArmLook:
-    per_arm, nested = planned
-    cost = _arm_interval(tally, policy, per_arm, nested, alpha, rule.min_per_arm)
-    share = always_valid_rate(tally.delivered, tally.settled, per_arm, alpha)
+    cost = _arm_interval(tally, policy, planned, budget, rule.min_per_arm)
+    share = always_valid_rate(tally.delivered, tally.settled, planned[0], rule.alpha)
     return ArmLook(tally, *cost, *share, eliminated_at=eliminated_at)
 
 
@@ -365,10 +385,10 @@ def decide(
     if len({t.arm for t in tallies}) != len(tallies) or len(tallies) < 2:
         raise ValidationError("tallies", [t.arm for t in tallies], "need two or more arms")
     dropped = dict(eliminated or {})
-    alpha = rule.alpha / _interval_count(tallies, policy)
+    budget = _error_budget(tallies, policy, rule.alpha)
     per_arm, nested = _planned_sizes(tallies, rule)
     looks = [
-        _arm_look(tally, policy, rule, (per_arm, planned), alpha, dropped.get(tally.arm))
+        _arm_look(tally, policy, rule, (per_arm, planned), budget, dropped.get(tally.arm))
         for tally, planned in zip(tallies, nested, strict=True)
     ]
     lowest_hi = min(a.cost_hi for a in looks if a.running)  # type: ignore[type-var]
@@ -378,7 +398,8 @@ def decide(
     ]
     running = [a for a in looks if a.running]
     assigned = sum(t.assigned for t in tallies)
-    common = {"arms": tuple(looks), "alpha": rule.alpha, "interval_alpha": alpha}
+    common = {"arms": tuple(looks), "alpha": rule.alpha, "cost_alpha": budget[0],
+              "race_alpha": budget[1]}  # fmt: skip
     if len(running) == 1:
         return _ready(index, looks, assigned, **common)
     if any(a.tally.settled < rule.min_per_arm or a.cost is None for a in running):

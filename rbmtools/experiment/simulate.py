@@ -375,6 +375,7 @@ def _row(
         "messages": int(tallies.counts["assigned"][run].sum()),
         "sms": int(tallies.counts["fallbacks"][run].sum()),
         "stopped_at_seconds": now,
+        **{f"dropped {a.arm} at look": a.eliminated_at for a in look.arms},
     }
 
 

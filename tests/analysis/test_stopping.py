@@ -109,18 +109,19 @@ def test_the_cost_interval_is_the_nested_mean_plus_the_race():
     a = _tally("a", 20.0, _costs(3, 0.15, 20, 900, 1), settled=400, raced=2)
     b = _tally("b", 600.0, _costs(30, 0.06, 600, 400, 2), settled=400)
     look = decide([a, b], OTP, rule)
-    alpha = 0.05 / 4  # two intervals per arm, two arms
+    # each of the two arms gets 0.025: a tenth of it for the race, the rest for the cost
+    cost_alpha, race_alpha = 0.025 * 0.9, 0.025 * 0.1
     low, high = cost_bounds(OTP, 20.0)
     # a's cost sample is planned for both arms' messages (1000 each), its race for its own
     mean, lo, hi = always_valid_mean(
-        a.cost_count, a.cost_sum, a.cost_squares, 2000, low=low, high=high, alpha=alpha
+        a.cost_count, a.cost_sum, a.cost_squares, 2000, low=low, high=high, alpha=cost_alpha
     )
-    race, race_lo, race_hi = always_valid_rate(2, 400, 1000, alpha)
+    race, race_lo, race_hi = always_valid_rate(2, 400, 1000, race_alpha)
     arm = look.arm("a")
-    assert look.interval_alpha == alpha
+    assert (look.cost_alpha, look.race_alpha) == pytest.approx((cost_alpha, race_alpha))
     assert arm.cost == pytest.approx(mean + 0.03 * race)
     assert (arm.cost_lo, arm.cost_hi) == pytest.approx((lo + 0.03 * race_lo, hi + 0.03 * race_hi))
-    share = always_valid_rate(395, 400, 1000, alpha)
+    share = always_valid_rate(395, 400, 1000, 0.05)
     assert (arm.delivered_share, arm.delivered_lo, arm.delivered_hi) == pytest.approx(share)
 
 
@@ -187,7 +188,7 @@ def test_without_fallback_there_is_no_race_term():
     values = [0.03] * 95 + [0.10] * 5
     arms = [_tally("a", 60.0, values, 100, raced=50), _tally("b", 3600.0, values, 100)]
     look = decide(arms, promo, rule)
-    assert look.interval_alpha == 0.05 / 2
+    assert (look.cost_alpha, look.race_alpha) == (0.05 / 2, 0.0)
     assert look.arm("a").cost == pytest.approx(np.mean(values))
 
 
