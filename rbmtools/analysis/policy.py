@@ -48,7 +48,13 @@ import yaml
 from rbmtools.errors import ValidationError
 from rbmtools.wire import duration_seconds, format_duration
 
-__all__ = ["DEFAULT_POLICIES", "CostPolicy", "load_policies", "resolve_policies"]
+__all__ = [
+    "DEFAULT_POLICIES",
+    "CostPolicy",
+    "load_policies",
+    "policy_for",
+    "resolve_policies",
+]
 
 _DURATIONS = ("sms_latency", "deadline")
 _BOOLEANS = ("fallback",)
@@ -200,6 +206,17 @@ def resolve_policies(policies: Mapping[str, Any] | None) -> dict[str, CostPolicy
                 f"policies.{use_case}", value, "must be a mapping of policy fields"
             )
     return result
+
+
+def policy_for(
+    use_case: str | None, policies: Mapping[str, CostPolicy]
+) -> tuple[str | None, CostPolicy | None]:
+    """The policy a use case gets, and its name: its own, else the ``"*"`` policy, else none."""
+    if use_case is not None and use_case in policies:
+        return use_case, policies[use_case]
+    if "*" in policies:
+        return "*", policies["*"]
+    return None, None
 
 
 def load_policies(path: str | os.PathLike[str]) -> dict[str, CostPolicy]:

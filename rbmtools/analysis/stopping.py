@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -157,6 +157,12 @@ class ArmLook:
         out = {key: value for key, value in asdict(self).items() if key != "tally"}
         return {**self.tally.to_dict(), **out}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ArmLook:
+        """The arm as ``to_dict`` wrote it (a run folder's record of a look)."""
+        tally = ArmTally(**{f.name: data[f.name] for f in fields(ArmTally)})
+        return cls(tally, **{f.name: data[f.name] for f in fields(cls) if f.name != "tally"})
+
 
 @dataclass(frozen=True)
 class Look:
@@ -173,6 +179,7 @@ class Look:
     saving_per_1000: float | None = None
     saving_per_1000_lo: float | None = None
     assigned: int = field(default=0)
+    min_per_arm: int = 0
 
     @property
     def eliminated(self) -> tuple[str, ...]:
@@ -200,8 +207,20 @@ class Look:
             "alpha": self.alpha,
             "cost_alpha": self.cost_alpha,
             "race_alpha": self.race_alpha,
+            "min_per_arm": self.min_per_arm,
             "arms": [a.to_dict() for a in self.arms],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Look:
+        """The look as ``to_dict`` wrote it."""
+        names = {"look": "index", "arms": None, "decision": None}
+        values = {names.get(k, k): v for k, v in data.items() if names.get(k, k) is not None}
+        return cls(
+            decision=Decision(data["decision"]),
+            arms=tuple(ArmLook.from_dict(a) for a in data["arms"]),
+            **values,
+        )
 
 
 def cost_bounds(policy: CostPolicy, seconds: float) -> tuple[float, float]:
@@ -399,7 +418,7 @@ def decide(
     running = [a for a in looks if a.running]
     assigned = sum(t.assigned for t in tallies)
     common = {"arms": tuple(looks), "alpha": rule.alpha, "cost_alpha": budget[0],
-              "race_alpha": budget[1]}  # fmt: skip
+              "race_alpha": budget[1], "min_per_arm": rule.min_per_arm}  # fmt: skip
     if len(running) == 1:
         return _ready(index, looks, assigned, **common)
     if any(a.tally.settled < rule.min_per_arm or a.cost is None for a in running):

@@ -31,6 +31,7 @@ __all__ = [
     "message_id_for",
     "plan_messages",
     "read_phones",
+    "recipient_order",
     "recipients",
     "synthetic_phones",
 ]
@@ -121,6 +122,20 @@ def audience_fingerprint(phones: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def _shuffled(spec: ExperimentSpec, phones: Sequence[str]) -> tuple[random.Random, list[str]]:
+    """The audience in the run's seeded order, and the generator that shuffled it."""
+    rng = random.Random(f"rbmtools.experiment\x1f{spec.name}\x1f{spec.seed}")
+    order = list(phones)
+    rng.shuffle(order)
+    return rng, order
+
+
+def recipient_order(spec: ExperimentSpec, phones: Sequence[str]) -> list[str]:
+    """The audience in the order a run draws it (the same shuffle ``assign`` makes): a
+    stopping run gives these recipients their arms batch by batch."""
+    return _shuffled(spec, phones)[1]
+
+
 def assign(spec: ExperimentSpec, phones: Sequence[str]) -> list[PlannedMessage]:
     """Draw the recipients and their arms (seeded, balanced, random order)."""
     arms = spec.arm_names
@@ -139,9 +154,7 @@ def assign(spec: ExperimentSpec, phones: Sequence[str]) -> list[PlannedMessage]:
         raise ValidationError(
             "audience", len(phones), f"needs at least one recipient per arm ({len(arms)})"
         )
-    rng = random.Random(f"rbmtools.experiment\x1f{spec.name}\x1f{spec.seed}")
-    order = list(phones)
-    rng.shuffle(order)
+    rng, order = _shuffled(spec, phones)
     chosen = order[:wanted]
     base, extra = divmod(wanted, len(arms))
     bigger = set(rng.sample(range(len(arms)), extra))

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from rbmtools.errors import ValidationError
+from rbmtools.experiment.stopping_spec import StoppingSpec
 from rbmtools.wire import (
     MAX_EXPIRY,
     agent_message,
@@ -311,6 +312,7 @@ class ExperimentSpec:
     grace: str = "30s"
     observe: str = "10m"
     description: str = ""
+    stopping: StoppingSpec | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -368,10 +370,32 @@ class ExperimentSpec:
         object.__setattr__(self, "observe", _duration(self.observe, "observe", positive=False))
         if not isinstance(self.description, str):
             raise ValidationError("description", self.description, "must be text")
+        self._check_stopping()
         if isinstance(self.template, str):
             # Render once with the longest values so size limits fail here, not mid-run.
             sample = self.render(self.template, "+123456789012345", "0" * 36, arms[0].name, 10**9)
             agent_message(sample)
+
+    def _check_stopping(self) -> None:
+        """A stopping rule needs paced sends (otherwise every message is sent before the first
+        one settles) and two arms to compare in some use case."""
+        if self.stopping is None:
+            return
+        if isinstance(self.stopping, Mapping):
+            object.__setattr__(self, "stopping", StoppingSpec.from_dict(self.stopping))
+        if not isinstance(self.stopping, StoppingSpec):
+            raise ValidationError("stopping", self.stopping, "must be a mapping")
+        if self.send_rate is None:
+            raise ValidationError(
+                "send_rate", None, "is required with a stopping rule: unpaced, every message "
+                "would be sent before the first one settles",
+            )  # fmt: skip
+        per_use_case: dict[str, int] = {}
+        for arm in self.arms:
+            use_case = arm.use_case or self.use_case
+            per_use_case[use_case] = per_use_case.get(use_case, 0) + 1
+        if max(per_use_case.values()) < 2:
+            raise ValidationError("stopping", None, "needs two arms of one use case to compare")
 
     # ------------------------------------------------------------------ derived values
 
@@ -435,6 +459,8 @@ class ExperimentSpec:
         out["fallback"] = self.fallback.value
         out["grace"] = self.grace
         out["observe"] = self.observe
+        if self.stopping is not None:
+            out["stopping"] = self.stopping.to_dict()
         return out
 
     @classmethod
@@ -446,7 +472,7 @@ class ExperimentSpec:
         allowed = (
             "name", "description", "use_case", "traffic_type", "template", "sms_template",
             "audience", "arms", "per_arm", "total", "seed", "send_rate", "fallback", "grace",
-            "observe",
+            "observe", "stopping",
         )  # fmt: skip
         _unknown(spec, allowed, "")
         for key in ("name", "arms", "audience"):
@@ -456,6 +482,8 @@ class ExperimentSpec:
         if not isinstance(arms, list | tuple):
             raise ValidationError("arms", arms, "must be a list of arms")
         values = {k: spec[k] for k in allowed if k in spec and k not in ("arms", "audience")}
+        if spec.get("stopping") is not None:
+            values["stopping"] = StoppingSpec.from_dict(spec["stopping"], base_dir)
         return cls(
             arms=tuple(Arm.from_dict(a, i) for i, a in enumerate(arms)),
             audience=Audience.from_dict(

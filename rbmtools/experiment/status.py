@@ -1,0 +1,274 @@
+"""Where an experiment stands, decision first: ``rbmtools experiment status RUN_DIR``.
+
+Per use case, above everything else: Ready (the best arm, its always-valid interval, what it
+saves per 1,000 messages), Keep running (about how many messages are left), Inconclusive (the
+maximum was sent and no arm is surely cheapest) or Not enough data; then one row per arm with
+its raw counts under every rate, and a sample-ratio check of the assignment counts, flagged
+when it fails. A finished stopping run shows the runner's own last look (``looks.jsonl``); any
+other run is looked at now, from its logs, with the spec's stopping rule or the default one,
+so a fixed-size experiment gets the same verdict read with always-valid intervals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rbmtools.analysis.sample_ratio import SampleRatioCheck, sample_ratio_check
+from rbmtools.analysis.stopping import ArmLook, Decision, Look
+from rbmtools.experiment.folder import RunPaths, read_meta, read_outbox
+from rbmtools.experiment.looks import (
+    LookRecord,
+    expected_assignments,
+    facts_from_logs,
+    read_looks,
+    take_look,
+)
+from rbmtools.experiment.spec import ExperimentSpec, load_spec
+from rbmtools.experiment.stopping_spec import StoppingSpec
+from rbmtools.wire import format_timestamp
+
+__all__ = ["ExperimentStatus", "experiment_status"]
+
+LOOKS_FILE = "looks.jsonl"
+
+
+@dataclass(frozen=True)
+class ExperimentStatus:
+    """An experiment's state and decision (see the module doc). ``look`` is None before any
+    message was sent; ``recorded`` says it is the runner's own last look rather than one taken
+    now from the logs."""
+
+    spec: ExperimentSpec
+    run_dir: Path
+    state: str
+    sent: int
+    max_messages: int
+    looks: int
+    look: LookRecord | None
+    recorded: bool
+    sample_ratio: SampleRatioCheck
+
+    def decisions(self) -> dict[str, Look]:
+        return {} if self.look is None else dict(self.look.use_cases)
+
+    def headline(self, use_case: str) -> str:
+        """The decision of one use case in a sentence or two."""
+        return _headline(use_case, self.decisions()[use_case], self.max_messages)
+
+    def table(self, use_case: str) -> pd.DataFrame:
+        """One row per arm of ``use_case``: status, raw counts, rates and intervals."""
+        look = self.decisions()[use_case]
+        best = look.best or _leader(look)
+        return pd.DataFrame([_arm_row(arm, look, best) for arm in look.arms])
+
+    def text(self) -> str:
+        lines = [self._summary_line(), ""]
+        if self.look is None:
+            lines.append("No message has been sent yet.")
+        for use_case in self.decisions():
+            lines += [self.headline(use_case), ""]
+            table = _readable(self.table(use_case))
+            lines += ["  " + line for line in table.to_string(index=False).splitlines()]
+            lines.append("")
+        lines.append(self.sample_ratio.text())
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.spec.name,
+            "run_dir": str(self.run_dir),
+            "state": self.state,
+            "sent": self.sent,
+            "max_messages": self.max_messages,
+            "looks": self.looks,
+            "recorded": self.recorded,
+            "look": None if self.look is None else self.look.to_dict(),
+            "sample_ratio": self.sample_ratio.to_dict(),
+        }
+
+    def _summary_line(self) -> str:
+        source = "the runner's last look" if self.recorded else "looked at now, from the logs"
+        when = "" if self.look is None else f" at {format_timestamp(self.look.at)}"
+        return (
+            f"{self.spec.name}: {self.state}; {self.sent:,} of at most {self.max_messages:,} "
+            f"messages sent; {self.looks} look(s) recorded; {source}{when}"
+        )
+
+
+def _money(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _leader(look: Look) -> str | None:
+    priced = [a for a in look.arms if a.running and a.cost is not None]
+    return min(priced, key=lambda a: a.cost).arm if priced else None  # type: ignore[arg-type, return-value]
+
+
+def _headline(use_case: str, look: Look, max_messages: int) -> str:
+    joint = f"always valid, joint {1 - look.alpha:.0%}"
+    if look.decision is Decision.READY:
+        best = look.arm(look.best or "")
+        text = (
+            f"{use_case}: READY. Best arm {best.arm!r}: {_money(best.cost)} per message "
+            f"({joint}: {_money(best.cost_lo)} to {_money(best.cost_hi)})"
+        )
+        if look.saving_per_1000 is not None:
+            text += (
+                f"; it saves {look.saving_per_1000:.2f} per 1,000 messages against the next "
+                f"cheapest arm (at least {look.saving_per_1000_lo:.2f})"
+            )
+        return text + "."
+    leader = _leader(look)
+    lead = "" if leader is None else f" Cheapest so far: {leader!r}."
+    dropped = ", ".join(f"{a.arm!r} (look {a.eliminated_at})" for a in look.arms if not a.running)
+    gone = f" Dropped: {dropped}." if dropped else ""
+    if look.decision is Decision.KEEP_RUNNING:
+        return (
+            f"{use_case}: KEEP RUNNING, about {look.messages_left:,} more messages to a decision."
+            f"{lead}{gone}"
+        )
+    if look.decision is Decision.INCONCLUSIVE:
+        return (
+            f"{use_case}: INCONCLUSIVE. The maximum ({max_messages:,} messages) was sent and no "
+            f"arm is surely the cheapest.{lead}{gone}"
+        )
+    short = [a for a in look.arms if a.running and a.tally.settled < look.min_per_arm]
+    needs = ", ".join(f"{a.arm!r} has {a.tally.settled:,}" for a in short)
+    return (
+        f"{use_case}: NOT ENOUGH DATA. Settled messages per arm still running: {needs} "
+        f"(a decision needs {look.min_per_arm:,}); about {look.messages_left:,} more messages."
+        f"{gone}"
+    )
+
+
+def _arm_row(arm: ArmLook, look: Look, best: str | None) -> dict[str, Any]:
+    tally = arm.tally
+    if not arm.running:
+        status = f"dropped at look {arm.eliminated_at}"
+    elif arm.arm == look.best:
+        status = "best"
+    else:
+        status = "running" if look.decision is not Decision.READY else "best"
+    saving = None
+    best_look = next((a for a in look.arms if a.arm == best), None)
+    if best_look is not None and arm.cost is not None and best_look.cost is not None:
+        saving = 1000.0 * (arm.cost - best_look.cost)
+    return {
+        "arm": arm.arm,
+        "status": status,
+        "messages": tally.assigned,
+        "settled": tally.settled,
+        "delivered": tally.delivered,
+        "delivered_share": arm.delivered_share,
+        "delivered_lo": arm.delivered_lo,
+        "delivered_hi": arm.delivered_hi,
+        "sms": tally.fallbacks,
+        "cost_messages": tally.cost_count,
+        "cost": arm.cost,
+        "cost_lo": arm.cost_lo,
+        "cost_hi": arm.cost_hi,
+        "extra_per_1000": saving,
+    }
+
+
+def _readable(table: pd.DataFrame) -> pd.DataFrame:
+    """The arm table as text: rates as percentages with their raw counts under them."""
+
+    def share(row: pd.Series) -> str:
+        if row["delivered_share"] is None or pd.isna(row["delivered_share"]):
+            return f"n/a (0 of {row['settled']:,})"
+        return (
+            f"{row['delivered_share']:.1%} ({row['delivered']:,} of {row['settled']:,}; "
+            f"{row['delivered_lo']:.1%} to {row['delivered_hi']:.1%})"
+        )
+
+    def cost(row: pd.Series) -> str:
+        if row["cost"] is None or pd.isna(row["cost"]):
+            return "n/a (0 messages)"
+        return (
+            f"{row['cost']:.4f} ({row['cost_lo']:.4f} to {row['cost_hi']:.4f}; "
+            f"{row['cost_messages']:,} messages)"
+        )
+
+    return pd.DataFrame(
+        {
+            "arm": table["arm"],
+            "status": table["status"],
+            "messages": table["messages"].map("{:,}".format),
+            "delivered by its duration": table.apply(share, axis=1),
+            "SMS": table["sms"].map("{:,}".format),
+            "cost per message": table.apply(cost, axis=1),
+            "extra per 1,000": table["extra_per_1000"].map(
+                lambda v: "" if v is None or pd.isna(v) else f"{v:+.2f}"
+            ),
+        }
+    )
+
+
+def _events_dir(paths: RunPaths, meta: Mapping[str, Any]) -> Path:
+    sessions = meta.get("sessions") or []
+    if sessions and sessions[-1].get("events"):
+        return Path(sessions[-1]["events"])
+    return paths.events
+
+
+def _state(meta: Mapping[str, Any]) -> str:
+    sessions = meta.get("sessions") or []
+    if not sessions:
+        return "not started"
+    status = sessions[-1].get("status", "running")
+    return {"complete": "finished", "running": "running (or died)"}.get(status, status)
+
+
+def _latest(facts: list[Any]) -> datetime | None:
+    times = []
+    for fact in facts:
+        times += [t for t in (fact.send_time, fact.delivered_at, fact.fallback_at) if t]
+        times += [answer.at for answer in fact.revokes.values()]
+    return max(times, default=None)
+
+
+def experiment_status(run_dir: str | os.PathLike[str]) -> ExperimentStatus:
+    """The status of the run in ``run_dir`` (see the module doc)."""
+    from rbmtools.webhook import read_events
+
+    paths = RunPaths(Path(run_dir))
+    spec = load_spec(paths.spec)
+    meta = read_meta(paths)
+    stopping = spec.stopping or StoppingSpec()
+    max_messages = stopping.max_messages or int(meta.get("messages") or 0)
+    recorded = read_looks(paths.run_dir / LOOKS_FILE)
+    events = _events_dir(paths, meta)
+    logged = read_events(events) if events.exists() else []
+    facts = facts_from_logs(read_outbox(paths.outbox), logged, spec.name)
+    state = _state(meta)
+    sent = sum(1 for f in facts if f.sent)
+    max_messages = max(max_messages, sent, 2)
+    finished = state == "finished"
+    look, from_runner = None, False
+    if recorded and finished and (recorded[-1].final or recorded[-1].decided):
+        look, from_runner = recorded[-1], True
+    elif facts and (at := _latest(facts)) is not None:
+        look = take_look(
+            spec, stopping, facts, at, previous=recorded, max_messages=max_messages,
+            final=finished,
+        )  # fmt: skip
+    counts = {arm.name: 0 for arm in spec.arms}
+    for fact in facts:
+        if fact.sent and fact.planned.arm in counts:
+            counts[fact.planned.arm] += 1
+    if spec.stopping is not None:
+        expected = expected_assignments(spec.arm_names, recorded, sent, stopping.look_every)
+    else:
+        expected = dict.fromkeys(counts, 1.0)
+    return ExperimentStatus(
+        spec, paths.run_dir, state, sent, max_messages, len(recorded), look, from_runner,
+        sample_ratio_check(counts, expected),
+    )  # fmt: skip
