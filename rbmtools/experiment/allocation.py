@@ -13,9 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from rbmtools.errors import ValidationError
-from rbmtools.experiment.assign import PlannedMessage, message_id_for
 
-__all__ = ["batch_arms", "batch_messages"]
+__all__ = ["batch_arms"]
 
 
 def batch_arms(seed: int, batch: int, size: int, running: Sequence[str]) -> list[str]:
@@ -28,20 +27,3 @@ def batch_arms(seed: int, batch: int, size: int, running: Sequence[str]) -> list
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(batch)])
     slots = rng.permutation(size) % len(running)
     return [running[i] for i in slots]
-
-
-def batch_messages(
-    experiment: str,
-    seed: int,
-    batch: int,
-    recipients: Sequence[str],
-    start: int,
-    running: Sequence[str],
-) -> list[PlannedMessage]:
-    """The planned messages of batch number ``batch``: ``recipients`` (the next ones in the
-    run's order, the first at send position ``start``) with their arms and messageIds."""
-    arms = batch_arms(seed, batch, len(recipients), running)
-    return [
-        PlannedMessage(start + i, phone, arm, message_id_for(experiment, phone, arm))
-        for i, (phone, arm) in enumerate(zip(recipients, arms, strict=True))
-    ]

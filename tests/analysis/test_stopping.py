@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ from rbmtools.analysis.confseq import always_valid_mean, always_valid_rate
 from rbmtools.analysis.stopping import (
     ArmTally,
     Decision,
+    Look,
     StoppingRule,
     cost_bounds,
     decide,
@@ -142,6 +144,7 @@ def test_a_clearly_dearer_arm_is_dropped_and_the_last_one_is_ready():
     document = look.to_dict()
     assert document["decision"] == "ready" and document["arms"][1]["eliminated_at"] == 4
     assert document["arms"][0]["cost_count"] == 1500
+    assert Look.from_dict(json.loads(json.dumps(document))) == look
 
 
 def test_equal_arms_keep_running_then_end_inconclusive():

@@ -12,8 +12,12 @@ from experiment_helpers import make_spec
 from rbmtools import wire
 from rbmtools.analysis.stopping import Decision
 from rbmtools.errors import ValidationError
-from rbmtools.experiment.allocation import batch_messages
-from rbmtools.experiment.assign import message_id_for, recipient_order, synthetic_phones
+from rbmtools.experiment.assign import (
+    message_id_for,
+    recipient_order,
+    stopping_plan,
+    synthetic_phones,
+)
 from rbmtools.experiment.looks import (
     LookRecord,
     expected_assignments,
@@ -197,10 +201,18 @@ def test_expected_assignments_follow_the_batches():
 
 
 def test_batches_take_the_recipients_in_the_runs_order():
-    spec = stopping_spec()
-    order = recipient_order(spec, synthetic_phones(30))
-    assert sorted(order) == synthetic_phones(30) and order != synthetic_phones(30)
-    batch = batch_messages(spec.name, spec.seed, 1, order[20:30], 20, ["short", "promo"])
-    assert [m.index for m in batch] == list(range(20, 30))
-    assert {m.arm for m in batch} == {"short", "promo"}
-    assert all(m.message_id == message_id_for(spec.name, m.phone, m.arm) for m in batch)
+    spec = stopping_spec(max_messages=50)
+    phones = synthetic_phones(60)
+    order = recipient_order(spec, phones)
+    assert sorted(order) == phones and order != phones
+    plan = stopping_plan(spec, phones, [("short", "promo")])
+    assert [m.phone for m in plan] == order[:50]
+    assert [m.index for m in plan] == list(range(50))
+    assert {m.arm for m in plan[:20]} == {"short", "long", "promo", "promo long"}
+    assert {m.arm for m in plan[20:]} == {"short", "promo"}  # after look 1 dropped the others
+    assert all(m.message_id == message_id_for(spec.name, m.phone, m.arm) for m in plan)
+    assert stopping_plan(spec, phones, [("short",), ()])[-1].index == 39  # decided at look 2
+    again = stopping_plan(spec, phones, [("short", "promo")])
+    assert again == plan  # a resume plans what was sent
+    with pytest.raises(ValidationError, match="max_messages"):
+        stopping_plan(stopping_spec(max_messages=100), phones)
