@@ -34,7 +34,7 @@ from rbmtools.analysis.stopping import (
     tally_arms,
 )
 from rbmtools.errors import ValidationError
-from rbmtools.experiment.assign import PlannedMessage
+from rbmtools.experiment.assign import PlannedMessage, stopping_plan
 from rbmtools.experiment.state import MessageFacts
 from rbmtools.experiment.stopping_spec import StoppingSpec
 from rbmtools.wire import (
@@ -47,6 +47,7 @@ from rbmtools.wire import (
 
 __all__ = [
     "LookRecord",
+    "RunLooks",
     "expected_assignments",
     "facts_from_logs",
     "message_frame",
@@ -266,3 +267,52 @@ def replay_looks(
         )  # fmt: skip
         replayed.append(look)
     return replayed
+
+
+class RunLooks:
+    """The looks of one run as its runner takes them: whether one is due before a send, taking
+    it (appended to ``path``), and the plan of the messages that follow from it."""
+
+    def __init__(
+        self,
+        spec: Any,
+        path: str | os.PathLike[str],
+        phones: Sequence[str],
+        *,
+        max_messages: int,
+        records: Sequence[LookRecord] = (),
+    ) -> None:
+        if spec.stopping is None:
+            raise ValidationError("stopping", None, "the spec has no stopping rule")
+        self.spec = spec
+        self.path = Path(path)
+        self.phones = list(phones)
+        self.max_messages = max_messages
+        self.records = list(records)
+        self.policies = spec.stopping.policies()
+
+    @property
+    def finished(self) -> bool:
+        """The final look has been taken."""
+        return bool(self.records) and self.records[-1].final
+
+    def due(self, index: int) -> bool:
+        """A look comes before sending message ``index``: it starts a batch after the first
+        and the look after the previous batch has not been taken yet."""
+        size = self.spec.stopping.look_every
+        return index > 0 and index % size == 0 and len(self.records) < index // size
+
+    def take(
+        self, facts: Sequence[MessageFacts], now: datetime, *, final: bool = False
+    ) -> LookRecord:
+        record = take_look(
+            self.spec, self.spec.stopping, facts, now, previous=self.records,
+            policies=self.policies, max_messages=self.max_messages, final=final,
+        )  # fmt: skip
+        write_look(self.path, record)
+        self.records.append(record)
+        return record
+
+    def plan(self) -> list[PlannedMessage]:
+        """Every message of the run as the looks so far have planned it."""
+        return stopping_plan(self.spec, self.phones, [r.running for r in self.records])
