@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pandas as pd
 
 from rbmtools.cli import EXIT_FAILURE, EXIT_NO, EXIT_OK
 from rbmtools.client.core import RbmClient
+from rbmtools.client.session import ClientConfig
 from rbmtools.errors import ValidationError
 from rbmtools.wire.times import format_timestamp
 
@@ -35,16 +35,8 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> RbmClient:
-    env = dict(os.environ)
-    for flag, name in (
-        ("key_file", "RBM_SERVICE_ACCOUNT"),
-        ("agent_id", "RBM_AGENT_ID"),
-        ("region", "RBM_REGION"),
-        ("base_url", "RBM_BASE_URL"),
-    ):
-        if getattr(args, flag, None):
-            env[name] = str(getattr(args, flag))
-    return RbmClient.from_env(env, outbox=args.outbox)
+    config = ClientConfig.resolve(args.key_file, args.agent_id, args.region, args.base_url)
+    return RbmClient.from_config(config, outbox=args.outbox)
 
 
 def _plain(value: Any) -> Any:

@@ -107,13 +107,13 @@ class RbmClient:
         (``retry``, ``outbox``, ``clock``).
         """
         config = ClientConfig.from_values(path, agent_id, region=region, base_url=base_url)
-        return cls._from_config(config, timeout=timeout, pool_size=pool_size, **kwargs)
+        return cls.from_config(config, timeout=timeout, pool_size=pool_size, **kwargs)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> RbmClient:
         """A client configured by ``RBM_SERVICE_ACCOUNT`` (key path), ``RBM_AGENT_ID``,
         ``RBM_REGION`` and ``RBM_BASE_URL``; a missing variable is named in the error."""
-        return cls._from_config(ClientConfig.from_env(environ), **kwargs)
+        return cls.from_config(ClientConfig.from_env(environ), **kwargs)
 
     @classmethod
     def from_emulator(cls, emulator: Any, agent_id: str | None = None, **kwargs: Any) -> RbmClient:
@@ -122,10 +122,10 @@ class RbmClient:
             emulator.key_file, agent_id or emulator.agent_id, base_url=emulator.base_url
         )
         kwargs.setdefault("clock", emulator.clock.now)
-        return cls._from_config(config, **kwargs)
+        return cls.from_config(config, **kwargs)
 
     @classmethod
-    def _from_config(
+    def from_config(
         cls,
         config: ClientConfig,
         *,
@@ -133,6 +133,8 @@ class RbmClient:
         pool_size: int = 16,
         **kwargs: Any,
     ) -> RbmClient:
+        """A client for a ``ClientConfig`` (``ClientConfig.resolve`` merges explicit values
+        over the ``RBM_*`` environment); keyword arguments as for ``from_service_account_file``."""
         session = authorized_session(load_credentials(config.key_path), pool_size=pool_size)
         return cls(session, config.agent_id, base_url=config.base_url, timeout=timeout, **kwargs)
 

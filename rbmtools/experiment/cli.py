@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from rbmtools.cli import EXIT_NO, EXIT_OK
-from rbmtools.experiment.api import (
-    DEFAULT_DATA_DIR,
+from rbmtools.experiment.plan import ExperimentPlan
+from rbmtools.experiment.run import DEFAULT_DATA_DIR, ExperimentResult, run_experiment
+from rbmtools.experiment.sms import load_sms_sender
+from rbmtools.experiment.targets import (
     DEFAULT_MAX_RECIPIENTS,
     TARGETS,
-    ExperimentResult,
-    run_experiment,
+    EmulatorTarget,
+    LiveTarget,
+    Target,
 )
-from rbmtools.experiment.plan import ExperimentPlan
-from rbmtools.experiment.sms import load_sms_sender
 
 __all__ = ["register"]
 
@@ -117,31 +118,41 @@ def _prompt(args: argparse.Namespace) -> Any:
     return confirm
 
 
-def _run(args: argparse.Namespace) -> int:
-    options: dict[str, Any] = {
-        "resume": args.resume,
-        "concurrency": args.concurrency,
-        "progress": not args.no_progress,
-        "stop_file": args.stop_file,
-        "key_file": args.key_file,
-        "agent_id": args.agent_id,
-        "echo": (lambda text: print(text, file=sys.stderr)) if args.json else print,
-    }
-    if args.sms:
-        options["sms"] = load_sms_sender(args.sms)
+def _target(args: argparse.Namespace) -> Target:
+    """The target object the flags describe."""
     if args.target == "emulator":
-        options.update(emulator=args.emulator_url, speed=args.speed)
-    else:
-        options.update(
-            region=args.region,
-            base_url=args.base_url,
-            events_dir=args.events_dir,
-            max_recipients=args.max_recipients,
-            allow_many=args.allow_many,
-            event_timeout=None if args.event_timeout == "off" else args.event_timeout,
+        return EmulatorTarget(
+            emulator=args.emulator_url,
+            speed=args.speed,
+            key_file=args.key_file,
+            agent_id=args.agent_id,
         )
-        options["confirm"] = _prompt(args)
-    result = run_experiment(args.spec, args.target, args.data_dir, dry_run=args.dry_run, **options)
+    return LiveTarget(
+        key_file=args.key_file,
+        agent_id=args.agent_id,
+        region=args.region,
+        base_url=args.base_url,
+        events_dir=args.events_dir,
+        confirm=_prompt(args),
+        max_recipients=args.max_recipients,
+        allow_many=args.allow_many,
+        event_timeout=None if args.event_timeout == "off" else args.event_timeout,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = run_experiment(
+        args.spec,
+        _target(args),
+        args.data_dir,
+        resume=args.resume,
+        dry_run=args.dry_run,
+        sms=load_sms_sender(args.sms) if args.sms else None,
+        concurrency=args.concurrency,
+        progress=not args.no_progress,
+        stop_file=args.stop_file,
+        echo=(lambda text: print(text, file=sys.stderr)) if args.json else print,
+    )
     if args.json:
         print(json.dumps(_document(result), indent=2, default=str))
     elif result.summary is not None:
