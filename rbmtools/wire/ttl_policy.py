@@ -152,6 +152,29 @@ class FallbackRule:
         return plain if isinstance(plain, str) else " + ".join(plain)
 
 
+class _ReviewDumper(yaml.SafeDumper):
+    """YAML for review: short lists and small flat mappings on one line
+    (``fallback: [on_revoked, not_rcs]``, ``best_ttl: {seconds: 19, lo: 15, hi: 25}``)."""
+
+
+def _scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _flow_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flat = all(map(_scalar, data))  # a list of pairs: one pair a line
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+def _flow_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
+    flat = len(data) <= 4 and all(_scalar(v) for v in data.values())
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flat)
+
+
+_ReviewDumper.add_representer(list, _flow_list)
+_ReviewDumper.add_representer(dict, _flow_dict)
+
+
 def _check_duration(value: object, where: str) -> str:
     text = format_duration(value, where)
     if duration_nanos(text, where) <= 0:
@@ -346,7 +369,9 @@ class TtlPolicy:
             "# expire (method, duration), their traffic type, and who gets the SMS fallback.\n"
             "# Review it like code; `rbmtools policy diff OLD NEW` shows what a change does.\n"
         )
-        body = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+        body = yaml.dump(
+            self.to_dict(), Dumper=_ReviewDumper, sort_keys=False, allow_unicode=True, width=100
+        )
         return header + body
 
     def save(self, path: str | os.PathLike[str]) -> Path:
