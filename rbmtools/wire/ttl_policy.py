@@ -341,6 +341,13 @@ class TtlPolicy:
     def from_dict(cls, data: object) -> TtlPolicy:
         if not isinstance(data, Mapping):
             raise ValidationError("ttl policy", data, "must be a mapping")
+        if "use_cases" not in data and "version" not in data:
+            raise ValidationError(
+                "ttl policy",
+                sorted(map(str, data))[:4],
+                "is not a TTL policy (no version, no use_cases); a cost policy file, which maps "
+                "use cases to prices, goes to analyze --policy or policy write --costs",
+            )
         _unknown(data, ("schema", "version", "written", "description", "use_cases"), "policy")
         schema = data.get("schema", TTL_POLICY_SCHEMA)
         if schema != TTL_POLICY_SCHEMA:
