@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rbmtools.cli import EXIT_NO, EXIT_OK
+from rbmtools.errors import ValidationError
 from rbmtools.experiment.plan import ExperimentPlan
 from rbmtools.experiment.run import DEFAULT_DATA_DIR, ExperimentResult, run_experiment
 from rbmtools.experiment.sms import load_sms_sender
@@ -98,6 +99,96 @@ def register(subparsers: Any) -> None:
         "(fallbacks are held until an event arrives; 'off' disables; default 10m)",
     )
     run.set_defaults(func=_run)
+    _register_suggest(commands)
+
+
+def _register_suggest(commands: Any) -> None:
+    suggest = commands.add_parser(
+        "suggest",
+        help="write the next experiment: arms bracketing the best TTL's interval",
+        description=(
+            "Write a TTL experiment spec for one use case from an analysis document (rbmtools "
+            "analyze --json): arms at the low end of the best TTL's interval, at the best TTL "
+            "and at the high end, plus the active TTL policy's rule as control, each sized to "
+            "detect a stated difference in expected cost per message."
+        ),
+        epilog="Exit codes: 0 written, 2 bad input (an existing --output without --force).",
+    )
+    suggest.add_argument("--from", dest="source", type=Path, required=True, metavar="JSON",
+                         help="the analysis document (rbmtools analyze --json > FILE)")  # fmt: skip
+    suggest.add_argument("--use-case", required=True, help="the use case to experiment on")
+    suggest.add_argument(
+        "--active-policy",
+        type=Path,
+        metavar="FILE",
+        help="the TTL policy in use: its rule for the use case is the control arm (default: "
+        "the analysis's drift entry, if analyze ran with --active-policy)",
+    )
+    suggest.add_argument(
+        "--difference",
+        type=float,
+        default=5.0,
+        help="the expected-cost difference to detect, per 1,000 messages (default 5)",
+    )
+    suggest.add_argument("--power", type=float, default=0.8, help="default 0.8")
+    suggest.add_argument("--alpha", type=float, default=0.05, help="default 0.05 (two-sided)")
+    audience = suggest.add_mutually_exclusive_group()
+    audience.add_argument("--phones", help="audience: a phone list (for a live run)")
+    audience.add_argument(
+        "--profile", default="default", help="audience: synthetic numbers of this emulator profile"
+    )
+    suggest.add_argument("--name", help="the experiment's name (default <use case>-ttl-next)")
+    suggest.add_argument("--template", help="the message template (default 'Your code is {code}')")
+    suggest.add_argument("--seed", type=int, default=0, help="assignment seed (default 0)")
+    suggest.add_argument("-o", "--output", type=Path, required=True, help="the spec to write")
+    suggest.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    suggest.set_defaults(func=_suggest)
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from rbmtools.experiment.suggest import suggest_spec
+    from rbmtools.wire.ttl_policy import TtlPolicy
+
+    if args.output.exists() and not args.force:
+        raise ValidationError("--output", str(args.output), "exists; pass --force to replace it")
+    try:
+        document = json.loads(args.source.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValidationError("--from", str(args.source), f"cannot be read ({exc})") from None
+    active = None
+    if args.active_policy is not None:
+        active = TtlPolicy.load(args.active_policy).rule(args.use_case)
+    audience = None
+    if args.phones:
+        audience = {"phones_file": str(Path(args.phones).resolve())}
+    suggestion = suggest_spec(
+        document,
+        args.use_case,
+        active=active,
+        difference_per_1000=args.difference,
+        alpha=args.alpha,
+        power=args.power,
+        audience=audience,
+        name=args.name,
+        template=args.template,
+        seed=args.seed,
+    )
+    if audience is None:
+        spec = suggestion.spec
+        total = suggestion.per_arm * len(spec.arms)
+        suggestion_spec = spec.replace(audience={"synthetic": total, "profile": args.profile})
+    else:
+        suggestion_spec = suggestion.spec
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    suggestion_spec.save(args.output)
+    print(
+        f"wrote {args.output}: {len(suggestion_spec.arms)} arms of {suggestion.per_arm:,} messages"
+    )
+    for arm in suggestion_spec.arms:
+        print(f"  {arm.name}")
+    print(suggestion_spec.description)
+    print(f"check the plan: rbmtools experiment run {args.output} --dry-run")
+    return EXIT_OK
 
 
 def _prompt(args: argparse.Namespace) -> Any:
