@@ -169,24 +169,18 @@ def _suggest(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         power=args.power,
         audience=audience,
+        profile=args.profile,
         name=args.name,
         template=args.template,
         seed=args.seed,
     )
-    if audience is None:
-        spec = suggestion.spec
-        total = suggestion.per_arm * len(spec.arms)
-        suggestion_spec = spec.replace(audience={"synthetic": total, "profile": args.profile})
-    else:
-        suggestion_spec = suggestion.spec
+    spec = suggestion.spec
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    suggestion_spec.save(args.output)
-    print(
-        f"wrote {args.output}: {len(suggestion_spec.arms)} arms of {suggestion.per_arm:,} messages"
-    )
-    for arm in suggestion_spec.arms:
+    spec.save(args.output)
+    print(f"wrote {args.output}: {len(spec.arms)} arms of {suggestion.per_arm:,} messages")
+    for arm in spec.arms:
         print(f"  {arm.name}")
-    print(suggestion_spec.description)
+    print(spec.description)
     print(f"check the plan: rbmtools experiment run {args.output} --dry-run")
     return EXIT_OK
 
