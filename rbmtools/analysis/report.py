@@ -84,20 +84,23 @@ class Analysis:
     policies: dict[str, CostPolicy]
     settings: dict[str, Any]
     daily: Aggregates | None = None
+    #: Per use case, whether an active TTL policy still holds (``ttl_policy.ttl_policy_drift``).
+    drift: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         used = sorted({g.ttl.policy_name for g in self.groups if g.ttl.policy_name})
-        return _clean(
-            {
-                "schema": SCHEMA,
-                "read": self.report.to_dict(),
-                "by": list(self.by),
-                "settings": self.settings,
-                "policies": {name: self.policies[name].to_dict() for name in used},
-                "groups": [_group_dict(g) for g in self.groups],
-                "comparisons": self.comparisons.to_dict("records"),
-            }
-        )
+        doc = {
+            "schema": SCHEMA,
+            "read": self.report.to_dict(),
+            "by": list(self.by),
+            "settings": self.settings,
+            "policies": {name: self.policies[name].to_dict() for name in used},
+            "groups": [_group_dict(g) for g in self.groups],
+            "comparisons": self.comparisons.to_dict("records"),
+        }
+        if self.drift is not None:
+            doc["drift"] = self.drift
+        return _clean(doc)
 
     def to_text(self) -> str:
         return render_text(self)
@@ -293,7 +296,7 @@ def _fmt_rate(rate: float | None, lo: float | None, hi: float | None) -> str:
 def render_text(analysis: Analysis) -> str:
     """A readable summary: what was read, then one block per group."""
     doc = analysis.to_dict()
-    lines = [str(analysis.report), ""]
+    lines = [*drift_headlines(analysis), str(analysis.report), ""]
     for group in doc["groups"]:
         label = ", ".join(f"{k}={v}" for k, v in group["key"].items()) or "all messages"
         lat = group["latency_seconds"]
@@ -346,6 +349,13 @@ def render_text(analysis: Analysis) -> str:
                 f" {row['difference']:+.2%} [{row['lo']:+.2%}, {row['hi']:+.2%}]"
             )
     return "\n".join(lines).rstrip() + "\n"
+
+
+def drift_headlines(analysis: Analysis) -> list[str]:
+    """One line per use case whose active TTL policy lies outside the best TTL's interval."""
+    from rbmtools.analysis.ttl_policy import drift_headline
+
+    return [drift_headline(entry) for entry in analysis.drift or () if entry["drift"]]
 
 
 # ------------------------------------------------------------------------------ html
@@ -409,6 +419,10 @@ def render_html(analysis: Analysis, figures: bool = True) -> str:
         "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
         "th{background:#f0f0f0}img{max-width:100%}</style></head><body>",
         "<h1>RBM delivery, revoke and TTL analysis</h1>",
+        *(
+            f"<p class='drift'><strong>{html.escape(line)}</strong></p>"
+            for line in drift_headlines(analysis)
+        ),
         f"<p>Grouped by: {html.escape(', '.join(analysis.by) or 'nothing (all messages)')}. "
         "n/e = not estimable from these logs.</p>",
         "<h2>What was read</h2>",

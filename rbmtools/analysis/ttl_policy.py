@@ -31,13 +31,16 @@ from rbmtools.wire.ttl_policy import (
     RevokeMethod,
     TtlPolicy,
     UseCaseRule,
+    load_ttl_policy,
 )
 
 __all__ = [
     "DRIFT_TOLERANCE",
     "PolicyProposal",
+    "check_ttl_policy",
     "cost_at",
     "diff_ttl_policies",
+    "drift_headline",
     "round_ttl",
     "ttl_policy_drift",
     "ttl_policy_from_analysis",
@@ -280,6 +283,28 @@ def _drift_entry(use_case: str, group: GroupResult, policy: TtlPolicy) -> dict[s
     }
 
 
+def _seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/e"
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def drift_headline(entry: Mapping[str, Any]) -> str:
+    """The report's headline line for one drift entry."""
+    saving = entry["saving_per_1000"]
+    priced = "" if saving is None else f"; the best TTL saves {saving:.2f} per 1,000 messages"
+    return (
+        f"TTL policy {entry['policy_version']} no longer holds for {entry['useCase']}: its "
+        f"{_seconds_text(entry['policy_seconds'])} lies outside the best TTL's interval "
+        f"{_seconds_text(entry['lo'])} .. {_seconds_text(entry['hi'])} "
+        f"(best {_seconds_text(entry['best_seconds'])}){priced}"
+    )
+
+
 def ttl_policy_drift(analysis: Analysis, policy: TtlPolicy) -> list[dict[str, Any]]:
     """Per use case of ``analysis`` (grouped by ``useCase``) that ``policy`` covers: the
     policy's duration against the window's best TTL and its interval, the expected cost of
@@ -343,3 +368,34 @@ def diff_ttl_policies(old: TtlPolicy, new: TtlPolicy) -> list[dict[str, Any]]:
         row["priced_on"] = basis
         rows.append(row)
     return rows
+
+
+def check_ttl_policy(
+    analysis: Analysis, policy: TtlPolicy | str | Any, dataset: Any = None
+) -> Analysis:
+    """Set ``analysis.drift`` for an active TTL ``policy`` (a ``TtlPolicy`` or its file).
+
+    Drift is judged per use case; an analysis grouped otherwise needs its ``dataset`` to be
+    analysed by use case as well (same cost policies and settings).
+    """
+    from rbmtools.analysis.report import build_analysis
+
+    active = load_ttl_policy(policy)
+    by_use_case = analysis
+    if tuple(analysis.by) != ("useCase",):
+        if dataset is None:
+            raise ValidationError(
+                "active_policy", list(analysis.by), "drift is per use case: give the dataset"
+            )
+        settings = analysis.settings
+        by_use_case = build_analysis(
+            dataset,
+            "useCase",
+            analysis.policies,
+            min_at_risk=settings["min_at_risk"],
+            bootstrap=settings["bootstrap"],
+            seed=settings["seed"],
+            coverage=settings["coverage"],
+        )
+    analysis.drift = ttl_policy_drift(by_use_case, active)
+    return analysis
