@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from rbmtools.analysis.report import SCHEMA, Analysis, GroupResult
-from rbmtools.analysis.ttl import MAX_TTL_SECONDS, MIN_TTL_SECONDS
+from rbmtools.analysis.ttl import MAX_TTL_SECONDS, MIN_TTL_SECONDS, expected_cost
 from rbmtools.errors import ValidationError
 from rbmtools.wire import format_timestamp, utc_now
 from rbmtools.wire.ttl_policy import (
@@ -35,12 +35,14 @@ from rbmtools.wire.ttl_policy import (
 )
 
 __all__ = [
+    "DRIFT_COST_TOLERANCE",
     "DRIFT_TOLERANCE",
     "PolicyProposal",
     "check_ttl_policy",
     "cost_at",
     "diff_ttl_policies",
     "drift_headline",
+    "policy_cost",
     "round_ttl",
     "ttl_policy_drift",
     "ttl_policy_from_analysis",
@@ -49,6 +51,10 @@ __all__ = [
 #: A policy counts as outside the best TTL's interval only beyond this relative margin: a
 #: written duration is the best TTL rounded to two significant figures (up to 5 % off).
 DRIFT_TOLERANCE = 0.05
+#: A policy outside the interval drifts only when the best TTL is cheaper by more than this
+#: share of its cost (0.5 %, the analysis's "near-optimal" tolerance): on a flat cost curve
+#: the optimum wanders without anything to gain.
+DRIFT_COST_TOLERANCE = 0.005
 #: Points of the cost curve kept in a policy's evidence (plus the optimum and the last point).
 _CURVE_POINTS = 16
 
@@ -243,22 +249,39 @@ def _outside(seconds: float, lo: float | None, hi: float | None) -> bool | None:
     return seconds < lo / (1 + DRIFT_TOLERANCE) or seconds > hi * (1 + DRIFT_TOLERANCE)
 
 
+def policy_cost(group: GroupResult, seconds: float) -> float | None:
+    """The expected cost per message of a TTL of ``seconds`` for ``group``, by the same formula
+    as its cost curve (``ttl.expected_cost``); None beyond what the data supports. Traffic sent
+    under a TTL is censored at that TTL, so its curve ends there: a TTL within
+    ``DRIFT_TOLERANCE`` of the support's end is priced at that end."""
+    choice, curve = group.ttl, group.curve
+    stops = curve.supported_until
+    if choice.policy is None or stops is None or seconds > stops * (1 + DRIFT_TOLERANCE):
+        return None
+    at = np.array([min(seconds, stops)])
+    cost = expected_cost(curve.times, curve.survival, at, choice.policy, choice.p_race)
+    return float(cost[0])
+
+
 def _drift_entry(use_case: str, group: GroupResult, policy: TtlPolicy) -> dict[str, Any]:
     rule = policy.rule(use_case)
     choice = group.ttl
-    points = zip(choice.curve["ttl_seconds"], choice.curve["expected_cost"], strict=True)
-    policy_cost = cost_at(points, rule.seconds) if choice.expected_cost is not None else None
+    cost = policy_cost(group, rule.seconds) if choice.expected_cost is not None else None
     outside = None if choice.seconds is None else _outside(rule.seconds, choice.lo, choice.hi)
-    saving = None
-    if policy_cost is not None and choice.expected_cost is not None:
-        saving = max(0.0, (policy_cost - choice.expected_cost) * 1000.0)
+    saving = material = None
+    if cost is not None and choice.expected_cost is not None:
+        saving = max(0.0, (cost - choice.expected_cost) * 1000.0)
+        material = saving > DRIFT_COST_TOLERANCE * choice.expected_cost * 1000.0
     if choice.seconds is None:
         note = "no best TTL in this window (no cost policy, or the data supports < 10 s)"
-    elif policy_cost is None:
+    elif cost is None:
         note = (
-            f"the data stops at {choice.stops_at:.3g} s: the policy's {rule.seconds:g} s is "
+            f"the data stops at {group.curve.supported_until or 0:.3g} s: the policy's "
+            f"{rule.seconds:g} s is "
             "beyond what this window can price"
         )
+    elif outside and not material:
+        note = "outside the best TTL's interval, but within 0.5 % of its cost: nothing to gain"
     elif outside:
         note = "the policy lies outside the best TTL's interval"
     elif _at_support_limit(group):
@@ -273,11 +296,11 @@ def _drift_entry(use_case: str, group: GroupResult, policy: TtlPolicy) -> dict[s
         "best_seconds": choice.seconds,
         "lo": choice.lo,
         "hi": choice.hi,
-        "expected_cost_policy": policy_cost,
+        "expected_cost_policy": cost,
         "expected_cost_best": choice.expected_cost,
         "saving_per_1000": saving,
         "outside_interval": outside,
-        "drift": bool(outside),
+        "drift": bool(outside and material),
         "messages": group.counts["messages"],
         "note": note,
     }
@@ -308,9 +331,10 @@ def drift_headline(entry: Mapping[str, Any]) -> str:
 def ttl_policy_drift(analysis: Analysis, policy: TtlPolicy) -> list[dict[str, Any]]:
     """Per use case of ``analysis`` (grouped by ``useCase``) that ``policy`` covers: the
     policy's duration against the window's best TTL and its interval, the expected cost of
-    each, what switching would save per 1,000 messages, and ``drift``: whether the policy
-    lies outside the interval (beyond ``DRIFT_TOLERANCE``). Use cases the policy does not
-    cover are left out."""
+    each, what switching would save per 1,000 messages, and ``drift``: the policy lies outside
+    the interval (beyond ``DRIFT_TOLERANCE``) and the best TTL is cheaper by more than
+    ``DRIFT_COST_TOLERANCE`` of its cost (a policy beyond what the window's data can price is
+    no drift; its note says so). Use cases the policy does not cover are left out."""
     entries = []
     for use_case, group in _use_case_groups(analysis):
         try:

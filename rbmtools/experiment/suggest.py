@@ -156,23 +156,19 @@ def suggest_spec(
     cost_policy = (document.get("policies") or {}).get(best.get("policy") or use_case)
     if cost_policy is None:
         raise ValidationError("use_case", use_case, "has no cost policy in the document")
-    arms: list[dict[str, Any]] = []
+    labels: dict[tuple[str, float], list[str]] = {}  # one arm per (method, TTL), all its roles
     control = _control(document, use_case, active)
-    used: set[tuple[str, float]] = set()
     traffic_type, fallback = None, None
     if control is not None:
         method, duration, traffic_type, fallback = control
-        seconds = duration_seconds(duration, "duration")
-        arms.append({"name": f"control {method}={seconds:g}s", "method": str(method),
-                     "duration": duration})  # fmt: skip
-        used.add((str(method), seconds))
+        labels[(str(method), duration_seconds(duration, "duration"))] = ["control"]
     for label, seconds in _bracket(best).items():
-        if ("ttl", seconds) in used:
-            continue
-        used.add(("ttl", seconds))
-        arms.append(
-            {"name": f"{label} ttl={seconds:g}s", "method": "ttl", "duration": f"{seconds:g}s"}
-        )
+        labels.setdefault(("ttl", seconds), []).append(label)
+    arms = [
+        {"name": f"{'/'.join(roles)} {method}={seconds:g}s", "method": method,
+         "duration": f"{seconds:g}s"}
+        for (method, seconds), roles in labels.items()
+    ]  # fmt: skip
     comparisons = max(1, len(arms) - 1)
     sd = cost_spread(cost_policy, float(best["seconds"]), float(best["expected_cost"]))
     size = per_arm_size(sd, difference_per_1000, alpha=alpha, power=power, comparisons=comparisons)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from rbmtools.analysis import build_analysis, load
+from rbmtools.analysis import build_analysis, expected_cost, load
 from rbmtools.analysis.ttl_policy import (
     cost_at,
     diff_ttl_policies,
@@ -121,9 +122,14 @@ def test_drift_flags_a_policy_outside_the_interval_and_prices_it(analysis):
     assert set(entries) == {"otp", "alert"}  # use cases the policy does not cover are left out
     assert entries["otp"]["drift"] is True and entries["otp"]["outside_interval"] is True
     assert entries["alert"]["drift"] is False
+    group = next(g for g in analysis.groups if g.key["useCase"] == "otp")
+    at_120 = expected_cost(
+        group.curve.times, group.curve.survival, np.array([120.0]), otp.policy, otp.p_race
+    )[0]
+    assert entries["otp"]["expected_cost_policy"] == pytest.approx(at_120)
+    assert entries["otp"]["saving_per_1000"] == pytest.approx((at_120 - otp.expected_cost) * 1000)
     points = zip(otp.curve["ttl_seconds"], otp.curve["expected_cost"], strict=True)
-    expected = (cost_at(points, 120) - otp.expected_cost) * 1000
-    assert entries["otp"]["saving_per_1000"] == pytest.approx(expected)
+    assert cost_at(points, 120) == pytest.approx(at_120, rel=0.02)  # the curve agrees
     assert entries["otp"]["saving_per_1000"] > 0 and entries["otp"]["policy_version"] == "5"
     assert (entries["otp"]["lo"], entries["otp"]["hi"]) == (otp.lo, otp.hi)
 

@@ -110,7 +110,9 @@ def test_a_bad_file_is_refused_naming_the_use_case_and_the_field(tmp_path):
         TtlPolicy.from_dict({"version": 1, "use_cases": {}})
     cost_policy = tmp_path / "costs.yaml"
     cost_policy.write_text("otp:\n  sms_cost: 0.07\n")
-    with pytest.raises(ValidationError, match=r"costs.yaml: ttl policy: is not a TTL policy.*a cost policy"):
+    with pytest.raises(
+        ValidationError, match=r"costs.yaml: ttl policy: is not a TTL policy.*a cost policy"
+    ):
         TtlPolicy.load(cost_policy)  # a cost policy is not a TTL policy
     with pytest.raises(ValidationError, match="is not a TTL policy"):
         TtlPolicy.from_dict({**PLAIN, "schema": "rbmtools.analysis/1"})
