@@ -40,6 +40,7 @@ SUMMARY_COLUMNS = (
     "pending",
     "not_rcs",
     "fallbacks",
+    "not_rcs_fallbacks",
     "double_deliveries",
 )
 

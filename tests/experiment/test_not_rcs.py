@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from experiment_helpers import RunLogs, make_spec
 
+from rbmtools.analysis import DEFAULT_POLICIES, analyze
 from rbmtools.emulator import Emulator
 from rbmtools.experiment import EmulatorTarget, run_experiment
 
@@ -23,7 +24,7 @@ def test_each_phone_without_rcs_gets_one_sms_or_none(tmp_path, fallback, sms_for
     spec = make_spec(
         name="no-rcs",
         audience={"synthetic": 60, "profile": HALF_RCS},
-        arms=[{"method": "ttl", "duration": "1m"}],
+        arms=[{"method": "ttl", "duration": "10s"}],
         fallback=fallback,
         observe="10s",
     )
@@ -50,3 +51,14 @@ def test_each_phone_without_rcs_gets_one_sms_or_none(tmp_path, fallback, sms_for
     assert again.stats.sends == again.stats.fallbacks == 0  # a resume sends nothing twice
     assert max(per_phone.values(), default=1) == 1
     assert result.summary["not_rcs"].sum() == len(no_rcs)
+    # The analysis counts (and prices) these SMS apart from the revokes' SMS.
+    expected = len(no_rcs) if sms_for_no_rcs else 0
+    assert result.summary["not_rcs_fallbacks"].sum() == expected
+    (group,) = analyze(result.events, result.outbox, bootstrap=0)["groups"]
+    sms_cost = DEFAULT_POLICIES["otp"].sms_cost
+    assert group["sms"] == {
+        "after_revoke": reasons["revoked"],
+        "not_rcs": expected,
+        "after_revoke_cost": pytest.approx(reasons["revoked"] * sms_cost),
+        "not_rcs_cost": pytest.approx(expected * sms_cost),
+    }
