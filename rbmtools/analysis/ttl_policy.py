@@ -44,6 +44,7 @@ __all__ = [
     "drift_headline",
     "policy_cost",
     "round_ttl",
+    "traffic_types",
     "ttl_policy_drift",
     "ttl_policy_from_analysis",
 ]
@@ -156,6 +157,14 @@ def _evidence(
 
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(float(value), digits)
+
+
+def traffic_types(dataset: Any) -> dict[str, str]:
+    """The traffic type most of each use case's messages carried, from a loaded ``Dataset``."""
+    frame = dataset.summary(by=("useCase", "trafficType"))
+    frame = frame[frame["trafficType"].notna() & frame["useCase"].notna()]
+    frame = frame.sort_values("messages", ascending=False, kind="stable")
+    return {str(u): str(t) for u, t in frame.groupby("useCase")["trafficType"].first().items()}
 
 
 @dataclass(frozen=True)

@@ -80,18 +80,10 @@ def register(subparsers: Any) -> None:
     diff.set_defaults(func=_diff)
 
 
-def _traffic_types(dataset: Any) -> dict[str, str]:
-    """The traffic type most of each use case's messages carried."""
-    frame = dataset.summary(by=("useCase", "trafficType"))
-    frame = frame[frame["trafficType"].notna() & frame["useCase"].notna()]
-    frame = frame.sort_values("messages", ascending=False, kind="stable")
-    return {str(u): str(t) for u, t in frame.groupby("useCase")["trafficType"].first().items()}
-
-
 def _write(args: argparse.Namespace) -> int:
     from rbmtools.analysis.dataset import load
     from rbmtools.analysis.report import build_analysis
-    from rbmtools.analysis.ttl_policy import ttl_policy_from_analysis
+    from rbmtools.analysis.ttl_policy import traffic_types, ttl_policy_from_analysis
     from rbmtools.wire.ttl_policy import TtlPolicy
 
     if args.output.exists() and not args.force:
@@ -120,7 +112,7 @@ def _write(args: argparse.Namespace) -> int:
         )
         proposal = ttl_policy_from_analysis(
             analysis,
-            traffic_types=_traffic_types(dataset),
+            traffic_types=traffic_types(dataset),
             previous=previous,
             method=args.method,
             version=args.policy_version,
