@@ -106,9 +106,16 @@ def run_rows(
                 future.cancel()
             raise
     frame = pd.DataFrame([r or {} for r in results], columns=columns)
+    for column in _WHOLE_NUMBERS.intersection(frame.columns):
+        # A failed row has no status: nullable integers keep 200 from becoming 200.0 (in the
+        # frame and in the results.csv the CLI writes from it).
+        frame[column] = frame[column].astype("Int64")
     if index is not None:
         frame.index = index
     return frame
+
+
+_WHOLE_NUMBERS = {"status", "attempts"}
 
 
 def _collect(done: Iterable[Future[tuple[int, dict[str, Any]]]], results: list, bar: Any) -> None:

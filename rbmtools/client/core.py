@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import google.auth.exceptions
@@ -30,6 +30,7 @@ from rbmtools.client.sms import SmsSender
 from rbmtools.client.use_case import SendPlan, plan_send, send_fallback_sms
 from rbmtools.errors import ApiError, AuthError, ValidationError
 from rbmtools.wire.api import (
+    PLATFORM_TIME_HEADER,
     agent_events_path,
     batch_get_path,
     capabilities_path,
@@ -38,6 +39,7 @@ from rbmtools.wire.api import (
     validate_agent_id,
     validate_message_id,
 )
+from rbmtools.wire.expiry import expiry_fields
 from rbmtools.wire.message import agent_message, normalize_traffic_type, validate_agent_message
 from rbmtools.wire.phone import normalize_phone
 from rbmtools.wire.records import FallbackRecord, RevokeRecord, SendRecord
@@ -62,10 +64,13 @@ class RbmClient:
 
     Build it with ``from_service_account_file``, ``from_env`` or ``from_emulator``. ``clock``
     returns "now" on the platform's clock (the wall clock for Google; the virtual clock for the
-    emulator) and stamps revoke requests in the outbox. Thread-safe: the bulk helpers share one
-    client across worker threads. ``policy`` (a TTL policy file or ``TtlPolicy``) gives sends
-    with a ``use_case`` their expiry, traffic type and no-RCS fallback (see ``use_case.py``);
-    ``sms`` is the SMS sender that fallback goes through.
+    emulator) and stamps outbox records. An emulator reached by URL also says its platform time
+    in every answer (``wire.PLATFORM_TIME_HEADER``): records then carry that time, and the
+    client's clock is corrected by the offset it last saw, so everything the outbox holds is on
+    the platform's one clock. Thread-safe: the bulk helpers share one client across worker
+    threads. ``policy`` (a TTL policy file or ``TtlPolicy``) gives sends with a ``use_case``
+    their expiry, traffic type and no-RCS fallback (see ``use_case.py``); ``sms`` is the SMS
+    sender that fallback goes through.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class RbmClient:
         self._owns_outbox = outbox is not None and not isinstance(outbox, OutboxWriter)
         self.outbox = OutboxWriter(outbox) if self._owns_outbox else outbox  # type: ignore[arg-type]
         self._batch_limiter = RateLimiter(BATCH_GET_CALLS_PER_SECOND)
+        self._offset = 0.0  # platform time minus our clock, as the platform last said it
 
     # ------------------------------------------------------------------ construction
 
@@ -219,6 +225,22 @@ class RbmClient:
                     continue
             return response, attempt
 
+    def _now(self) -> datetime:
+        """Our best reading of the platform's clock (see the class doc)."""
+        return self.clock() + timedelta(seconds=self._offset)
+
+    def _platform_time(self, response: requests.Response, default: datetime) -> datetime:
+        """When the platform handled ``response``'s call, if it says so; else ``default``."""
+        said = response.headers.get(PLATFORM_TIME_HEADER)
+        if not said:
+            return default
+        try:
+            at = parse_timestamp(said, PLATFORM_TIME_HEADER)
+        except ValidationError:
+            return default
+        self._offset = (at - self.clock()).total_seconds()
+        return at
+
     def _record(self, record: SendRecord | RevokeRecord) -> None:
         if self.outbox is not None:
             self.outbox.write(record)
@@ -261,14 +283,14 @@ class RbmClient:
         plan = plan_send(
             self.policy, use_case, text=text, message=message, ttl=ttl,
             expire_time=expire_time, traffic_type=traffic_type, sms_text=sms_text,
-            sms=self.sms, now=self.clock,
+            sms=self.sms, now=self._now,
         )  # fmt: skip
         body = _message_body(
             text, message, plan.ttl, plan.expire_time, plan.traffic_type, suggestions
         )
         message_id = validate_message_id(message_id) if message_id else str(uuid.uuid4())
         params = {"messageId": message_id, "agentId": self.agent_id}
-        asked_at = self.clock()
+        asked_at = self._now()
         labels = {"use_case": use_case, "experiment": experiment, "arm": arm}
         record = {
             "message_id": message_id,
@@ -290,8 +312,10 @@ class RbmClient:
                 SendRecord(send_time=asked_at, status=exc.status, error=str(exc), **record)
             )
             raise
+        asked_at = self._platform_time(response, asked_at)
         if response.status_code == 200:
             answer = _json(response)
+            record["traffic_type"] = answer.get("messageTrafficType") or record["traffic_type"]
             sent = _time_or(answer.get("sendTime"), asked_at, "sendTime")
             expires = _time_or(answer.get("expireTime"), None, "expireTime")
             if expires is None and body.get("expireTime"):
@@ -330,7 +354,7 @@ class RbmClient:
             return result
         assert self.sms is not None and plan.sms_text is not None  # checked by plan_send
         receipt = send_fallback_sms(
-            self.sms, result.phone, plan.sms_text, result.message_id, self.clock
+            self.sms, result.phone, plan.sms_text, result.message_id, self._now
         )
         if receipt.accepted and self.outbox is not None:
             self.outbox.write(
@@ -369,8 +393,8 @@ class RbmClient:
         """
         phone = normalize_phone(phone)
         path = revoke_path(phone, message_id)
-        at = self.clock()
-        record = {
+        at = self._now()
+        record: dict[str, Any] = {
             "message_id": message_id,
             "phone": phone,
             "agent_id": self.agent_id,
@@ -384,6 +408,7 @@ class RbmClient:
         except ApiError as exc:
             self._record(RevokeRecord(status=exc.status, error=str(exc), **record))
             raise
+        at = record["requested_at"] = self._platform_time(response, at)
         if response.status_code not in (200, 404):
             error = api_error(
                 response.status_code, response.content, method="DELETE", url=response.url
@@ -493,6 +518,8 @@ def _message_body(
         raise ValidationError("ttl", ttl or expire_time, "the message already carries an expiry")
     if ttl is not None:
         body["ttl"] = ttl
+    if body.get("ttl") is not None:  # the wire takes a Duration string: 600, "10m" -> "600s"
+        body["ttl"] = expiry_fields(body["ttl"])["ttl"]
     if expire_time is not None:
         body["expireTime"] = expire_time
     if traffic_type is not None:

@@ -2,10 +2,12 @@
 
 google-auth's service-account flow posts ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer``
 and an RS256-signed JWT assertion to the key file's ``token_uri``. The emulator checks the
-signature against the public half of a key it issued (found by the JWT's ``kid``), the issuer
-(the key's ``client_email``), the audience (Google's token URL, which google-auth always uses,
+signature against the public half of a key it issued (found by the JWT's ``kid``, or, for
+Google's Node client (gtoken), which sends no ``kid``, by the issuer), the issuer (the key's
+``client_email``), the audience (any of Google's token URLs, ``wire.GOOGLE_TOKEN_AUDIENCES``,
 or the emulator's own), the expiry and the RBM scope, then answers with a short-lived bearer
-token. Token lifetimes are real time (google-auth refreshes on the real clock), unlike
+token. It serves ``/token`` and ``/oauth2/v4/token``, the path gtoken always posts to.
+Token lifetimes are real time (google-auth refreshes on the real clock), unlike
 everything else in the emulator, which runs on platform time.
 """
 
@@ -28,13 +30,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from rbmtools.errors import AuthError, ValidationError
-from rbmtools.wire import GOOGLE_TOKEN_AUDIENCE, SCOPE
+from rbmtools.wire import GOOGLE_TOKEN_AUDIENCES, SCOPE
 
 __all__ = [
     "DEFAULT_CLIENT_EMAIL",
     "JWT_BEARER_GRANT",
     "TOKEN_LIFETIME",
     "TOKEN_PATH",
+    "TOKEN_PATHS",
     "TokenIssuer",
     "TrustedKey",
     "ensure_key_file",
@@ -43,6 +46,8 @@ __all__ = [
 ]
 
 TOKEN_PATH = "/token"  # noqa: S105 (a URL path)
+#: Every path the token endpoint answers on: its own, and gtoken's (Google's v4 token URL).
+TOKEN_PATHS = (TOKEN_PATH, "/oauth2/v4/token")
 TOKEN_LIFETIME = 3600
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_PROJECT = "rbmtools-emulator"
@@ -181,7 +186,7 @@ class TokenIssuer:
         lifetime: int = TOKEN_LIFETIME,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.audiences = {GOOGLE_TOKEN_AUDIENCE, *token_urls}
+        self.audiences = {*GOOGLE_TOKEN_AUDIENCES, *token_urls}
         self.lifetime = lifetime
         self._wall_clock = wall_clock
         self._keys: dict[str, TrustedKey] = {}
@@ -208,24 +213,22 @@ class TokenIssuer:
         assertion = form.get("assertion")
         if not assertion:
             return self._refuse("invalid_request", "the assertion field is missing")
-        certs = {kid: key.public_pem for kid, key in self._keys.items()}
         try:
             header = google.auth.jwt.decode_header(assertion)
-            kid = header.get("kid")
-            if header.get("alg") != "RS256":
+            if not isinstance(header, dict) or header.get("alg") != "RS256":
                 return self._refuse("invalid_grant", "the assertion must be signed with RS256")
-            if kid not in self._keys:
-                return self._refuse("invalid_grant", "the assertion's key (kid) is not trusted")
+            candidates = self._candidates(assertion, header)
+            if not candidates:
+                return self._refuse("invalid_grant", "the assertion's key is not trusted")
             claims = google.auth.jwt.decode(
                 assertion,
-                certs={kid: certs[kid]},
+                certs={key.key_id: key.public_pem for key in candidates},
                 audience=sorted(self.audiences),
                 clock_skew_in_seconds=_CLOCK_SKEW,
             )
-        except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
-            return self._refuse("invalid_grant", f"invalid JWT assertion: {exc}")
-        key = self._keys[kid]
-        if claims.get("iss") != key.client_email:
+        except (ValueError, TypeError, google.auth.exceptions.GoogleAuthError) as exc:
+            return self._refuse("invalid_grant", f"invalid JWT assertion: {str(exc)[:200]}")
+        if not any(claims.get("iss") == key.client_email for key in candidates):
             return self._refuse("invalid_grant", "the JWT issuer is not the key's client_email")
         if SCOPE not in _scopes(claims):
             return self._refuse("invalid_scope", f"the assertion must request the scope {SCOPE}")
@@ -237,6 +240,16 @@ class TokenIssuer:
             self._tokens[token] = now + self.lifetime
         self.issued += 1
         return 200, {"access_token": token, "expires_in": self.lifetime, "token_type": "Bearer"}
+
+    def _candidates(self, assertion: str, header: dict[str, Any]) -> list[TrustedKey]:
+        """The trusted keys that may have signed ``assertion``: the one its ``kid`` names, or
+        (no ``kid``, as gtoken signs) every key of the issuer it claims."""
+        kid = header.get("kid")
+        if kid is not None:
+            key = self._keys.get(kid) if isinstance(kid, str) else None
+            return [key] if key is not None else []
+        issuer = google.auth.jwt.decode(assertion, verify=False).get("iss")
+        return [key for key in self._keys.values() if key.client_email == issuer]
 
     def authorized(self, authorization: str | None) -> bool:
         """True when the ``Authorization`` header carries a live token this issuer gave out."""

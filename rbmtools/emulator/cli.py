@@ -28,6 +28,7 @@ from rbmtools.emulator.dispatch import RegistrationError
 from rbmtools.emulator.profiles import profile_names
 from rbmtools.emulator.server import EmulatorServer
 from rbmtools.errors import ApiError
+from rbmtools.wire import AgentUseCase
 
 __all__ = ["default_key_file", "register"]
 
@@ -80,8 +81,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--speed",
         type=float,
-        default=600.0,
-        help="platform seconds per real second (default 600; 0 = stepping mode)",
+        default=1.0,
+        help="platform seconds per real second (default 1: real time, so clients that compute "
+        "expireTime from their own clock work; 600 for fast rehearsals; 0 = stepping mode)",
     )
     serve.add_argument("--seed", default="7", help="seed for devices and draws (default 7)")
     serve.add_argument("--start", default=None, help="platform start time, RFC 3339 (default: now)")
@@ -90,6 +92,22 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument(
         "--legacy-revoke", action="store_true", help="revoke always answers 200 (older API)"
+    )
+    serve.add_argument(
+        "--agent-use-case",
+        default=None,
+        choices=[u.value for u in AgentUseCase],
+        help="every agent's use case, which gives messages without a messageTrafficType "
+        "theirs (default: the profile's, TRANSACTIONAL; MULTI_USE requires one)",
+    )
+    serve.add_argument(
+        "--google-proxy",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also serve an HTTPS proxy on PORT (0 = any) that takes clients which hard-code "
+        "Google's URLs (Google's Node helper) here: run them with HTTPS_PROXY=http://HOST:PORT "
+        "and the printed CA file trusted (NODE_EXTRA_CA_CERTS)",
     )
     serve.add_argument("--webhook", default=None, metavar="URL", help="webhook to register")
     add_client_token_arguments(serve)
@@ -157,6 +175,8 @@ async def _run_server(args: argparse.Namespace, token: str | None) -> int:
         agent_id=args.agent_id,
         legacy_revoke=args.legacy_revoke,
         start=args.start,
+        agent_use_case=args.agent_use_case,
+        google_proxy=args.google_proxy,
     )
     trusted = [read_trusted_key(path) for path in args.trust_key]
     try:
@@ -196,9 +216,12 @@ def _banner(
 ) -> None:
     speed = server.clock.speed
     pace = "stepping mode: time moves only with /emulator/v1/clock/advance"
-    if speed:
+    if speed == 1:
+        pace = "real time (--speed 600 for fast rehearsals)"
+    elif speed:
         pace = f"{speed:g} platform seconds per real second"
     agent = f"only {args.agent_id!r}" if args.agent_id else "any agent id"
+    agent += f"; use case {server.model.use_case(args.agent_id or 'any')}"
     webhook = (
         f"{args.webhook} (registered)"
         if args.webhook
@@ -207,7 +230,7 @@ def _banner(
     lines = [
         f"rbmtools emulator listening on {base_url}",
         f"  RBM API base    {base_url}  (paths /v1/...)",
-        f"  token endpoint  {base_url}{TOKEN_PATH}",
+        f"  token endpoint  {base_url}{TOKEN_PATH} (and /oauth2/v4/token)",
         f"  key file        {Path(key).resolve()}  ({email})",
         f"  agents          {agent}",
         f"  profile         {server.model.profile.name}; seed {args.seed}",
@@ -215,6 +238,11 @@ def _banner(
         f"  webhook         {webhook}",
         f"  admin           {base_url}/emulator/v1",
     ]
+    proxy = server.google_proxy
+    if proxy is not None:  # before the admin line, which ends the banner
+        lines.insert(
+            -1, f"  google proxy    HTTPS_PROXY={proxy.url} NODE_EXTRA_CA_CERTS={proxy.ca_file}"
+        )
     if not _is_loopback(args.host):
         lines.append(
             f"  warning: bound to {args.host}; the admin surface has no authentication, so "

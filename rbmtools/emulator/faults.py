@@ -1,8 +1,8 @@
 """Injected API faults: make the emulator answer 429/5xx, or answer slowly, on demand.
 
 A fault matches a method (``send``, ``revoke``, ``capabilities``, ``agentEvents``,
-``batchGet``, ``testers``, ``token``; ``any`` is every RBM method but the token endpoint) and
-is used up by ``count`` matching requests (``None``: until cleared). ``when="before"``
+``batchGet``, ``testers``, ``files``, ``token``; ``any`` is every RBM method but the token
+endpoint) and is used up by ``count`` matching requests (``None``: until cleared). ``when="before"``
 answers the fault without doing the request; ``when="after"`` does the request (a send is
 accepted, a revoke takes effect) and then answers the fault, which is the case where a client
 retry with the same messageId must not create a second message. ``delay`` real seconds are
@@ -27,6 +27,7 @@ FAULT_METHODS = (
     "agentEvents",
     "batchGet",
     "testers",
+    "files",
     "token",
     "any",
 )

@@ -12,24 +12,23 @@ thread with its own asyncio loop, and stop it cleanly. Tests, notebooks and the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from rbmtools.background import BackgroundLoop
 from rbmtools.emulator.admin_client import AdminClient
 from rbmtools.emulator.auth import read_trusted_key
 from rbmtools.emulator.clock import VirtualClock
 from rbmtools.emulator.profiles import Profile
 from rbmtools.emulator.server import EmulatorServer
 from rbmtools.emulator.sms import SmsSink
-from rbmtools.errors import RbmError, ValidationError
+from rbmtools.errors import ValidationError
 
 __all__ = ["DEFAULT_AGENT_ID", "Emulator"]
 
@@ -49,7 +48,11 @@ class Emulator:
     ``key_file`` is where the service-account key is written or reused (a temporary folder
     otherwise); ``webhook_url`` + ``client_token`` register a webhook at start (the handshake
     must succeed, else ``RegistrationError``); ``legacy_revoke`` makes revoke always answer
-    200; ``start`` fixes the platform time at which the clock starts.
+    200; ``start`` fixes the platform time at which the clock starts; ``agent_use_case``
+    (``OTP``, ``TRANSACTIONAL``, ``PROMOTIONAL``, ``MULTI_USE``) overrides the profile's use
+    case of every agent, which decides the traffic type of messages that name none;
+    ``google_proxy`` also starts the proxy for clients that hard-code Google's URLs
+    (``google_proxy_url``, ``google_proxy_ca``: see ``rbmtools.emulator.google_proxy``).
     """
 
     def __init__(
@@ -69,6 +72,8 @@ class Emulator:
         trust_keys: Iterable[str | Path] = (),
         max_in_flight: int = 64,
         webhook_timeout: float = 10.0,
+        agent_use_case: str | None = None,
+        google_proxy: bool = False,
     ) -> None:
         if (webhook_url is None) != (client_token is None):
             raise ValidationError(
@@ -85,14 +90,15 @@ class Emulator:
             start=start,
             max_in_flight=max_in_flight,
             webhook_timeout=webhook_timeout,
+            agent_use_case=agent_use_case,
+            google_proxy=0 if google_proxy else None,
         )
         self.agent_id = agent_id or DEFAULT_AGENT_ID
         self._host, self._port = host, port
         self._wanted_key_file = None if key_file is None else Path(key_file)
         self._webhook = (webhook_url, client_token)
         self._trust = [Path(p) for p in trust_keys]
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundLoop("rbmtools-emulator", start_timeout=_START_TIMEOUT)
         self._temp_dir: Path | None = None
         self.base_url: str = ""
         self.key_file: Path = Path()
@@ -113,6 +119,18 @@ class Emulator:
         return self._server.sms
 
     @property
+    def google_proxy_url(self) -> str | None:
+        """``http://127.0.0.1:PORT`` for ``HTTPS_PROXY`` (with ``google_proxy=True``)."""
+        proxy = self._server.google_proxy
+        return None if proxy is None else proxy.url
+
+    @property
+    def google_proxy_ca(self) -> Path | None:
+        """The CA certificate clients behind the proxy must trust (``NODE_EXTRA_CA_CERTS``)."""
+        proxy = self._server.google_proxy
+        return None if proxy is None else proxy.ca_file
+
+    @property
     def server(self) -> EmulatorServer:
         """The running server (model, dispatcher...): for introspection in tests."""
         return self._server
@@ -121,38 +139,11 @@ class Emulator:
 
     def start(self) -> Emulator:
         """Start the server thread; returns once the emulator answers (or raises why not)."""
-        if self._thread is not None:
+        if self._background.running:
             return self
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                self.base_url = loop.run_until_complete(self._server.start(self._host, self._port))
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(self._server.stop())
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name="rbmtools-emulator", daemon=True)
-        self._thread.start()
-        if not ready.wait(_START_TIMEOUT) or failure:
-            self._thread.join(timeout=5)
-            self._thread = None
-            if failure:
-                raise failure[0]
-            raise RbmError("the emulator did not start within 30 s")
+        self.base_url = self._background.start(
+            lambda: self._server.start(self._host, self._port), self._server.stop
+        )
         try:
             self._after_start()
         except BaseException:
@@ -175,20 +166,11 @@ class Emulator:
 
     def call(self, coroutine: Any, timeout: float = 60.0) -> Any:
         """Run a coroutine on the emulator's loop and wait for its result (advanced use)."""
-        if self._loop is None or self._thread is None:
-            coroutine.close()
-            raise RbmError("the emulator is not running")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+        return self._background.call(coroutine, timeout)
 
     def stop(self) -> None:
         """Stop the server and its thread; remove the temporary key folder."""
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=30)
-            if self._thread.is_alive():
-                log.warning("the emulator thread did not stop within 30 s; left running")
-        self._thread = None
-        self._loop = None
+        self._background.stop()
         self.admin.close()
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)

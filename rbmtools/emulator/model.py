@@ -4,10 +4,14 @@ A sent message waits in its phone's queue until the phone is online, then is del
 latency; the last ``handoff_window`` seconds before DELIVERED are the hand-off, in which the
 platform is already talking to the phone. At ``expireTime`` a queued message is revoked
 (TTL_EXPIRATION_REVOKED) unless it is in the hand-off (TTL_EXPIRATION_REVOKE_FAILED, and it may
-still be delivered). An API revoke answers 200 while the message is queued (inside the hand-off
-a DELIVERED may still follow: the documented race) and 404 once it was delivered. Undelivered
-messages are held 30 days, then dropped. Ids of messages and agent events share one namespace
-per agent, and a reused id changes nothing and answers with the original resource.
+still be delivered); with a short TTL and the phone online, a DELIVERED may follow even a
+TTL_EXPIRATION_REVOKED (the TTL race, ``Profile.ttl_race_chance``). An API revoke answers 200
+while the message is queued (inside the hand-off a DELIVERED may still follow: the documented
+race) or still undelivered after TTL_EXPIRATION_REVOKE_FAILED, and 404 once it was delivered.
+Undelivered messages are held 30 days, then dropped. Ids of messages and agent events share one
+namespace per agent, and a reused id changes nothing and answers with the original resource.
+Each agent has a use case, which gives messages without a ``messageTrafficType`` theirs; an
+unlaunched agent reaches only its testers (404 NOT_FOUND for anyone else).
 
 Pure and deterministic: no I/O and no clock. Callers pass platform time as float seconds since
 the model's ``epoch``; every random draw is a hash of the seed and the ids involved, so the
@@ -32,7 +36,10 @@ from rbmtools.emulator.devices import Device, DevicePin, stable_uniform
 from rbmtools.emulator.profiles import Profile
 from rbmtools.errors import ValidationError
 from rbmtools.wire import (
+    TESTERS_CREATE_REMOVED,
+    AgentUseCase,
     EventType,
+    applied_traffic_type,
     duration_seconds,
     error_body,
     format_timestamp,
@@ -95,6 +102,33 @@ def _features_used(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 yield f"suggestions.action.{kind}", feature
 
 
+def _check_use_case(value: object, field: str = "useCase") -> str:
+    try:
+        return AgentUseCase(value).value
+    except ValueError:
+        allowed = ", ".join(u.value for u in AgentUseCase)
+        raise ValidationError(field, value, f"must be one of {allowed}") from None
+
+
+def _file_names(content: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(field, name)`` for every uploaded file a (validated) contentMessage refers to."""
+
+    def uploaded(value: Any, where: str) -> Iterator[tuple[str, str]]:
+        for key in ("fileName", "thumbnailName"):
+            if isinstance(value, Mapping) and value.get(key):
+                yield f"{where}.{key}", value[key]
+
+    yield from uploaded(content.get("uploadedRbmFile"), "contentMessage.uploadedRbmFile")
+    rich = content.get("richCard") or {}
+    cards = [(rich.get("standaloneCard") or {}).get("cardContent")]
+    cards += list((rich.get("carouselCard") or {}).get("cardContents") or [])
+    for card in cards:
+        media = (card or {}).get("media") or {}
+        if media.get("fileName"):
+            yield "contentMessage.richCard.media.fileName", media["fileName"]
+        yield from uploaded(media.get("uploadedRbmFile"), "contentMessage.richCard.media")
+
+
 class MessageState(StrEnum):
     """Where a message is. ``queued`` includes the hand-off (see ``Message.in_handoff``)."""
 
@@ -105,6 +139,16 @@ class MessageState(StrEnum):
     EXPIRED = "expired"  # by its expiry: TTL_EXPIRATION_REVOKED
     REVOKE_FAILED = "revoke_failed"  # TTL_EXPIRATION_REVOKE_FAILED, not (yet) delivered
     DROPPED = "dropped"  # held 30 days undelivered
+
+
+# States from which a planned delivery still happens: queued, revoked in the race, expiry in
+# the hand-off, and expired in the TTL race (only raced messages keep a ``deliver_at``).
+_DELIVERABLE = (
+    MessageState.QUEUED,
+    MessageState.REVOKED,
+    MessageState.REVOKE_FAILED,
+    MessageState.EXPIRED,
+)
 
 
 @dataclass(frozen=True)
@@ -154,6 +198,7 @@ class Message:
         "send_at",
         "state",
         "traffic_type",
+        "ttl_race",
     )
 
     def __init__(
@@ -173,6 +218,7 @@ class Message:
         self.read_at: float | None = None
         self.revoked_at: float | None = None
         self.revoke_race = False
+        self.ttl_race = False
         self.state = MessageState.QUEUED
         self.attempts = 0
         self.answer: dict[str, Any] = {}
@@ -208,8 +254,11 @@ class PlatformModel:
         epoch: datetime,
         only_agent: str | None = None,
         legacy_revoke: bool = False,
+        use_case: str | None = None,
     ) -> None:
         self.profile = profile
+        #: The use case of every agent not given its own (None: the profile's).
+        self.default_use_case = None if use_case is None else _check_use_case(use_case)
         self.seed = seed
         self.epoch = parse_timestamp(epoch, "epoch")
         self.only_agent = None if only_agent is None else validate_agent_id(only_agent)
@@ -224,6 +273,8 @@ class PlatformModel:
         self._testers: dict[str, set[str]] = {}
         self._tester_invites: dict[str, list[float]] = {}
         self._launched: dict[str, bool] = {}
+        self._use_cases: dict[str, str] = {}
+        self._files: dict[str, dict[str, dict[str, Any]]] = {}
         self._batch_calls: dict[str, deque[float]] = {}
         self._heap: list[tuple[float, int, int, Message]] = []
         self._seq = 0
@@ -271,12 +322,19 @@ class PlatformModel:
     def is_launched(self, agent_id: str) -> bool:
         return self._launched.get(agent_id, self.profile.agent_launched)
 
+    def use_case(self, agent_id: str) -> str:
+        """The agent's use case (``OTP``, ``TRANSACTIONAL``, ``PROMOTIONAL``, ``MULTI_USE``)."""
+        own = self._use_cases.get(agent_id)
+        return own or self.default_use_case or self.profile.agent_use_case
+
     def _tester_gate(self, agent_id: str, phone: str) -> Answer | None:
+        """404 NOT_FOUND, as Google answers, for a non-tester of an unlaunched agent."""
         if self.is_launched(agent_id) or phone in self._testers.get(agent_id, ()):
             return None
         return _error(
-            403,
-            f"The agent {agent_id} is not launched and {phone} is not one of its testers",
+            404,
+            f"{NOT_FOUND} The agent {agent_id} is not launched and {phone} is not one of its "
+            "testers",
         )
 
     def device(self, phone: str) -> Device:
@@ -378,8 +436,7 @@ class PlatformModel:
         best: tuple[float, int] | None = None
         state = msg.state
         candidates: list[tuple[float, int]] = []
-        deliverable = (MessageState.QUEUED, MessageState.REVOKED, MessageState.REVOKE_FAILED)
-        if msg.deliver_at is not None and msg.delivered_at is None and state in deliverable:
+        if msg.deliver_at is not None and msg.delivered_at is None and state in _DELIVERABLE:
             candidates.append((msg.deliver_at, _DELIVER))
         if state is MessageState.QUEUED:
             if msg.expire_at is not None:
@@ -431,8 +488,20 @@ class PlatformModel:
                 msg.deliver_at = None  # neither delivered nor revoked: Google's rare "neither"
             return
         self._set_state(msg, MessageState.EXPIRED)
-        msg.deliver_at = None
         self._emit(msg, EventType.TTL_EXPIRATION_REVOKED, at)
+        if msg.deliver_at is not None and self._ttl_races(msg, at):
+            msg.ttl_race = True  # it was already on its way: DELIVERED follows as planned
+        else:
+            msg.deliver_at = None
+
+    def _ttl_races(self, msg: Message, at: float) -> bool:
+        """Whether an expiry that revoked ``msg`` loses the race with its delivery: only
+        while the phone is online, with ``Profile.ttl_race_chance`` of its TTL."""
+        window = self.device(msg.phone).online_window(at)
+        if window is None or window[0] > at:
+            return False
+        chance = self.profile.ttl_race_chance(msg.expire_at - msg.send_at)  # type: ignore[operator]
+        return chance > 0.0 and self._uniform(msg, "ttl-race") < chance
 
     def advance(self, now: float, limit: int | None = None) -> list[PlatformEvent]:
         """Apply the transitions due by ``now`` (at most ``limit`` heap entries this call).
@@ -444,7 +513,7 @@ class PlatformModel:
         heap = self._heap
         budget = math.inf if limit is None else limit
         queued = MessageState.QUEUED
-        deliverable = (queued, MessageState.REVOKED, MessageState.REVOKE_FAILED)
+        deliverable = _DELIVERABLE
         while heap and heap[0][0] <= now and budget > 0:
             at, kind, _seq, msg = heapq.heappop(heap)
             budget -= 1
@@ -509,6 +578,12 @@ class PlatformModel:
         if previous is not None:
             self._ignored_ids += 1
             return Answer(200, previous.answer)
+        traffic = applied_traffic_type(checked.get("messageTrafficType"), self.use_case(agent))
+        for where, name in _file_names(checked["contentMessage"]):
+            if name not in self._files.get(agent, {}):
+                raise ValidationError(
+                    where, name, "names no file this agent created (files.create)"
+                )
         gate = self._tester_gate(agent, phone)
         if gate:
             return gate
@@ -524,9 +599,10 @@ class PlatformModel:
         elif checked.get("expireTime") is not None:
             expire_at = self.to_seconds(checked["expireTime"])
         msg = Message(agent, phone, message_id, now, expire_at)
-        msg.traffic_type = checked.get("messageTrafficType")
+        msg.traffic_type = traffic
         answer = {"name": message_name(phone, message_id)}
         answer.update({k: v for k, v in checked.items() if k not in ("ttl", "expireTime")})
+        answer["messageTrafficType"] = traffic
         answer["sendTime"] = self._stamp(now)
         if expire_at is not None:
             answer["expireTime"] = self._stamp(expire_at)
@@ -558,10 +634,13 @@ class PlatformModel:
 
     def _revoke_status(self, msg: Message, now: float) -> int:
         state = msg.state
-        if state is MessageState.QUEUED:
-            race = False
-            if msg.in_handoff(now):
-                race = self._uniform(msg, "race") < self.profile.race_probability
+        if state in (MessageState.QUEUED, MessageState.REVOKE_FAILED):
+            # Taken back: queued, or still undelivered after TTL_EXPIRATION_REVOKE_FAILED
+            # (Google: revoke it by API if it was not delivered). Inside the hand-off a
+            # DELIVERED may still follow: the race.
+            race = msg.in_handoff(now) and (
+                self._uniform(msg, "race") < self.profile.race_probability
+            )
             self._set_state(msg, MessageState.REVOKED)
             msg.revoked_at = now
             msg.revoke_race = race
@@ -570,7 +649,7 @@ class PlatformModel:
             return 200
         if state in (MessageState.REVOKED, MessageState.EXPIRED):
             return 200  # already out of the queue: repeating a revoke is safe
-        return 404  # delivered, read, revoke failed during the hand-off, or dropped
+        return 404  # delivered, read, or dropped
 
     def capabilities(self, agent_id: str | None, phone: str, now: float) -> Answer:
         """``getCapabilities``: the features, or 404 when the phone is not RCS-reachable."""
@@ -672,12 +751,24 @@ class PlatformModel:
         return Answer(200, answer)
 
     def invite_tester(self, agent_id: str | None, phone: str, now: float) -> Answer:
-        """``testers.create``: the simulated user accepts at once (the answer says PENDING)."""
+        """``testers.create``: the simulated user accepts at once (the answer says PENDING).
+
+        Google removed this method on 2026-01-31 (testers are managed with the Business
+        Communications API since): from that platform time on it answers 404 NOT_FOUND, as
+        the live API does; an emulator started earlier (``start=``) still serves it.
+        """
         self._tick(now)
         agent, denied = self._check_agent(agent_id)
         if denied:
             return denied
         assert agent is not None
+        if self.to_datetime(now) >= TESTERS_CREATE_REMOVED:
+            return _error(
+                404,
+                f"{NOT_FOUND} testers.create was removed on 2026-01-31; testers are managed "
+                "with the Business Communications API (on the emulator: POST "
+                "/emulator/v1/testers)",
+            )
         phone = normalize_phone(phone, "phone")
         if not self.device(phone).rcs_capable:
             return self._not_rcs(phone)
@@ -702,6 +793,46 @@ class PlatformModel:
 
     def set_launched(self, agent_id: str, launched: bool) -> None:
         self._launched[validate_agent_id(agent_id)] = bool(launched)
+
+    def set_use_case(self, agent_id: str, use_case: object) -> None:
+        """Give an agent another use case (``OTP``, ``TRANSACTIONAL``, ``PROMOTIONAL``,
+        ``MULTI_USE``); it decides the traffic type of messages that name none."""
+        self._use_cases[validate_agent_id(agent_id)] = _check_use_case(use_case)
+
+    # ------------------------------------------------------------------------------- files
+
+    def create_file(
+        self, agent_id: str | None, body: object, now: float, *, upload: int | None = None
+    ) -> Answer:
+        """``files.create``: keep a file (by URL, or ``upload`` bytes sent to the upload form)
+        and answer ``{"name": "files/..."}``, the name messages use as ``fileName``."""
+        self._tick(now)
+        agent, denied = self._check_agent(agent_id)
+        if denied:
+            return denied
+        assert agent is not None
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping):
+            raise ValidationError("body", type(body).__name__, "must be a JSON object")
+        unknown = sorted(set(body) - {"fileUrl", "thumbnailUrl", "contentDescription", "agentId"})
+        if unknown:
+            raise ValidationError(unknown[0], body[unknown[0]], "is not a known field")
+        for field in ("fileUrl", "thumbnailUrl", "contentDescription"):
+            value = body.get(field)
+            if value is not None and (not isinstance(value, str) or len(value) > 2048):
+                raise ValidationError(field, value, "must be a string of at most 2048 characters")
+        if upload is None and not body.get("fileUrl"):
+            raise ValidationError(
+                "fileUrl", body.get("fileUrl"), "is required (or upload the file)"
+            )
+        files = self._files.setdefault(agent, {})
+        digest = hashlib.blake2b(
+            f"{self.seed}\x1f{agent}\x1f{len(files)}\x1f{now}".encode(), digest_size=12
+        ).hexdigest()
+        name = f"files/{digest}"
+        files[name] = {"fileUrl": body.get("fileUrl"), "bytes": upload, "created": now}
+        return Answer(200, {"name": name})
 
     def testers(self, agent_id: str) -> list[str]:
         return sorted(self._testers.get(validate_agent_id(agent_id), ()))
@@ -802,6 +933,7 @@ class PlatformModel:
             "readTime": stamp(msg.read_at if msg.state is MessageState.READ else None),
             "revokedTime": stamp(msg.revoked_at),
             "deliveredAfterRevoke": msg.revoke_race and msg.delivered_at is not None,
+            "deliveredAfterExpiry": msg.ttl_race and msg.delivered_at is not None,
             "dropTime": stamp(msg.drop_at),
             "revokes": [{"time": self._stamp(t), "status": s} for t, s in msg.revokes],
             "events": [{"eventType": kind, "time": self._stamp(t)} for kind, t in msg.events],

@@ -23,13 +23,25 @@ from typing import Any
 import yaml
 
 from rbmtools.errors import ValidationError
-from rbmtools.wire import duration_seconds
+from rbmtools.wire import AgentUseCase, duration_seconds
 
-__all__ = ["DEFAULT_FEATURES", "Profile", "Spell", "load_profile", "profile_names"]
+__all__ = [
+    "DEFAULT_FEATURES",
+    "PROFILE_SUFFIXES",
+    "Profile",
+    "Spell",
+    "load_profile",
+    "load_profile_file",
+    "profile_names",
+]
+
+#: What a profile file may be called: the admin surface reads no other files.
+PROFILE_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_PROFILE_BYTES = 256 * 1024
 
 #: What getCapabilities answers for an RCS-capable phone unless a profile says otherwise.
 DEFAULT_FEATURES = (
-    "REVOKE",
+    "REVOCATION",
     "RICHCARD_STANDALONE",
     "RICHCARD_CAROUSEL",
     "ACTION_CREATE_CALENDAR_EVENT",
@@ -78,10 +90,22 @@ class Profile:
     handoff_window: float = 1.0
     race_probability: float = 0.5
     ttl_failed_delivered_probability: float = 0.8
+    ttl_race_probability: float = 0.0
+    ttl_race_scale: float = 10.0
     read_probability: float = 0.6
     read_delay: Spell = Spell(90.0, 1.4)
     agent_launched: bool = True
+    agent_use_case: str = "TRANSACTIONAL"
     features: tuple[str, ...] = field(default=DEFAULT_FEATURES)
+
+    def ttl_race_chance(self, ttl: float) -> float:
+        """The chance that a message revoked at its expiry (TTL_EXPIRATION_REVOKED) while its
+        phone is online is delivered all the same: ``ttl_race_probability`` for a TTL near
+        zero, falling as exp(-ttl / ttl_race_scale), so short TTLs race far more often
+        (Google recommends at least 10 s to make both notifications unlikely)."""
+        if self.ttl_race_probability == 0.0:
+            return 0.0
+        return self.ttl_race_probability * math.exp(-max(ttl, 0.0) / self.ttl_race_scale)
 
     @property
     def online_share(self) -> float:
@@ -105,9 +129,11 @@ class Profile:
                 "handoff_window": self.handoff_window,
                 "race_probability": self.race_probability,
                 "ttl_failed_delivered_probability": self.ttl_failed_delivered_probability,
+                "ttl_race_probability": self.ttl_race_probability,
+                "ttl_race_scale": self.ttl_race_scale,
             },
             "read": {"probability": self.read_probability, "delay": self.read_delay.to_dict()},
-            "agent": {"launched": self.agent_launched},
+            "agent": {"launched": self.agent_launched, "use_case": self.agent_use_case},
             "capabilities": list(self.features),
         }
 
@@ -126,9 +152,11 @@ _LAYOUT: dict[str, dict[str, str]] = {
         "handoff_window": "seconds",
         "race_probability": "share",
         "ttl_failed_delivered_probability": "share",
+        "ttl_race_probability": "share",
+        "ttl_race_scale": "positive_seconds",
     },
     "read": {"probability": "share", "delay": "spell"},
-    "agent": {"launched": "bool"},
+    "agent": {"launched": "bool", "use_case": "use_case"},
 }
 _ATTRIBUTE = {
     ("devices", "rcs_capable_share"): "rcs_capable_share",
@@ -139,9 +167,12 @@ _ATTRIBUTE = {
     ("delivery", "handoff_window"): "handoff_window",
     ("delivery", "race_probability"): "race_probability",
     ("delivery", "ttl_failed_delivered_probability"): "ttl_failed_delivered_probability",
+    ("delivery", "ttl_race_probability"): "ttl_race_probability",
+    ("delivery", "ttl_race_scale"): "ttl_race_scale",
     ("read", "probability"): "read_probability",
     ("read", "delay"): "read_delay",
     ("agent", "launched"): "agent_launched",
+    ("agent", "use_case"): "agent_use_case",
 }
 
 
@@ -180,7 +211,29 @@ def _bool(value: object, where: str) -> bool:
     return value
 
 
-_READERS = {"share": _share, "spell": _spell, "seconds": _seconds, "bool": _bool}
+def _positive_seconds(value: object, where: str) -> float:
+    seconds = _seconds(value, where)
+    if seconds <= 0:
+        raise ValidationError(where, value, "must be longer than zero")
+    return seconds
+
+
+def _use_case(value: object, where: str) -> str:
+    try:
+        return AgentUseCase(value).value
+    except ValueError:
+        allowed = ", ".join(u.value for u in AgentUseCase)
+        raise ValidationError(where, value, f"must be one of {allowed}") from None
+
+
+_READERS = {
+    "share": _share,
+    "spell": _spell,
+    "seconds": _seconds,
+    "positive_seconds": _positive_seconds,
+    "bool": _bool,
+    "use_case": _use_case,
+}
 
 
 def _merge(base: Profile, data: Mapping[str, Any], origin: str) -> Profile:
@@ -290,3 +343,49 @@ def load_profile(source: str | Path | Mapping[str, Any] | Profile = "default") -
         )
     base = _default() if extends == "default" else load_profile(extends)
     return _merge(base, data, origin)
+
+
+def load_profile_file(path: Path) -> Profile:
+    """A profile from a file named by someone else (the admin surface's ``{"path"}``).
+
+    Only a regular ``.yaml``, ``.yml`` or ``.json`` file of at most 256 KiB is read, and an
+    error never repeats what the file holds: it names the path, and the profile field at
+    fault only when it is one of the profile's own fields (so pointing the emulator at some
+    other file reveals nothing of it).
+    """
+    shown = str(path)
+    if path.suffix.lower() not in PROFILE_SUFFIXES:
+        raise ValidationError("path", shown, "must name a .yaml, .yml or .json profile file")
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_PROFILE_BYTES:
+            raise ValidationError(
+                "path",
+                shown,
+                f"must be a readable profile file of at most {MAX_PROFILE_BYTES} bytes",
+            )
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise ValidationError("path", shown, "cannot be read as a UTF-8 text file") from None
+    try:
+        data = _parse(text, path.stem)
+        extends = data.get("extends", "default")
+        if not isinstance(extends, str) or extends not in profile_names():
+            raise ValidationError("profile.extends", None, "must name a shipped profile")
+        base = _default() if extends == "default" else load_profile(extends)
+        return _merge(base, data, path.stem)
+    except ValidationError as exc:
+        raise ValidationError("path", shown, f"is not a valid profile ({_where(exc)})") from None
+
+
+def _where(exc: ValidationError) -> str:
+    """The part of a profile error that names only the profile's own layout, never values."""
+    parts = exc.field.split(".")
+    known = parts[0] == "profile" and len(parts) > 1 and parts[1] in _KNOWN_TOP
+    if known and (len(parts) == 2 or parts[2] in _LAYOUT.get(parts[1], {})):
+        return f"{exc.field}: {exc.problem}"
+    if exc.field == "profile":
+        return "it is not a YAML or JSON mapping of profile fields"
+    return "it holds fields that are not profile fields"
+
+
+_KNOWN_TOP = {"name", "description", "extends", "capabilities", *_LAYOUT}

@@ -1,12 +1,15 @@
-"""The emulator's HTTP face: the RBM API under ``/v1``, OAuth at ``/token``, admin under
-``/emulator/v1``, all on one aiohttp application.
+"""The emulator's HTTP face: the RBM API under ``/v1`` (files under ``/v1/files`` and the
+upload form ``/upload/v1/files``), OAuth at ``/token`` and ``/oauth2/v4/token`` (where Google's
+Node client posts), admin under ``/emulator/v1``, all on one aiohttp application.
 
-API calls need a bearer token from ``/token`` (401 in Google's envelope otherwise) and the
-``agentId`` query parameter (403 without). Bad input gets a Google-style 400 whose message
-names the field; bodies over 1 MiB get 413; an unexpected error gets 500 and is logged, so no
-request crashes the server. The model is touched only from the event loop. A ticker task
-applies due transitions as platform time passes and hands the events to the dispatcher, whose
-pushes never hold up an API answer.
+API calls need a bearer token from the token endpoint (401 in Google's envelope otherwise) and
+the ``agentId`` query parameter (403 without). Bodies are read as Google's front end reads them
+(``bodies``: single-quoted JSON too). Bad input gets a Google-style 400 whose message names the
+field; bodies over 1 MiB get 413; an unexpected error gets 500 and is logged, so no request
+crashes the server, and a client that hangs up is no error at all. Every API answer carries
+the platform time it was handled at (``wire.PLATFORM_TIME_HEADER``). The model is touched only
+from the event loop. A ticker task applies due transitions as platform time passes and hands
+the events to the dispatcher, whose pushes never hold up an API answer.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import time
 from collections import Counter
@@ -22,27 +24,38 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from rbmtools.emulator.admin import add_admin_routes
-from rbmtools.emulator.auth import TOKEN_PATH, TokenIssuer, TrustedKey, ensure_key_file
+from rbmtools.emulator.admin import ADMIN_PREFIX, add_admin_routes
+from rbmtools.emulator.auth import TOKEN_PATH, TOKEN_PATHS, TokenIssuer, TrustedKey, ensure_key_file
+from rbmtools.emulator.bodies import read_api_body
 from rbmtools.emulator.clock import VirtualClock
 from rbmtools.emulator.dispatch import Dispatcher
 from rbmtools.emulator.faults import ApiFault, ApiFaults
+from rbmtools.emulator.google_proxy import GoogleProxy
 from rbmtools.emulator.model import Answer, PlatformEvent, PlatformModel
 from rbmtools.emulator.profiles import Profile, load_profile
 from rbmtools.emulator.responses import error_answer, json_answer
 from rbmtools.emulator.sms import SmsSink
 from rbmtools.errors import ValidationError
-from rbmtools.wire import error_body, event_payload, format_timestamp, phone_from_path
+from rbmtools.wire import (
+    PLATFORM_TIME_HEADER,
+    agent_address,
+    error_body,
+    event_payload,
+    files_path,
+    format_timestamp,
+    phone_from_path,
+)
 
 __all__ = ["ADMIN_PREFIX", "MAX_BODY_BYTES", "EmulatorServer"]
 
 log = logging.getLogger("rbmtools.emulator")
 
-ADMIN_PREFIX = "/emulator/v1"
 MAX_BODY_BYTES = 1024 * 1024
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # Google's limit for a media file
 TICK_SECONDS = 0.02  # the longest the ticker sleeps (real seconds)
 SHUTDOWN_SECONDS = 2.0  # how long stop() lets requests in flight finish
 CHUNK = 500  # heap entries applied per model call within a slice
@@ -60,16 +73,8 @@ _FAULT_MESSAGES = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _loads(raw: bytes, field: str) -> Any:
-    if not raw.strip():
-        raise ValidationError(field, "", "the request body is empty; a JSON object is required")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        shown = raw[:60].decode("utf-8", "replace")
-        raise ValidationError(field, shown, f"is not valid JSON ({exc})") from None
+# What a client that hangs up mid-request raises in its handler: not the server's error.
+_HANG_UPS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 
 
 class EmulatorServer:
@@ -86,14 +91,21 @@ class EmulatorServer:
         start: datetime | str | None = None,
         max_in_flight: int = 64,
         webhook_timeout: float = 10.0,
+        agent_use_case: str | None = None,
+        google_proxy: int | None = None,
     ) -> None:
         self.clock = VirtualClock(speed, start)
+        self._google_proxy_port = google_proxy
+        #: The proxy for clients that hard-code Google's URLs (``google_proxy`` given), once
+        #: started: its ``url`` and ``ca_file``.
+        self.google_proxy: GoogleProxy | None = None
         self.model = PlatformModel(
             load_profile(profile),
             seed=seed,
             epoch=self.clock.start,
             only_agent=agent_id,
             legacy_revoke=legacy_revoke,
+            use_case=agent_use_case,
         )
         self.dispatcher = Dispatcher(
             self.clock,
@@ -122,7 +134,8 @@ class EmulatorServer:
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors])
         r = app.router
-        r.add_post(TOKEN_PATH, self._token)
+        for path in TOKEN_PATHS:
+            r.add_post(path, self._token)
         r.add_post("/v1/phones/{phone}/agentMessages", self._api("send", self._send))
         r.add_delete(
             "/v1/phones/{phone}/agentMessages/{messageId}", self._api("revoke", self._revoke)
@@ -131,6 +144,8 @@ class EmulatorServer:
         r.add_post("/v1/phones/{phone}/agentEvents", self._api("agentEvents", self._agent_event))
         r.add_post("/v1/phones/{phone}/testers", self._api("testers", self._tester))
         r.add_post("/v1/users:batchGet", self._api("batchGet", self._batch_get))
+        r.add_post(files_path(), self._api("files", self._create_file))
+        r.add_post("/upload" + files_path(), self._api("files", self._upload_file))
         add_admin_routes(app, self)
         return app
 
@@ -152,12 +167,13 @@ class EmulatorServer:
         self.base_url = f"http://{shown}:{bound}"
         self.token_url = self.base_url + TOKEN_PATH
         self.issuer.audiences.update(
-            {
-                self.token_url,
-                f"http://127.0.0.1:{bound}{TOKEN_PATH}",
-                f"http://localhost:{bound}{TOKEN_PATH}",
-            }
+            f"{base}{path}"
+            for base in (self.base_url, f"http://127.0.0.1:{bound}", f"http://localhost:{bound}")
+            for path in TOKEN_PATHS
         )
+        if self._google_proxy_port is not None:
+            self.google_proxy = GoogleProxy("127.0.0.1" if ":" not in shown else "::1", bound)
+            await self.google_proxy.start(host, self._google_proxy_port)
         await self.dispatcher.start()
         self._tick_wake = asyncio.Event()
         self._ticker_task = asyncio.get_running_loop().create_task(self._ticker())
@@ -174,6 +190,8 @@ class EmulatorServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker_task
         await self.dispatcher.close()
+        if self.google_proxy is not None:
+            await self.google_proxy.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.gc_freezes:
@@ -271,7 +289,7 @@ class EmulatorServer:
 
     def _render(self, event: PlatformEvent) -> dict[str, Any]:
         return event_payload(
-            agent_id=event.agent_id,
+            agent_id=agent_address(event.agent_id),
             phone=event.phone,
             event_type=event.event_type,
             event_id=self.model.event_id(event),
@@ -286,6 +304,9 @@ class EmulatorServer:
         """Google's envelope for every error, including unknown paths and oversized bodies."""
         try:
             return await handler(request)
+        except _HANG_UPS:
+            log.debug("emulator: the client hung up during %s %s", request.method, request.path)
+            return web.Response(status=499)  # nobody is left to read it
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -305,6 +326,8 @@ class EmulatorServer:
             return error_answer(exc.status, message)
         except ValidationError as exc:
             return error_answer(400, f"Invalid argument: {exc}")
+        except UnicodeError:  # a lone surrogate in a path or query parameter
+            return error_answer(400, "Invalid argument: the request is not valid UTF-8")
         except Exception:
             log.exception("emulator: unexpected error on %s %s", request.method, request.path)
             return error_answer(500, "Internal error encountered.")
@@ -338,7 +361,8 @@ class EmulatorServer:
                 if response is not None:
                     return response
             self.statuses[str(answer.status)] += 1
-            return json_answer(answer.status, answer.body)
+            stamp = format_timestamp(self.clock.now())
+            return json_answer(answer.status, answer.body, {PLATFORM_TIME_HEADER: stamp})
 
         return handle
 
@@ -363,13 +387,12 @@ class EmulatorServer:
             response = await self._fault_answer(fault)
             if response is not None:
                 return response
-        form = await request.post()
-        status, body = self.issuer.exchange({k: str(v) for k, v in form.items()})
+        status, body = self.issuer.exchange(_form(await request.read()))
         return json_answer(status, body, {"Cache-Control": "no-store"})
 
     async def _send(self, request: web.Request, agent: str | None, now: float) -> Answer:
         phone = phone_from_path(request.match_info["phone"])
-        body = _loads(await request.read(), "agentMessage")
+        body = read_api_body(await request.read(), "agentMessage")
         answer = self.model.send(agent, phone, request.query.get("messageId"), body, now)
         self.wake()
         return answer
@@ -385,14 +408,14 @@ class EmulatorServer:
 
     async def _agent_event(self, request: web.Request, agent: str | None, now: float) -> Answer:
         phone = phone_from_path(request.match_info["phone"])
-        body = _loads(await request.read(), "agentEvent")
+        body = read_api_body(await request.read(), "agentEvent")
         return self.model.agent_event(agent, phone, request.query.get("eventId"), body, now)
 
     async def _tester(self, request: web.Request, agent: str | None, now: float) -> Answer:
         return self.model.invite_tester(agent, phone_from_path(request.match_info["phone"]), now)
 
     async def _batch_get(self, request: web.Request, agent: str | None, now: float) -> Answer:
-        body = _loads(await request.read(), "body")
+        body = read_api_body(await request.read(), "body")
         if not isinstance(body, dict):
             raise ValidationError("body", body, "must be a JSON object with 'users'")
         unknown = sorted(set(body) - {"users", "agentId"})
@@ -402,6 +425,20 @@ class EmulatorServer:
         return self.model.batch_get(
             agent if isinstance(agent, str) else None, body.get("users"), now
         )
+
+    async def _create_file(self, request: web.Request, agent: str | None, now: float) -> Answer:
+        body = read_api_body(await request.read(), "body")
+        return self.model.create_file(agent, body, now)
+
+    async def _upload_file(self, request: web.Request, agent: str | None, now: float) -> Answer:
+        """The upload form: the file's bytes (``uploadType=media``) or a multipart body with
+        the metadata and the bytes. They are counted and dropped: nobody looks at them."""
+        size = 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD_BYTES, actual_size=size)
+        return self.model.create_file(agent, {}, now, upload=size)
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -427,3 +464,13 @@ class EmulatorServer:
             "webhook": self.dispatcher.stats(),
             "sms": self.sms.stats(),
         }
+
+
+def _form(raw: bytes) -> dict[str, str]:
+    """A token request's url-encoded form, strictly: a body that is not one (binary, bad
+    percent-escapes) reads as no fields, which the issuer answers with 400 invalid_request."""
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, max_num_fields=20)
+        return dict(pairs)
+    except (UnicodeDecodeError, ValueError):
+        return {}

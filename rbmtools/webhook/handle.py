@@ -1,22 +1,20 @@
 """The receiver in-process: a context manager that serves on a free port from a background thread.
 
 Tests, notebooks and the experiment runner start a real receiver (real HTTP on 127.0.0.1, real
-fsyncs) without a subprocess: the thread runs its own asyncio loop, and leaving the ``with``
-block drains in-flight requests and closes the log, exactly as the ``serve`` command does.
+fsyncs) without a subprocess: the thread runs its own asyncio loop (``rbmtools.background``),
+and leaving the ``with`` block (or ``stop()``) drains in-flight requests and closes the log,
+exactly as the ``serve`` command does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
-from rbmtools.errors import RbmError
+from rbmtools.background import BackgroundLoop
 from rbmtools.webhook.receiver import DEFAULT_HOST, DEFAULT_MAX_BODY, ReceiverServer
 from rbmtools.webhook.rejects import DEFAULT_REJECTS_BYTES
 from rbmtools.webhook.store import DEFAULT_SEGMENT_BYTES
@@ -63,8 +61,7 @@ class Receiver:
             drain_timeout=drain_timeout,
             clock=clock,
         )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundLoop("rbmtools-receiver", start_timeout=_START_TIMEOUT)
 
     # ------------------------------------------------------------------ what callers use
 
@@ -88,14 +85,13 @@ class Receiver:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._background.running
 
     def stats(self) -> dict[str, Any]:
         """A consistent snapshot of the receiver's counters (taken on its own loop)."""
-        if not self.running or self._loop is None:
+        if not self.running:
             return self._server.stats()
-        future = asyncio.run_coroutine_threadsafe(self._snapshot(), self._loop)
-        return future.result(timeout=10)
+        return self._background.call(self._snapshot(), timeout=10)
 
     async def _snapshot(self) -> dict[str, Any]:
         return self._server.stats()
@@ -108,51 +104,18 @@ class Receiver:
 
     def start(self) -> Self:
         """Start serving; returns once the port is bound (raises if it could not start)."""
-        if self.running:
-            return self
-        started: Future[None] = Future()
-        self._thread = threading.Thread(
-            target=self._serve, args=(started,), name="rbmtools-receiver", daemon=True
-        )
-        self._thread.start()
-        try:
-            started.result(timeout=_START_TIMEOUT)
-        except TimeoutError:
-            raise RbmError(f"the receiver did not start within {_START_TIMEOUT} s") from None
+        if not self.running:
+            self._background.start(self._server.start, self._server.stop)
         return self
 
-    def _serve(self, started: Future[None]) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._server.start())
-        except BaseException as exc:
-            started.set_exception(exc)
-            loop.close()
-            return
-        started.set_result(None)
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    def close(self) -> None:
+    def stop(self) -> None:
         """Drain in-flight requests, fsync, close the log and stop the thread (idempotent)."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or not thread.is_alive():
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._server.stop(), loop).result(
-                timeout=self._server.drain_timeout + 30
-            )
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=30)
-        self._thread = None
+        self._background.stop(timeout=self._server.drain_timeout + 30)
+
+    close = stop  # the name earlier versions used
 
     def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self.stop()

@@ -20,8 +20,10 @@ from typing import Any
 from rbmtools.errors import ValidationError
 from rbmtools.wire.expiry import expiry_fields
 from rbmtools.wire.phone import normalize_phone
+from rbmtools.wire.times import is_proto_duration
 
 __all__ = [
+    "DEFAULT_TRAFFIC_TYPES",
     "MAX_CARD_DESCRIPTION",
     "MAX_CARD_SUGGESTIONS",
     "MAX_CARD_TITLE",
@@ -30,8 +32,10 @@ __all__ = [
     "MAX_SUGGESTIONS",
     "MAX_SUGGESTION_TEXT",
     "MAX_TEXT",
+    "AgentUseCase",
     "TrafficType",
     "agent_message",
+    "applied_traffic_type",
     "card_content",
     "carousel_card",
     "dial",
@@ -62,6 +66,7 @@ _ACTION_KINDS = (
     "shareLocationAction",
 )
 _MEDIA_HEIGHTS = ("SHORT", "MEDIUM", "TALL")
+_MEDIA_KINDS = ("contentInfo", "uploadedRbmFile", "fileName")
 _ORIENTATIONS = ("VERTICAL", "HORIZONTAL")
 _ALIGNMENTS = ("LEFT", "RIGHT")
 _CARD_WIDTHS = ("SMALL", "MEDIUM")
@@ -77,6 +82,48 @@ class TrafficType(StrEnum):
     PROMOTION = "PROMOTION"
     SERVICEREQUEST = "SERVICEREQUEST"
     ACKNOWLEDGEMENT = "ACKNOWLEDGEMENT"
+
+
+class AgentUseCase(StrEnum):
+    """The use case an agent is launched with; it decides the default ``messageTrafficType``."""
+
+    OTP = "OTP"
+    TRANSACTIONAL = "TRANSACTIONAL"
+    PROMOTIONAL = "PROMOTIONAL"
+    MULTI_USE = "MULTI_USE"
+
+
+#: The traffic type the platform applies when a message names none (or UNSPECIFIED). A
+#: multi-use agent has no default: it must name one on every message.
+DEFAULT_TRAFFIC_TYPES = {
+    AgentUseCase.OTP: TrafficType.AUTHENTICATION,
+    AgentUseCase.TRANSACTIONAL: TrafficType.TRANSACTION,
+    AgentUseCase.PROMOTIONAL: TrafficType.PROMOTION,
+}
+
+
+def applied_traffic_type(given: object, use_case: str | AgentUseCase) -> str:
+    """The ``messageTrafficType`` the platform applies to a message of an agent.
+
+    A message that names a type keeps it; one that names none or
+    ``MESSAGE_TRAFFIC_TYPE_UNSPECIFIED`` gets its agent's default, and a multi-use agent,
+    which has none, is refused (``ValidationError``: a 400 from the platform).
+    """
+    case = AgentUseCase(use_case)
+    if given is not None:
+        named = normalize_traffic_type(given)
+        if named != TrafficType.UNSPECIFIED:
+            return named
+    default = DEFAULT_TRAFFIC_TYPES.get(case)
+    if default is None:
+        raise ValidationError(
+            "messageTrafficType",
+            given,
+            "is required for a multi-use agent (one of "
+            + ", ".join(t.value for t in TrafficType if t is not TrafficType.UNSPECIFIED)
+            + ")",
+        )
+    return default.value
 
 
 def normalize_traffic_type(value: object, field: str = "messageTrafficType") -> str:
@@ -180,15 +227,19 @@ def _validate_suggestions(value: object, field: str, limit: int) -> None:
 
 
 def _validate_media(value: object, field: str) -> None:
+    """Card media: ``contentInfo`` (a URL), ``uploadedRbmFile`` or ``fileName`` (the name
+    ``files.create`` returned, which Google's Python helper uses for image cards)."""
     item = _require_mapping(value, field)
-    _check_keys(item, ("height", "contentInfo", "uploadedRbmFile"), field)
+    _check_keys(item, ("height", *_MEDIA_KINDS), field)
     if "height" in item:
         _check_enum(item["height"], f"{field}.height", _MEDIA_HEIGHTS)
-    kind = _exactly_one(item, ("contentInfo", "uploadedRbmFile"), field)
+    kind = _exactly_one(item, _MEDIA_KINDS, field)
     if kind == "contentInfo":
         _validate_content_info(item[kind], f"{field}.contentInfo")
-    else:
+    elif kind == "uploadedRbmFile":
         _validate_uploaded_file(item[kind], f"{field}.uploadedRbmFile")
+    else:
+        _check_text(item[kind], f"{field}.fileName", 1024)
 
 
 def _validate_card_content(value: object, field: str) -> None:
@@ -244,7 +295,9 @@ def validate_agent_message(
     """Check an AgentMessage body against the protocol; return it with canonical expiry.
 
     Raises ``ValidationError`` naming the first offending field (as a JSON path such as
-    ``contentMessage.suggestions[2].reply.text``). ``now`` is the submission time used to
+    ``contentMessage.suggestions[2].reply.text``). ``ttl`` must be what travels on the wire, a
+    Duration string (``"600s"``); ``agent_message`` and the client turn friendlier forms
+    (``600``, ``"10m"``) into it first. ``now`` is the submission time used to
     judge an ``expireTime``; ``warn=False`` silences the short-expiry warning (servers).
     """
     message = _require_mapping(body, "agentMessage")
@@ -263,6 +316,11 @@ def validate_agent_message(
     if "suggestions" in content:
         _validate_suggestions(content["suggestions"], "contentMessage.suggestions", MAX_SUGGESTIONS)
     result = {k: v for k, v in message.items() if k not in ("ttl", "expireTime")}
+    ttl = message.get("ttl")
+    if ttl is not None and not is_proto_duration(ttl):
+        raise ValidationError(
+            "ttl", ttl, 'must be a Duration string: seconds with an "s", such as "600s" or "1.5s"'
+        )
     if message.get("messageTrafficType") is not None:
         _check_enum(message["messageTrafficType"], "messageTrafficType", list(TrafficType))
     with warnings.catch_warnings():

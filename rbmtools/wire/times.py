@@ -27,6 +27,7 @@ __all__ = [
     "format_duration",
     "format_duration_nanos",
     "format_timestamp",
+    "is_proto_duration",
     "parse_duration",
     "parse_timestamp",
     "to_utc",
@@ -151,6 +152,15 @@ def duration_nanos(value: object, field: str = "duration") -> int:
             "must be a duration like '600s', '3.5s', '10m', '2h', '1d' or '1h30m'",
         )
     return total
+
+
+def is_proto_duration(value: object) -> bool:
+    """True for a protobuf Duration in its JSON form: seconds, 0-9 fractional digits, ``s``.
+
+    This is the only form the RBM API reads for ``ttl`` (``"600s"``, ``"1.5s"``); numbers and
+    unit-less strings are refused by Google's front end.
+    """
+    return isinstance(value, str) and _PROTO_DURATION.fullmatch(value) is not None
 
 
 def format_duration(value: object, field: str = "duration") -> str:

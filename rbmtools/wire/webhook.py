@@ -101,14 +101,21 @@ def build_push(
     subscription: str = DEFAULT_SUBSCRIPTION,
     attributes: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """A signed push of ``event``: the envelope and its ``X-Goog-Signature`` value."""
+    """A signed push of ``event``: the envelope and its ``X-Goog-Signature`` value.
+
+    As Pub/Sub's push carries them: ``messageId`` and ``publishTime`` both in camelCase and
+    in snake_case (``message_id``, ``publish_time``), the attributes, the subscription.
+    """
     data = encode_event(event)
+    published = format_timestamp(publish_time, "publishTime")
     envelope = {
         "message": {
+            "attributes": dict(attributes or {"product": "RBM"}),
             "data": base64.b64encode(data).decode("ascii"),
             "messageId": message_id,
-            "publishTime": format_timestamp(publish_time, "publishTime"),
-            "attributes": dict(attributes or {"product": "RBM"}),
+            "message_id": message_id,
+            "publishTime": published,
+            "publish_time": published,
         },
         "subscription": subscription,
     }

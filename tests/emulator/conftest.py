@@ -4,6 +4,7 @@ emulators over loopback, and google-auth sessions from the key the emulator issu
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from google.auth.transport.requests import AuthorizedSession
 from google.oauth2 import service_account
 
 from rbmtools import wire
+from rbmtools.background import BackgroundLoop
 from rbmtools.emulator import Emulator
 from rbmtools.errors import SignatureError
 
@@ -39,12 +41,12 @@ class WebhookSink:
         self.hang_seconds = 3.0
         self.pushes: list[wire.PushMessage] = []
         self.events: list[dict[str, Any]] = []
+        self.envelopes: list[dict[str, Any]] = []  # the push bodies exactly as received
         self.rejected: list[str] = []
         self.handshakes = 0
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._background = BackgroundLoop("webhook-sink")
+        self._runner: web.AppRunner | None = None
         self.url = ""
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -76,30 +78,28 @@ class WebhookSink:
         with self._lock:
             self.pushes.append(push)
             self.events.append(push.event())
+            self.envelopes.append(json.loads(body))
         return web.Response(text="ok")
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
+    async def _start(self) -> str:
         app = web.Application()
         app.router.add_post("/rbm", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        self._loop.run_until_complete(self._runner.setup())
+        await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/rbm"
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
+        await site.start()
+        return f"http://127.0.0.1:{self._runner.addresses[0][1]}/rbm"
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     def start(self) -> WebhookSink:
-        self._thread.start()
-        self._ready.wait(10)
+        self.url = self._background.start(self._start, self._stop)
         return self
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._background.stop(timeout=10)
 
     def of_type(self, event_type: str, message_id: str | None = None) -> list[dict[str, Any]]:
         with self._lock:

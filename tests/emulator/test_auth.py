@@ -146,3 +146,25 @@ def test_a_given_key_file_is_reused_across_runs(tmp_path):
             assert Api(emu).capabilities().status_code == 200
     assert ids[0] == ids[1]
     assert path.exists()  # a key the caller named is kept
+
+
+@pytest.mark.parametrize("path", ["/token", "/oauth2/v4/token"])
+def test_a_gtoken_shaped_assertion_gets_a_token(emu, path):
+    """Google's Node client (googleapis -> gtoken): no ``kid`` in the header, the v4 token URL
+    as audience, posted to the v4 path. The key is found by the issuer."""
+    from .test_google_clients import gtoken_assertion
+
+    answer = requests.post(
+        emu.base_url + path,
+        data={"grant_type": JWT_BEARER_GRANT, "assertion": gtoken_assertion(emu.key_file)},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    token = answer.json()["access_token"]
+    capabilities = requests.get(
+        emu.base_url + wire.capabilities_path(PHONE),
+        params={"agentId": "a"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert capabilities.status_code == 200

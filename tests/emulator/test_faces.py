@@ -11,9 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2 import service_account
 
@@ -35,8 +37,8 @@ def test_handle_starts_on_a_free_port_and_stops_cleanly():
         assert (emu.clock.now() - before).total_seconds() >= 100  # 600x: 0.2 s is 120 s
         assert emu.clock.speed == 600
         assert emu.admin.clock()["speed"] == 600
-        thread = emu._thread
-    assert thread is not None and not thread.is_alive()
+        assert any(t.name == "rbmtools-emulator" for t in threading.enumerate())
+    assert not any(t.name == "rbmtools-emulator" for t in threading.enumerate())
     assert not emu.key_file.exists()  # the temporary key is removed with the emulator
     assert "Emulator(" in repr(emu)
 
@@ -209,3 +211,35 @@ def test_stepping_handle_fixes_the_start(sink):
         assert emu.clock.now() == START
         assert emu.admin.advance("1h") == START.replace(hour=11)
         assert emu.admin.advance(to="2026-11-25T12:00:00Z") == START.replace(hour=12)
+
+
+def test_cli_serve_runs_in_real_time_by_default_and_serves_the_google_proxy(tmp_path):
+    """A client computing expireTime from its own clock (Google's Node helper does) must not
+    find it "in the past": the standalone server keeps real time unless asked for speed."""
+    process = _serve(
+        "--key-file", str(tmp_path / "key.json"), "--agent-use-case", "OTP",
+        "--google-proxy", "0",
+    )  # fmt: skip
+    try:
+        banner = _read_banner(process)
+        assert "real time" in banner and "use case OTP" in banner, banner
+        assert "HTTPS_PROXY=http://127.0.0.1:" in banner
+        base = re.search(r"listening on (http://\S+)", banner).group(1)
+        clock = requests.get(base + "/emulator/v1/clock", timeout=10).json()
+        assert clock["speed"] == 1
+        credentials = service_account.Credentials.from_service_account_file(
+            str(tmp_path / "key.json"), scopes=[wire.SCOPE]
+        )
+        session = AuthorizedSession(credentials)
+        expire = wire.format_timestamp(wire.utc_now() + timedelta(seconds=60))
+        sent = session.post(
+            base + wire.messages_path(PHONE),
+            params={"messageId": "own-clock", "agentId": "a"},
+            json={"contentMessage": {"text": "hi"}, "expireTime": expire},
+            timeout=10,
+        )
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["messageTrafficType"] == "AUTHENTICATION"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)

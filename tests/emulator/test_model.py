@@ -42,7 +42,7 @@ def test_outcomes_do_not_depend_on_other_traffic():
     for i in range(50):
         busy.send(AGENT, f"+1666000{i:04d}", f"noise{i}", TEXT, 0.5)
     for model in (quiet, busy):
-        model.send(AGENT, "+15550001111", "target", {**TEXT, "ttl": "1h"}, 1.0)
+        model.send(AGENT, "+15550001111", "target", {**TEXT, "ttl": "3600s"}, 1.0)
     quiet_events = [(e.event_type, e.at) for e in quiet.advance(86_400) if e.message_id == "target"]
     busy_events = [(e.event_type, e.at) for e in busy.advance(86_400) if e.message_id == "target"]
     assert quiet_events == busy_events and quiet_events
@@ -116,7 +116,36 @@ def test_expiry_in_handoff_fails_and_delivery_follows_by_chance(chance, delivere
     kinds = [e.event_type for e in model.advance(100.0)]
     expected = ["TTL_EXPIRATION_REVOKE_FAILED"] + (["DELIVERED"] if delivered else [])
     assert kinds == expected
-    assert model.revoke(AGENT, "+15550005555", "m", 200.0).status == 404
+    # Google: after TTL_EXPIRATION_REVOKE_FAILED, revoke by API if it was not delivered. A
+    # delivered message answers 404; an undelivered one is revoked (200), for good.
+    status = model.revoke(AGENT, "+15550005555", "m", 200.0).status
+    assert status == (404 if delivered else 200)
+    assert model.message(AGENT, "m").state is (
+        MessageState.DELIVERED if delivered else MessageState.REVOKED
+    )
+    assert model.advance(HOLD_SECONDS * 2) == []
+
+
+def test_revoke_after_revoke_failed_inside_the_handoff_takes_the_message_back():
+    """Still being handed over when the agent revokes after TTL_EXPIRATION_REVOKE_FAILED:
+    200, and the delivery does not follow (unless the hand-off race says so)."""
+    model = _model(
+        {
+            "extends": "always-online",
+            "delivery": {
+                "handoff_window": 5,
+                "ttl_failed_delivered_probability": 1.0,
+                "race_probability": 0.0,
+            },
+        }
+    )
+    model.pin("+15550005556", DevicePin(online="always", latency=20.0, read_after=math.inf), 0.0)
+    model.send(AGENT, "+15550005556", "m", {**TEXT, "ttl": "16s"}, 0.0)
+    assert [e.event_type for e in model.advance(17.0)] == ["TTL_EXPIRATION_REVOKE_FAILED"]
+    assert model.revoke(AGENT, "+15550005556", "m", 18.0).status == 200
+    assert model.advance(100.0) == []
+    assert model.message(AGENT, "m").state is MessageState.REVOKED
+    assert model.revoke(AGENT, "+15550005556", "m", 101.0).status == 200  # repeating is safe
 
 
 @pytest.mark.parametrize(("chance", "delivered"), [(1.0, True), (0.0, False)])

@@ -46,11 +46,18 @@ def test_three_ttl_arms_show_the_expected_ordering_through_the_analysis(tmp_path
     logs = RunLogs(result.run_dir)
     assert all(r.experiment == "ordering" and r.arm for r in logs.records)
     assert logs.send_counts() and max(logs.send_counts().values()) == 1
-    # Every fallback follows a TTL_EXPIRATION_REVOKED and reached the SMS sink once.
+    # Every fallback follows a TTL_EXPIRATION_REVOKED, or a TTL_EXPIRATION_REVOKE_FAILED and
+    # a revoke by API answered 200 (Google: revoke it if it was not delivered), and reached
+    # the SMS sink once.
     by_id = {m["messageId"]: m for m in truth}
     for fallback in logs.fallbacks:
         assert fallback.reason == "revoked"
         revoked = logs.events_of(fallback.message_id, "TTL_EXPIRATION_REVOKED")
+        if not revoked:
+            revoked = logs.events_of(fallback.message_id, "TTL_EXPIRATION_REVOKE_FAILED")
+            assert any(
+                r.message_id == fallback.message_id and r.status == 200 for r in logs.revokes
+            )
         assert revoked and revoked[0].send_time <= fallback.sent_at
         assert by_id[fallback.message_id]["deliveredTime"] is None
         assert sink[fallback.message_id].arrived_at == fallback.sent_at
@@ -108,8 +115,11 @@ def test_api_arms_follow_googles_recovery_procedure(tmp_path):
     unless = [s.message_id for s in sends.values() if s.arm.startswith("api_after_unless")]
     assert sum((m, 1) in revokes for m in unless) < len(unless)  # delivered ones were skipped
     answers = {(r.attempt, r.status) for r in logs.revokes}
-    assert {(1, 200), (1, 404), (2, 200), (2, 404)} <= answers  # every branch was taken
-    assert {f.reason for f in logs.fallbacks} == {"revoked", "inconclusive"}
+    # Every branch the platform takes: a second revoke of a message still undelivered answers
+    # 200, after TTL_EXPIRATION_REVOKE_FAILED too (Google: revoke it if it was not delivered),
+    # so a 404 to it needs a DELIVERED that the runner has not seen yet (rare here).
+    assert {(1, 200), (1, 404), (2, 200)} <= answers
+    assert "revoked" in {f.reason for f in logs.fallbacks} <= {"revoked", "inconclusive"}
     for fallback in logs.fallbacks:
         second = revokes.get((fallback.message_id, 2))
         expired = logs.events_of(fallback.message_id, "TTL_EXPIRATION_REVOKED")
@@ -232,13 +242,15 @@ def test_a_stopped_run_resumes_to_exactly_the_messages_of_an_uninterrupted_one(t
 def test_a_refused_agent_stops_the_run_and_a_resume_finishes_it(tmp_path):
     spec = make_spec(name="refused", audience={"synthetic": 40, "profile": "always-online"})
     with Emulator(speed=600.0, seed=2) as emu:
-        emu.admin.set_launched(False)
+        # The platform refuses the agent (403 PERMISSION_DENIED). An unlaunched agent is no
+        # longer the way to get it: Google answers 404 NOT_FOUND to its non-testers.
+        emu.admin.inject_fault("send", 403, count=None)
         with pytest.raises(ApiError) as caught:
             run_experiment(spec, data_dir=tmp_path, emulator=emu, **QUIET)
         assert caught.value.status == 403
         logs = RunLogs(tmp_path / "refused")
         assert logs.sends and not logs.answered_sends()
-        emu.admin.set_launched(True)
+        emu.admin.clear_faults()
         result = run_experiment(spec, data_dir=tmp_path, emulator=emu, resume=True, **QUIET)
         assert emu.admin.profile()["name"] == "always-online"  # the spec's, loaded on attach
     assert result.status == "complete"
