@@ -39,6 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rbmtools.webhook.cli",
     "rbmtools.emulator.cli",
     "rbmtools.analysis.cli",
+    "rbmtools.analysis.ttl_policy_cli",
     "rbmtools.experiment.cli",
     "rbmtools.logs.cli",
     "rbmtools.notebook.cli",

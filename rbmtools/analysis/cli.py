@@ -55,6 +55,13 @@ def register(subparsers: Any) -> None:
         help="YAML or JSON mapping useCase -> cost policy fields (over the defaults for otp, "
         "transaction, promo, alert); durations like '5s', '10m'",
     )
+    parser.add_argument(
+        "--active-policy",
+        metavar="FILE",
+        help="the TTL policy in use (rbmtools policy write): per use case, a 'drift' entry says "
+        "whether it still holds (its duration against the best TTL's interval, the saving per "
+        "1,000 messages), with a headline line when it does not",
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the JSON document")
     output.add_argument("--html", metavar="FILE", help="write an HTML report to FILE")
@@ -130,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             daily=bool(args.html),
         )
+        if args.active_policy:
+            from rbmtools.analysis.ttl_policy import check_ttl_policy
+
+            check_ttl_policy(analysis, args.active_policy, dataset)
         if args.html:
             with open(args.html, "w", encoding="utf-8") as handle:
                 handle.write(analysis.to_html())

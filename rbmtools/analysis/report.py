@@ -84,20 +84,23 @@ class Analysis:
     policies: dict[str, CostPolicy]
     settings: dict[str, Any]
     daily: Aggregates | None = None
+    #: Per use case, whether an active TTL policy still holds (``ttl_policy.ttl_policy_drift``).
+    drift: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         used = sorted({g.ttl.policy_name for g in self.groups if g.ttl.policy_name})
-        return _clean(
-            {
-                "schema": SCHEMA,
-                "read": self.report.to_dict(),
-                "by": list(self.by),
-                "settings": self.settings,
-                "policies": {name: self.policies[name].to_dict() for name in used},
-                "groups": [_group_dict(g) for g in self.groups],
-                "comparisons": self.comparisons.to_dict("records"),
-            }
-        )
+        doc = {
+            "schema": SCHEMA,
+            "read": self.report.to_dict(),
+            "by": list(self.by),
+            "settings": self.settings,
+            "policies": {name: self.policies[name].to_dict() for name in used},
+            "groups": [_group_dict(g) for g in self.groups],
+            "comparisons": self.comparisons.to_dict("records"),
+        }
+        if self.drift is not None:
+            doc["drift"] = self.drift
+        return _clean(doc)
 
     def to_text(self) -> str:
         return render_text(self)
@@ -143,12 +146,28 @@ def _group_dict(group: GroupResult) -> dict[str, Any]:
         "stale_deliveries": _rate_dict(c["stale_deliveries"], delivered),
         "double_deliveries": _rate_dict(c["double_deliveries"], delivered),
         "revoke_race": _rate_dict(c["delivered_after_revoke"], succeeded),
+        "sms": _sms_dict(c, group.ttl.policy),
         "anomalies": {
             "clock_skew_messages": c["clock_skew"],
             "out_of_order_messages": c["out_of_order"],
             "duplicate_events": c["duplicate_events"],
         },
         "best_ttl": group.ttl.to_dict(),
+    }
+
+
+def _sms_dict(counts: Mapping[str, int], policy: CostPolicy | None) -> dict[str, Any]:
+    """The SMS sent, split by why: a revoked or inconclusive message (``after_revoke``) or a
+    phone without RCS (``not_rcs``, outside the TTL's cost model), each priced at the cost
+    policy's ``sms_cost`` (null without a policy)."""
+    not_rcs = counts["not_rcs_fallbacks"]
+    after_revoke = counts["fallbacks"] - not_rcs
+    price = None if policy is None else policy.sms_cost
+    return {
+        "after_revoke": after_revoke,
+        "not_rcs": not_rcs,
+        "after_revoke_cost": None if price is None else after_revoke * price,
+        "not_rcs_cost": None if price is None else not_rcs * price,
     }
 
 
@@ -290,10 +309,20 @@ def _fmt_rate(rate: float | None, lo: float | None, hi: float | None) -> str:
     return f"{rate:.1%} [{lo:.1%}, {hi:.1%}]"
 
 
+def _fmt_sms(sms: Mapping[str, Any]) -> str:
+    def cost(key: str) -> str:
+        return "" if sms[key] is None else f" (cost {sms[key]:.2f})"
+
+    return (
+        f"{sms['after_revoke']} after revokes{cost('after_revoke_cost')}, "
+        f"{sms['not_rcs']} to phones without RCS{cost('not_rcs_cost')}"
+    )
+
+
 def render_text(analysis: Analysis) -> str:
     """A readable summary: what was read, then one block per group."""
     doc = analysis.to_dict()
-    lines = [str(analysis.report), ""]
+    lines = [*drift_headlines(analysis), str(analysis.report), ""]
     for group in doc["groups"]:
         label = ", ".join(f"{k}={v}" for k, v in group["key"].items()) or "all messages"
         lat = group["latency_seconds"]
@@ -316,6 +345,7 @@ def render_text(analysis: Analysis) -> str:
             f" median {_fmt_seconds(read['median_seconds'])} after delivery;"
             f" stale {group['stale_deliveries']['count']},"
             f" double {group['double_deliveries']['count']}",
+            f"   SMS: {_fmt_sms(group['sms'])}",
         ]
         if ttl["policy"] is None:
             lines.append("   best TTL: no cost policy for this group")
@@ -346,6 +376,13 @@ def render_text(analysis: Analysis) -> str:
                 f" {row['difference']:+.2%} [{row['lo']:+.2%}, {row['hi']:+.2%}]"
             )
     return "\n".join(lines).rstrip() + "\n"
+
+
+def drift_headlines(analysis: Analysis) -> list[str]:
+    """One line per use case whose active TTL policy lies outside the best TTL's interval."""
+    from rbmtools.analysis.ttl_policy import drift_headline
+
+    return [drift_headline(entry) for entry in analysis.drift or () if entry["drift"]]
 
 
 # ------------------------------------------------------------------------------ html
@@ -394,6 +431,8 @@ def render_html(analysis: Analysis, figures: bool = True) -> str:
                 "never delivered": _fmt_rate(
                     lat["never_delivered_share"], *lat["ci"]["never_delivered_share"]
                 ),
+                "SMS after revokes": group["sms"]["after_revoke"],
+                "SMS, no RCS": group["sms"]["not_rcs"],
                 "best TTL": _fmt_seconds(ttl["seconds"]),
                 "TTL interval": f"{_fmt_seconds(ttl['lo'])} .. {_fmt_seconds(ttl['hi'])}",
                 "expected cost": ttl["expected_cost"],
@@ -409,6 +448,10 @@ def render_html(analysis: Analysis, figures: bool = True) -> str:
         "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
         "th{background:#f0f0f0}img{max-width:100%}</style></head><body>",
         "<h1>RBM delivery, revoke and TTL analysis</h1>",
+        *(
+            f"<p class='drift'><strong>{html.escape(line)}</strong></p>"
+            for line in drift_headlines(analysis)
+        ),
         f"<p>Grouped by: {html.escape(', '.join(analysis.by) or 'nothing (all messages)')}. "
         "n/e = not estimable from these logs.</p>",
         "<h2>What was read</h2>",

@@ -772,6 +772,8 @@ def _counts_columns(count: Callable[[str | None], str], duplicates: str) -> str:
         "stale_deliveries": count(_FLAGS["flag_stale"]),
         "double_deliveries": count(_FLAGS["flag_double"]),
         "fallbacks": count(_FLAGS["flag_fallback"]),
+        # a send answered 404 never entered RCS: its SMS went out for want of RCS, not a revoke
+        "not_rcs_fallbacks": count(f"outcome = 'not_rcs' AND {_FLAGS['flag_fallback']}"),
         "clock_skew": count(_FLAGS["flag_skew"]),
         "out_of_order": count(_FLAGS["flag_unordered"]),
         "duplicate_events": duplicates,

@@ -75,7 +75,7 @@ class ExperimentPlan:
         else:
             lines.append(
                 f"  SMS fallback ({self.fallback}): at most {self.sms_at_most:,} SMS "
-                "(if every message were revoked)"
+                "(if every message fell back)"
             )
             if self.sms_estimate is not None:
                 lines.append(
@@ -105,7 +105,8 @@ def build_plan(
     """The plan of ``spec`` for its planned ``messages``."""
     per_arm = Counter(m.arm for m in messages)
     estimate = None
-    if spec.audience.profile is not None and spec.fallback.value != "none":
+    rule = spec.fallback_rule
+    if spec.audience.profile is not None and rule.sends_sms:
         estimate = estimate_sms(spec, messages)
     arms = tuple(
         ArmPlan(a.name, a.method.value, a.duration, per_arm.get(a.name, 0)) for a in spec.arms
@@ -117,8 +118,8 @@ def build_plan(
         recipients=len({m.phone for m in messages}),
         audience=audience,
         arms=arms,
-        fallback=spec.fallback.value,
-        sms_at_most=0 if spec.fallback.value == "none" else len(messages) - already_settled,
+        fallback=str(rule),
+        sms_at_most=len(messages) - already_settled if rule.sends_sms else 0,
         send_rate=spec.send_rate,
         already_sent=already_sent,
         already_settled=already_settled,
@@ -135,9 +136,10 @@ def _profile_name(profile: object) -> str | None:
 
 
 def estimate_sms(spec: ExperimentSpec, messages: Sequence[PlannedMessage]) -> int:
-    """How many messages the emulator's model (the spec's profile and seed) would leave
-    undelivered at the end of their arm's window: the SMS a run would send, give or take the
-    races, ignoring the policy's inconclusive cases."""
+    """How many SMS a run would send by the emulator's model (the spec's profile and seed):
+    messages left undelivered at the end of their arm's window when revoked messages fall
+    back, plus phones without RCS when they do; give or take the races, ignoring the rule's
+    inconclusive cases."""
     from rbmtools.emulator import DEFAULT_AGENT_ID, PlatformModel, load_profile
 
     model = PlatformModel(
@@ -152,12 +154,14 @@ def estimate_sms(spec: ExperimentSpec, messages: Sequence[PlannedMessage]) -> in
         )
     end = len(messages) * spacing + max(windows.values()) + 1.0
     model.advance(end)
-    undelivered = 0
+    rule = spec.fallback_rule
+    count = 0
     for message in messages:
         sent = model.message(DEFAULT_AGENT_ID, message.message_id)
-        if sent is None:  # not RCS-reachable: the send is answered 404, no fallback
+        if sent is None:  # not RCS-reachable: the send is answered 404
+            count += rule.not_rcs
             continue
         due = sent.send_at + windows[message.arm]
-        if sent.delivered_at is None or sent.delivered_at > due:
-            undelivered += 1
-    return undelivered
+        if rule.allows("revoked") and (sent.delivered_at is None or sent.delivered_at > due):
+            count += 1
+    return count

@@ -145,9 +145,9 @@ class ExperimentRunner:
     ) -> None:
         if concurrency < 1:
             raise ValidationError("concurrency", concurrency, "must be at least 1")
-        if sms is None and spec.fallback.value != "none":
+        if sms is None and spec.fallback_rule.sends_sms:
             raise ValidationError(
-                "sms", None, f"the fallback policy {spec.fallback.value!r} needs an SMS sender"
+                "sms", None, f"the fallback rule {str(spec.fallback_rule)!r} needs an SMS sender"
             )
         self.spec = spec
         self.client = client
@@ -371,17 +371,18 @@ class ExperimentRunner:
         if facts.settled is not None or facts.busy or not facts.sent:
             return
         arm = self._arms[facts.planned.arm]
-        step = next_step(facts, arm, self.spec.fallback, self._grace_now(), now)
+        step = next_step(facts, arm, self.spec.fallback_rule, self._grace_now(), now)
         if isinstance(step, Wait):
             self._heap.push(step.until, index)
         elif isinstance(step, Revoke):
             facts.busy = True
             self._ready.append(("revoke", index, step.attempt))
         elif isinstance(step, Fallback):
-            if self.event_timeout is not None and not self._events_seen:
+            certain = step.reason == "not_rcs"  # the send's own answer: no event can change it
+            if not certain and self.event_timeout is not None and not self._events_seen:
                 self._held.append(index)  # no proof yet that the webhook log is wired
                 return
-            if self._fallback_gate is not None and now < self._fallback_gate:
+            if not certain and self._fallback_gate is not None and now < self._fallback_gate:
                 self._heap.push(self._fallback_gate, index)
                 return
             facts.busy = True

@@ -17,7 +17,6 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from rbmtools.wire import (
     parse_duration,
     validate_agent_message,
 )
+from rbmtools.wire.ttl_policy import FallbackPolicy, FallbackRule, RevokeMethod
 
 __all__ = [
     "TEMPLATE_FIELDS",
@@ -51,36 +51,6 @@ TEMPLATE_FIELDS = ("phone", "code", "arm", "experiment", "message_id", "index")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _ARM_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _MAX_SYNTHETIC = 10_000_000
-
-
-class RevokeMethod(StrEnum):
-    """How an arm takes back a message that was not delivered in time."""
-
-    TTL = "ttl"
-    EXPIRE_TIME = "expire_time"
-    API_AFTER = "api_after"
-    API_AFTER_UNLESS_DELIVERED = "api_after_unless_delivered"
-
-    @property
-    def uses_api(self) -> bool:
-        """True when the runner revokes by API at send + duration (no expiry on the message)."""
-        return self in (RevokeMethod.API_AFTER, RevokeMethod.API_AFTER_UNLESS_DELIVERED)
-
-
-class FallbackPolicy(StrEnum):
-    """When the runner sends the SMS fallback."""
-
-    NONE = "none"
-    ON_REVOKED = "on_revoked"
-    ON_REVOKED_OR_INCONCLUSIVE = "on_revoked_or_inconclusive"
-
-    def allows(self, reason: str) -> bool:
-        """Whether a message settled with ``reason`` (revoked / inconclusive) falls back."""
-        if self is FallbackPolicy.NONE:
-            return False
-        if reason == "revoked":
-            return True
-        return reason == "inconclusive" and self is FallbackPolicy.ON_REVOKED_OR_INCONCLUSIVE
 
 
 def _mapping(value: object, where: str) -> Mapping[str, Any]:
@@ -294,7 +264,10 @@ class ExperimentSpec:
     assigned to arms by a random shuffle seeded with ``seed``: each recipient is in one arm
     and gets one RBM message. ``send_rate`` caps sends per second of platform time.
     ``grace`` is how long the runner waits for DELIVERED after a revoke before revoking once
-    more; ``observe`` how long it keeps logging events after the last expiry.
+    more; ``observe`` how long it keeps logging events after the last expiry. ``fallback`` says
+    who gets the SMS: ``none``, ``on_revoked``, ``on_revoked_or_inconclusive``, or a list that
+    adds ``not_rcs`` (phones whose send is answered 404 get it at once), e.g.
+    ``[on_revoked, not_rcs]``; ``fallback_not_rcs`` is that last choice as a field.
     """
 
     name: str
@@ -309,6 +282,7 @@ class ExperimentSpec:
     seed: int = 0
     send_rate: float | None = None
     fallback: FallbackPolicy = FallbackPolicy.ON_REVOKED
+    fallback_not_rcs: bool = False
     grace: str = "30s"
     observe: str = "10m"
     description: str = ""
@@ -361,11 +335,13 @@ class ExperimentSpec:
             if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
                 raise ValidationError("send_rate", rate, "must be a positive number per second")
             object.__setattr__(self, "send_rate", float(rate))
-        try:
-            object.__setattr__(self, "fallback", FallbackPolicy(self.fallback))
-        except ValueError:
-            allowed = ", ".join(p.value for p in FallbackPolicy)
-            raise ValidationError("fallback", self.fallback, f"must be one of {allowed}") from None
+        rule = FallbackRule.parse(self.fallback)
+        if not isinstance(self.fallback_not_rcs, bool):
+            raise ValidationError(
+                "fallback_not_rcs", self.fallback_not_rcs, "must be true or false"
+            )
+        object.__setattr__(self, "fallback", rule.on_revoke)
+        object.__setattr__(self, "fallback_not_rcs", rule.not_rcs or self.fallback_not_rcs)
         object.__setattr__(self, "grace", _duration(self.grace, "grace"))
         object.__setattr__(self, "observe", _duration(self.observe, "observe", positive=False))
         if not isinstance(self.description, str):
@@ -418,6 +394,12 @@ class ExperimentSpec:
         return parse_duration(self.observe).total_seconds()
 
     @property
+    def fallback_rule(self) -> FallbackRule:
+        """Who gets the SMS: revoked / inconclusive messages (``fallback``), and phones without
+        RCS when ``fallback`` lists ``not_rcs`` (the send was answered 404)."""
+        return FallbackRule(self.fallback, self.fallback_not_rcs)
+
+    @property
     def sms_text_template(self) -> str:
         """The SMS text template: ``sms_template``, else the message template."""
         return self.sms_template if self.sms_template is not None else str(self.template)
@@ -456,7 +438,7 @@ class ExperimentSpec:
         out["seed"] = self.seed
         if self.send_rate is not None:
             out["send_rate"] = self.send_rate
-        out["fallback"] = self.fallback.value
+        out["fallback"] = self.fallback_rule.to_plain()
         out["grace"] = self.grace
         out["observe"] = self.observe
         if self.stopping is not None:

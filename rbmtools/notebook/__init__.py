@@ -53,6 +53,10 @@ _EXPORTS = {
     "scheduled_windows": "windows",
     "window_of": "windows",
     "window_outbox": "windows",
+    "check_policy": "ttl_policies",
+    "drift_markdown": "ttl_policies",
+    "drift_table": "ttl_policies",
+    "write_ttl_policy": "ttl_policies",
 }
 
 __all__ = sorted(_EXPORTS)

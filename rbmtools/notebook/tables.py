@@ -96,7 +96,8 @@ def overview(analysis: Any) -> pd.DataFrame:
                 "never delivered": "n/e" if never is None else f"{never:.1%}",
                 "read": _rate(c["read"], delivered),
                 "SMS fallbacks": c["fallbacks"],
-                "fallback share": _rate(c["fallbacks"], reachable),
+                "SMS, no RCS": c["not_rcs_fallbacks"],
+                "fallback share": _rate(c["fallbacks"] - c["not_rcs_fallbacks"], reachable),
             }
         )
     return pd.DataFrame(rows)

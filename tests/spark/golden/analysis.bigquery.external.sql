@@ -806,6 +806,7 @@ SELECT
   CAST(COALESCE(SUM(IF(flag_stale, n, NULL)), 0) AS INT64) AS stale_deliveries,
   CAST(COALESCE(SUM(IF(flag_double, n, NULL)), 0) AS INT64) AS double_deliveries,
   CAST(COALESCE(SUM(IF(flag_fallback, n, NULL)), 0) AS INT64) AS fallbacks,
+  CAST(COALESCE(SUM(IF(outcome = 'not_rcs' AND flag_fallback, n, NULL)), 0) AS INT64) AS not_rcs_fallbacks,
   CAST(COALESCE(SUM(IF(flag_skew, n, NULL)), 0) AS INT64) AS clock_skew,
   CAST(COALESCE(SUM(IF(flag_unordered, n, NULL)), 0) AS INT64) AS out_of_order,
   CAST(COALESCE(SUM(duplicates), 0) AS INT64) AS duplicate_events

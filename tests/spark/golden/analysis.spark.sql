@@ -587,6 +587,8 @@ SELECT
   CAST(COALESCE(SUM(n) FILTER(WHERE
     flag_fallback), 0) AS BIGINT) AS fallbacks,
   CAST(COALESCE(SUM(n) FILTER(WHERE
+    outcome = 'not_rcs' AND flag_fallback), 0) AS BIGINT) AS not_rcs_fallbacks,
+  CAST(COALESCE(SUM(n) FILTER(WHERE
     flag_skew), 0) AS BIGINT) AS clock_skew,
   CAST(COALESCE(SUM(n) FILTER(WHERE
     flag_unordered), 0) AS BIGINT) AS out_of_order,
