@@ -2,10 +2,11 @@
 
 ``DATA_DIR/<experiment name>/`` holds ``spec.yaml`` (the spec it runs), ``run.json`` (audience
 fingerprint and one entry per session), ``outbox.jsonl`` (every send, revoke and fallback),
-``events/`` (the webhook receiver's log) and ``sms.jsonl`` (what the emulator's SMS sink
-received), so ``rbmtools analyze --events DIR/events --outbox DIR/outbox.jsonl`` reads it as it
-is. The outbox is the checkpoint: ``read_outbox`` reads it back (a torn last line from a crash
-is set aside), and a resume must run the same spec on the same audience and target.
+``events/`` (the webhook receiver's log), ``sms.jsonl`` (what the emulator's SMS sink
+received) and, with a stopping rule, ``looks.jsonl`` (every look and decision), so
+``rbmtools analyze --events DIR/events --outbox DIR/outbox.jsonl`` reads it as it is. The
+outbox is the checkpoint: ``read_outbox`` reads it back (a torn last line from a crash is set
+aside), and a resume must run the same spec on the same audience and target.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ class RunPaths:
     @property
     def sms(self) -> Path:
         return self.run_dir / "sms.jsonl"
+
+    @property
+    def looks(self) -> Path:
+        """The looks of a run with a stopping rule (``looks.RunLooks``), one JSON line each."""
+        return self.run_dir / "looks.jsonl"
 
     @property
     def stop_file(self) -> Path:

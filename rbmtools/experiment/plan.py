@@ -50,6 +50,7 @@ class ExperimentPlan:
     already_settled: int = 0
     sms_estimate: int | None = None
     profile: str | None = None
+    stopping: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -82,6 +83,8 @@ class ExperimentPlan:
                     f"  estimated SMS: about {self.sms_estimate:,} if the phones behave like "
                     f"the emulator profile {self.profile!r}"
                 )
+        if self.stopping is not None:
+            lines.append(f"  stopping rule: {self.stopping}")
         if self.already_sent:
             lines.append(
                 f"  resuming: {self.already_sent:,} already sent, "
@@ -125,6 +128,20 @@ def build_plan(
         already_settled=already_settled,
         sms_estimate=estimate,
         profile=_profile_name(spec.audience.profile),
+        stopping=_stopping_text(spec),
+    )
+
+
+def _stopping_text(spec: ExperimentSpec) -> str | None:
+    """The stopping rule in a line: the messages above are then a maximum."""
+    rule = spec.stopping
+    if rule is None:
+        return None
+    return (
+        f"a look every {rule.look_every:,} messages; arms whose cost is surely higher than "
+        f"the best's are dropped and the run ends once one arm per use case is best at an error "
+        f"rate of {rule.error_rate:g} (each arm needs {rule.min_per_arm:,} settled messages "
+        "first): the messages above are a maximum"
     )
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from rbmtools.client import OutboxWriter
 from rbmtools.client.sms import SmsSender
 from rbmtools.errors import ValidationError
-from rbmtools.experiment.assign import PlannedMessage, plan_messages
+from rbmtools.experiment.assign import PlannedMessage, plan_messages, recipients
 from rbmtools.experiment.folder import (
     RunPaths,
     check_same_run,
@@ -30,6 +30,7 @@ from rbmtools.experiment.folder import (
     read_outbox,
     write_meta,
 )
+from rbmtools.experiment.looks import RunLooks, read_looks
 from rbmtools.experiment.plan import ExperimentPlan, build_plan
 from rbmtools.experiment.runner import ExperimentRunner, RunStats
 from rbmtools.experiment.spec import ExperimentSpec, load_spec
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rbmtools.analysis import Dataset
+    from rbmtools.experiment.status import ExperimentStatus
 
 __all__ = ["DEFAULT_DATA_DIR", "ExperimentResult", "plan_experiment", "run_experiment"]
 
@@ -99,6 +101,12 @@ class ExperimentResult:
         with self.dataset() as data:
             return data.lifecycle()
 
+    def status_report(self) -> ExperimentStatus:
+        """Where the run stands, decision first (``rbmtools experiment status``)."""
+        from rbmtools.experiment.status import experiment_status
+
+        return experiment_status(self.run_dir)
+
     def __repr__(self) -> str:
         calls = ""
         if self.stats is not None:
@@ -134,6 +142,7 @@ class _Prepared:
     records: list[OutboxRecord]
     plan: ExperimentPlan
     resume: bool
+    looks: RunLooks | None = None
 
 
 def _prepare(
@@ -142,6 +151,13 @@ def _prepare(
     spec = load_spec(spec)
     paths = RunPaths.of(data_dir, spec.name)
     messages, fingerprint, audience = plan_messages(spec)
+    looks = None
+    if spec.stopping is not None:  # batches split among the arms the recorded looks kept
+        recorded = read_looks(paths.looks) if resume else []
+        looks = RunLooks(
+            spec, paths.looks, recipients(spec), max_messages=len(messages), records=recorded
+        )
+        messages = looks.plan()
     meta = read_meta(paths)
     if paths.exists() and not resume and not dry_run:
         raise ValidationError(
@@ -168,7 +184,7 @@ def _prepare(
         already_sent=len(answered),
         already_settled=len(settled),
     )
-    return _Prepared(spec, target, paths, messages, fingerprint, meta, records, plan, resume)
+    return _Prepared(spec, target, paths, messages, fingerprint, meta, records, plan, resume, looks)
 
 
 # ------------------------------------------------------------------------------ running
@@ -240,6 +256,7 @@ def run_experiment(
             stop_file=stop,
             progress=progress,
             event_timeout=chosen.event_timeout_seconds,
+            looks=prepared.looks,
         )
         runner.load_history(prepared.records)
         if resume and chosen.fresh_platform:
@@ -335,6 +352,15 @@ def _closing_line(result: ExperimentResult) -> str:
     assert stats is not None
     parts = ", ".join(f"{k} {v:,}" for k, v in stats.outcomes.items())
     verb = "finished" if result.status == "complete" else "stopped (resume with --resume)"
+    looks = read_looks(result.paths.looks)
+    if looks:
+        decisions = ", ".join(
+            f"{name} {look.decision.value.replace('_', ' ')}"
+            + (f" ({look.best})" if look.best else "")
+            for name, look in looks[-1].use_cases.items()
+        )
+        most = int(read_meta(result.paths).get("messages") or result.plan.messages)
+        verb += f" after {looks[-1].sent:,} of at most {most:,} messages: {decisions}"
     return (
         f"{result.spec.name}: {verb} in {stats.wall_seconds:.1f} s "
         f"({stats.calls:,} API calls, {stats.calls_per_second:.0f}/s); {parts}\n"

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from rbmtools.client import OutboxWriter, RbmClient, RevokeResult, SendResult
 from rbmtools.errors import ApiError, AuthError, RbmError, ValidationError
 from rbmtools.experiment.assign import PlannedMessage
+from rbmtools.experiment.looks import RunLooks
 from rbmtools.experiment.schedule import DueHeap, PlatformClock, SendSpacing, real_wait
 from rbmtools.experiment.sms import SmsReceipt, SmsSender
 from rbmtools.experiment.spec import ExperimentSpec
@@ -125,6 +126,10 @@ class ExperimentRunner:
     arrives that long after the first accepted send, the run stops with an error (a resume
     continues once the receiver is fixed). Without the guard, every "unless delivered" revoke
     of a delivered message would look inconclusive and its recipient would get the SMS too.
+
+    ``looks`` (a spec with a stopping rule): before the first send of each batch, once the
+    calls of the batch before it are answered, the runner looks (``looks.RunLooks``) and sends
+    the rest as the look re-planned it; once everything sent has settled, a final look.
     """
 
     def __init__(
@@ -142,6 +147,7 @@ class ExperimentRunner:
         progress: bool = True,
         poll: float = 0.01,
         event_timeout: float | None = None,
+        looks: RunLooks | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValidationError("concurrency", concurrency, "must be at least 1")
@@ -189,6 +195,7 @@ class ExperimentRunner:
         self._follower_stop = threading.Event()
         self._started_at: datetime | None = None
         self._bars: tuple[Any, Any] | None = None
+        self.looks = looks
 
     # ------------------------------------------------------------------ history (resume)
 
@@ -312,6 +319,7 @@ class ExperimentRunner:
                     and self._in_flight < capacity
                     and not self._ready
                     and spacing.ready(now)
+                    and self._look_if_due(now)
                 ):
                     spacing.take(now)
                     self._submit(pool, "send", self._unsent.popleft(), None)
@@ -319,6 +327,8 @@ class ExperimentRunner:
                 if self._stopping is not None:
                     break
                 if self._finished(now):
+                    if self.looks is not None and not self.looks.finished:
+                        self.looks.take(self.facts, now, final=True)
                     break
             self._wait(now, spacing)
         self.stats.status = "interrupted" if self._stopping is not None else "complete"
@@ -328,6 +338,45 @@ class ExperimentRunner:
             return False
         return self._window_end is None or now >= self._window_end + self._observe
 
+    def _look_if_due(self, now: datetime) -> bool:
+        """With a stopping rule: before the first send of a batch, once every call of the
+        batch before it is answered, look, and re-plan what is still unsent (eliminated arms
+        get no more recipients; a decision ends sending). True when the send may go."""
+        if self.looks is None or not self.looks.due(self._unsent[0]):
+            return True
+        if self._in_flight:
+            return False
+        record = self.looks.take(self.facts, now)
+        decisions = {name: look.decision.value for name, look in record.use_cases.items()}
+        log.info("look %d: %s", record.index, decisions)
+        self._replan(self._unsent[0])
+        return bool(self._unsent)
+
+    def _look_waits(self) -> bool:
+        """A look is due and waits for the calls in flight (their answers wake the loop)."""
+        return (
+            self.looks is not None
+            and bool(self._unsent)
+            and self.looks.due(self._unsent[0])
+            and self._in_flight > 0
+        )
+
+    def _replan(self, start: int) -> None:
+        """Give the unsent messages from ``start`` on their arms as the looks now plan them."""
+        assert self.looks is not None
+        plan = self.looks.plan()
+        for index in range(start, len(self.facts)):
+            del self._by_id[self.facts[index].planned.message_id]
+        for message in plan[start:]:
+            self.facts[message.index].planned = message
+            self._by_id[message.message_id] = message.index
+        del self.facts[len(plan) :]
+        self._unsent = deque(i for i in self._unsent if i < len(plan))
+        self.stats.messages = len(self.facts)
+        for bar in self._bars or ():
+            bar.total = len(self.facts)
+            bar.refresh()
+
     def _wait(self, now: datetime, spacing: SendSpacing) -> None:
         """Block on the inbox until the next due instant (real time), then drain it."""
         room = self._in_flight < self.concurrency * 2 and self._stopping is None
@@ -335,7 +384,7 @@ class ExperimentRunner:
             timeout = 0.0
         else:
             candidates = [self._heap.next_due()]
-            if self._unsent and not self._ready and room:
+            if self._unsent and not self._ready and room and not self._look_waits():
                 candidates.append(spacing.next_slot() or now)
             if self._settled == len(self.facts) and self._window_end is not None:
                 candidates.append(self._window_end + self._observe)

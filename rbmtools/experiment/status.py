@@ -36,8 +36,6 @@ from rbmtools.wire import format_timestamp
 
 __all__ = ["ExperimentStatus", "experiment_status"]
 
-LOOKS_FILE = "looks.jsonl"
-
 
 @dataclass(frozen=True)
 class ExperimentStatus:
@@ -112,7 +110,7 @@ def _leader(look: Look) -> str | None:
 
 
 def _headline(use_case: str, look: Look, max_messages: int) -> str:
-    joint = f"always valid, joint {1 - look.alpha:.0%}"
+    joint = f"always valid, jointly {100 * (1 - look.alpha):g} %"
     if look.decision is Decision.READY:
         best = look.arm(look.best or "")
         text = (
@@ -244,7 +242,7 @@ def experiment_status(run_dir: str | os.PathLike[str]) -> ExperimentStatus:
     meta = read_meta(paths)
     stopping = spec.stopping or StoppingSpec()
     max_messages = stopping.max_messages or int(meta.get("messages") or 0)
-    recorded = read_looks(paths.run_dir / LOOKS_FILE)
+    recorded = read_looks(paths.looks)
     events = _events_dir(paths, meta)
     logged = read_events(events) if events.exists() else []
     facts = facts_from_logs(read_outbox(paths.outbox), logged, spec.name)
