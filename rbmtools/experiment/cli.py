@@ -1,4 +1,5 @@
-"""``rbmtools experiment run SPEC.yaml [--target emulator|live] [--dry-run] [--resume]``.
+"""``rbmtools experiment run SPEC.yaml [--target emulator|live] [--dry-run] [--resume]``,
+``rbmtools experiment suggest ...`` and ``rbmtools experiment status RUN_DIR``.
 
 Runs a revoke experiment (see ``rbmtools.experiment.run_experiment``) and prints the plan, the
 progress and the per-arm summary. Exit codes: 0 the run completed (or the plan was printed),
@@ -101,6 +102,39 @@ def register(subparsers: Any) -> None:
     )
     run.set_defaults(func=_run)
     _register_suggest(commands)
+    _register_status(commands)
+
+
+def _register_status(commands: Any) -> None:
+    status = commands.add_parser(
+        "status",
+        help="where a run stands, decision first (Ready, Keep running, Inconclusive, ...)",
+        description=(
+            "Say, per use case, whether a run's answer is clear: Ready (the best arm, its "
+            "always-valid interval, what it saves per 1,000 messages), Keep running (about how "
+            "many messages are left), Inconclusive (the maximum was sent) or Not enough data; "
+            "then every arm's raw counts and rates, and a sample-ratio check of the assignment "
+            "counts. A finished run with a stopping rule shows the runner's last look; any other "
+            "run is looked at now, from its logs."
+        ),
+        epilog="Exit codes: 0 printed, 2 not a run folder.",
+    )
+    status.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="DATA_DIR/<name>")
+    status.add_argument("--json", action="store_true", help="the status as JSON")
+    status.set_defaults(func=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rbmtools.experiment.status import experiment_status
+
+    if not (args.run_dir / "spec.yaml").is_file():
+        raise ValidationError("RUN_DIR", str(args.run_dir), "is not a run folder (no spec.yaml)")
+    report = experiment_status(args.run_dir)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(report.text())
+    return EXIT_OK
 
 
 def _register_suggest(commands: Any) -> None:

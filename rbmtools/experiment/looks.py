@@ -73,7 +73,8 @@ def _seconds(value: datetime | None) -> float:
 def message_frame(facts: Iterable[MessageFacts], now: datetime) -> pd.DataFrame:
     """The per-message facts a look reads (``analysis.stopping.MESSAGE_COLUMNS``), as of
     platform instant ``now``: only what was known then (events and answers stamped later are
-    left out), so a look computed again from the logs reads the same."""
+    left out), in the order of the sends, so a look computed again from the logs reads the
+    same, to the last bit."""
     rows = []
     for fact in facts:
         if not fact.sent or fact.send_time is None or fact.send_time > now:
@@ -82,6 +83,7 @@ def message_frame(facts: Iterable[MessageFacts], now: datetime) -> pd.DataFrame:
         revoked = [a.at for a in fact.revokes.values() if a.status == 200 and a.at <= now]
         rows.append(
             (
+                fact.planned.message_id,
                 fact.planned.arm,
                 _seconds(fact.send_time),
                 _seconds(delivered) - _seconds(fact.send_time),
@@ -90,16 +92,21 @@ def message_frame(facts: Iterable[MessageFacts], now: datetime) -> pd.DataFrame:
                 fact.send_status == 200,
             )
         )
-    return pd.DataFrame(
-        rows, columns=["arm", "sent", "latency", "raced", "fallback", "reachable"]
-    ).astype({"sent": float, "latency": float, "raced": bool, "fallback": bool, "reachable": bool})
+    rows.sort(key=lambda row: (row[2], row[0]))  # one order, so sums repeat to the last bit
+    frame = pd.DataFrame(
+        [row[1:] for row in rows],
+        columns=["arm", "sent", "latency", "raced", "fallback", "reachable"],
+    )
+    types = {"sent": float, "latency": float, "raced": bool, "fallback": bool, "reachable": bool}
+    return frame.astype(types)
 
 
 @dataclass(frozen=True)
 class LookRecord:
     """One look of a run: its number, the platform instant, how many messages had been sent
-    (answered), whether it was the final one, the arms the next batch goes to, and the look of
-    each use case."""
+    (answered), whether it was the final one, the arms the next batch goes to, the look of each
+    use case, and the seconds after its duration a message needed to count as settled (the
+    grace period, stretched by the webhook's recent lag)."""
 
     index: int
     at: datetime
@@ -107,6 +114,7 @@ class LookRecord:
     final: bool
     running: tuple[str, ...]
     use_cases: dict[str, Look] = field(default_factory=dict)
+    settle_after: float = 0.0
 
     @property
     def decided(self) -> bool:
@@ -120,6 +128,7 @@ class LookRecord:
             "sent": self.sent,
             "final": self.final,
             "running": list(self.running),
+            "settle_after": self.settle_after,
             "use_cases": {name: look.to_dict() for name, look in self.use_cases.items()},
         }
 
@@ -132,6 +141,7 @@ class LookRecord:
             final=bool(data["final"]),
             running=tuple(data["running"]),
             use_cases={k: Look.from_dict(v) for k, v in data["use_cases"].items()},
+            settle_after=float(data["settle_after"]),
         )
 
 
@@ -145,10 +155,13 @@ def take_look(
     policies: Mapping[str, CostPolicy] | None = None,
     max_messages: int,
     final: bool = False,
+    settle_after: float | None = None,
 ) -> LookRecord:
     """The next look of a run at platform instant ``now``: per use case, the decision over its
     arms (``previous`` looks keep their eliminations); the maximum is split among use cases by
-    their number of arms."""
+    their number of arms. A message counts for a duration once ``settle_after`` seconds (the
+    spec's grace period unless given) have passed after it."""
+    settle = spec.grace_seconds if settle_after is None else settle_after
     policies = dict(policies) if policies is not None else stopping.policies()
     frame = message_frame(facts, now)
     already = eliminated_arms(look for record in previous for look in record.use_cases.values())
@@ -166,9 +179,7 @@ def take_look(
             )
         share = max(round(max_messages * len(arms) / total_arms), len(arms))
         rule = StoppingRule(stopping.error_rate, stopping.min_per_arm, share)
-        tallies = tally_arms(
-            frame, arms, policy, now=now.timestamp(), settle_after=spec.grace_seconds
-        )
+        tallies = tally_arms(frame, arms, policy, now=now.timestamp(), settle_after=settle)
         looks[use_case] = decide(
             tallies, policy, rule, index=index,
             eliminated={a: i for a, i in already.items() if a in arms}, final=final,
@@ -180,7 +191,7 @@ def take_look(
         if use_case not in looks or looks[use_case].decision is not Decision.READY
         if use_case not in looks or arm in looks[use_case].running
     )
-    return LookRecord(index, now, len(frame), final, running, looks)
+    return LookRecord(index, now, len(frame), final, running, looks, settle)
 
 
 def write_look(path: str | os.PathLike[str], record: LookRecord) -> None:
@@ -191,22 +202,25 @@ def write_look(path: str | os.PathLike[str], record: LookRecord) -> None:
         os.fsync(handle.fileno())
 
 
-def read_looks(path: str | os.PathLike[str]) -> list[LookRecord]:
-    """The looks a run recorded (none when the file is missing); a torn last line from a crash
-    is left out (the look is taken again on resume)."""
+def read_looks(path: str | os.PathLike[str], *, repair: bool = False) -> list[LookRecord]:
+    """The looks a run recorded (none when the file is missing). A torn last line from a
+    crash is left out (the look is taken again on resume); ``repair=True`` also cuts it from
+    the file, so the next look starts on a fresh line."""
     source = Path(path)
     if not source.exists():
         return []
+    raw = source.read_bytes()
+    end = raw.rfind(b"\n") + 1
+    if end != len(raw) and repair:
+        with open(source, "r+b") as handle:
+            handle.truncate(end)
     records = []
-    lines = source.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(raw[:end].decode("utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             records.append(LookRecord.from_dict(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
-            if number == len(lines):
-                break
             raise ValidationError(str(source), f"line {number}", f"is not a look ({exc})") from None
     return records
 
@@ -263,7 +277,7 @@ def replay_looks(
     for record in looks:
         look = take_look(
             spec, spec.stopping, facts, record.at, previous=replayed, policies=policies,
-            max_messages=max_messages, final=record.final,
+            max_messages=max_messages, final=record.final, settle_after=record.settle_after,
         )  # fmt: skip
         replayed.append(look)
     return replayed
@@ -303,11 +317,18 @@ class RunLooks:
         return index > 0 and index % size == 0 and len(self.records) < index // size
 
     def take(
-        self, facts: Sequence[MessageFacts], now: datetime, *, final: bool = False
+        self,
+        facts: Sequence[MessageFacts],
+        now: datetime,
+        *,
+        final: bool = False,
+        settle_after: float | None = None,
     ) -> LookRecord:
+        """Look at ``now`` and record it (``settle_after``: see ``take_look``)."""
         record = take_look(
             self.spec, self.spec.stopping, facts, now, previous=self.records,
             policies=self.policies, max_messages=self.max_messages, final=final,
+            settle_after=settle_after,
         )  # fmt: skip
         write_look(self.path, record)
         self.records.append(record)

@@ -153,7 +153,7 @@ def _prepare(
     messages, fingerprint, audience = plan_messages(spec)
     looks = None
     if spec.stopping is not None:  # batches split among the arms the recorded looks kept
-        recorded = read_looks(paths.looks) if resume else []
+        recorded = read_looks(paths.looks, repair=not dry_run) if resume else []
         looks = RunLooks(
             spec, paths.looks, recipients(spec), max_messages=len(messages), records=recorded
         )
@@ -175,6 +175,8 @@ def _prepare(
     answered = {
         r.message_id for r in records if isinstance(r, SendRecord) and r.status in (200, 404)
     }
+    if looks is not None:
+        _check_looks(looks, messages, answered)
     settled = {r.message_id for r in records if isinstance(r, FallbackRecord)}
     plan = build_plan(
         spec,
@@ -185,6 +187,19 @@ def _prepare(
         already_settled=len(settled),
     )
     return _Prepared(spec, target, paths, messages, fingerprint, meta, records, plan, resume, looks)
+
+
+def _check_looks(looks: RunLooks, messages: list[PlannedMessage], answered: set[str]) -> None:
+    """A resume's looks must be those the run took: every message already sent is in the plan
+    they make, and no batch was sent without the look before it."""
+    planned = {m.message_id: m.index for m in messages}
+    unknown = answered - set(planned)
+    batches = [planned[i] // looks.spec.stopping.look_every for i in answered if i in planned]
+    if unknown or max(batches, default=0) > len(looks.records):
+        raise ValidationError(
+            "resume", str(looks.path), "does not account for the messages already sent (edited "
+            "or cut?); the looks must be those the run took",
+        )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ running

@@ -328,7 +328,8 @@ class ExperimentRunner:
                     break
                 if self._finished(now):
                     if self.looks is not None and not self.looks.finished:
-                        self.looks.take(self.facts, now, final=True)
+                        settle = self._settle_after()
+                        self.looks.take(self.facts, now, final=True, settle_after=settle)
                     break
             self._wait(now, spacing)
         self.stats.status = "interrupted" if self._stopping is not None else "complete"
@@ -346,11 +347,16 @@ class ExperimentRunner:
             return True
         if self._in_flight:
             return False
-        record = self.looks.take(self.facts, now)
+        record = self.looks.take(self.facts, now, settle_after=self._settle_after())
         decisions = {name: look.decision.value for name, look in record.use_cases.items()}
         log.info("look %d: %s", record.index, decisions)
         self._replan(self._unsent[0])
         return bool(self._unsent)
+
+    def _settle_after(self) -> float:
+        """When a look counts a message as settled: the grace period after its duration,
+        stretched by the webhook's recent lag (its events must have reached the runner)."""
+        return self._grace_now().total_seconds()
 
     def _look_waits(self) -> bool:
         """A look is due and waits for the calls in flight (their answers wake the loop)."""
@@ -365,6 +371,11 @@ class ExperimentRunner:
         """Give the unsent messages from ``start`` on their arms as the looks now plan them."""
         assert self.looks is not None
         plan = self.looks.plan()
+        if any(fact.sent or fact.busy for fact in self.facts[min(start, len(plan)) :]):
+            raise RbmError(
+                f"the looks re-plan messages from #{start} on, but some of them were already "
+                f"sent: {self.looks.path} does not match the outbox"
+            )
         for index in range(start, len(self.facts)):
             del self._by_id[self.facts[index].planned.message_id]
         for message in plan[start:]:

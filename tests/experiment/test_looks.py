@@ -112,17 +112,17 @@ def test_a_look_reads_only_what_was_known_at_its_instant():
             ("long", 100, 200, None, None, None),  # sent after the look
         ]
     )
-    frame = message_frame(facts, at(50))
-    assert list(frame["arm"]) == ["short", "short", "short", "long"]
+    frame = message_frame(facts, at(50))  # in the order of the sends
+    assert list(frame["arm"]) == ["short", "long", "short", "short"]
     assert frame["latency"].iloc[0] == pytest.approx(3.0)
-    assert frame["latency"].iloc[1] == pytest.approx(25.0)
-    assert math.isnan(frame["latency"].iloc[2])
-    assert list(frame["raced"]) == [False, True, False, False]
+    assert frame["latency"].iloc[2] == pytest.approx(25.0)
+    assert math.isnan(frame["latency"].iloc[3])
+    assert list(frame["raced"]) == [False, False, True, False]
     assert list(frame["fallback"]) == [False, False, False, False]
-    assert list(frame["reachable"]) == [True, True, True, False]
+    assert list(frame["reachable"]) == [True, False, True, True]
     early = message_frame(facts, at(33))  # the DELIVERED at 35 s is not known yet
-    assert math.isnan(early["latency"].iloc[1]) and not early["raced"].iloc[1]
-    assert message_frame(facts, at(90))["fallback"].tolist() == [False, True, True, False]
+    assert math.isnan(early["latency"].iloc[2]) and not early["raced"].iloc[2]
+    assert message_frame(facts, at(90))["fallback"].tolist() == [False, False, True, True]
 
 
 def _run_rows(count: int, start: float = 0.0):
@@ -185,6 +185,9 @@ def test_read_looks_sets_a_torn_last_line_aside(tmp_path):
     with open(path, "a", encoding="utf-8") as handle:
         handle.write('{"look": 2, "at": ')
     assert [r.index for r in read_looks(path)] == [1]
+    assert path.read_text().endswith('"at": ')  # only a resume repairs the file
+    assert [r.index for r in read_looks(path, repair=True)] == [1]
+    assert path.read_text().endswith("\n")
     path.write_text('{"look": 1}\n' + json.dumps(record.to_dict()) + "\n")
     with pytest.raises(ValidationError, match="line 1"):
         read_looks(path)
