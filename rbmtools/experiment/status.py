@@ -66,13 +66,17 @@ class ExperimentStatus:
         best = look.best or _leader(look)
         return pd.DataFrame([_arm_row(arm, look, best) for arm in look.arms])
 
+    def readable(self, use_case: str) -> pd.DataFrame:
+        """``table`` for people: rates as percentages with their raw counts and intervals."""
+        return _readable(self.table(use_case))
+
     def text(self) -> str:
         lines = [self._summary_line(), ""]
         if self.look is None:
             lines.append("No message has been sent yet.")
         for use_case in self.decisions():
             lines += [self.headline(use_case), ""]
-            table = _readable(self.table(use_case))
+            table = self.readable(use_case)
             lines += ["  " + line for line in table.to_string(index=False).splitlines()]
             lines.append("")
         lines.append(self.sample_ratio.text())

@@ -25,6 +25,7 @@ _EXPORTS = {
     "render_html": "execute",
     "run": "execute",
     "experiment_analysis": "experiments",
+    "experiment_decision": "experiments",
     "experiment_spec": "experiments",
     "sms_sender": "experiments",
     "NOTEBOOKS": "paths",

@@ -16,7 +16,7 @@ from typing import Any
 from rbmtools.errors import ValidationError
 from rbmtools.notebook.paths import find_path
 
-__all__ = ["experiment_analysis", "experiment_spec", "sms_sender"]
+__all__ = ["experiment_analysis", "experiment_decision", "experiment_spec", "sms_sender"]
 
 
 def experiment_spec(
@@ -71,4 +71,38 @@ def experiment_analysis(
     with result.dataset() as data:
         return build_analysis(
             data, by, policies, bootstrap=bootstrap, min_at_risk=min_at_risk, seed=seed
+        )
+
+
+def experiment_decision(source: Any) -> None:
+    """Decision first: per use case Ready, Keep running, Inconclusive or Not enough data, read
+    with always-valid intervals (true whenever the run is looked at, finished or not), then
+    every arm's raw counts and rates, and the sample-ratio check (flagged in bold when it
+    fails). ``source`` is a run's result, its folder, or its ``ExperimentStatus``."""
+    from IPython.display import display
+
+    from rbmtools.experiment.status import ExperimentStatus, experiment_status
+    from rbmtools.notebook.display import markdown
+
+    if isinstance(source, ExperimentStatus):
+        status = source
+    elif hasattr(source, "status_report"):
+        status = source.status_report()
+    else:
+        status = experiment_status(find_path(source))
+    display(markdown(status.text().splitlines()[0]))
+    if status.look is None:
+        display(markdown("No message has been sent yet."))
+    for use_case in status.decisions():
+        display(markdown(f"**{status.headline(use_case)}**"))
+        display(status.readable(use_case))
+    check = status.sample_ratio.text()
+    display(markdown(f"**{check}**" if status.sample_ratio.flagged else check))
+    if status.state != "finished":
+        display(
+            markdown(
+                "*The run has not ended: read the decision above. The fixed 95 % intervals "
+                "further down (Wilson, Newcombe) hold only at a size fixed in advance, not at "
+                "whatever moment an experiment is looked at.*"
+            )
         )

@@ -85,27 +85,33 @@ def test_a_clear_winner_stops_the_run_early_and_every_look_replays(tmp_path):
     assert table["messages"].sum() == last.sent
 
 
-def _touch_when_looks(run_dir: Path, count: int, done: threading.Event) -> None:
-    looks = run_dir / "looks.jsonl"
-    while not done.is_set():
-        if looks.exists() and len(looks.read_text().splitlines()) >= count:
-            (run_dir / "STOP").touch()
-            return
-        time.sleep(0.005)
+def _run_until_looks(spec, data_dir: Path, emu: Emulator, count: int):
+    """Run ``spec`` and create its STOP file once ``count`` looks are recorded."""
+    run_dir = data_dir / spec.name
+    done = threading.Event()
+
+    def watch() -> None:
+        looks = run_dir / "looks.jsonl"
+        while not done.is_set():
+            if looks.exists() and len(looks.read_text().splitlines()) >= count:
+                (run_dir / "STOP").touch()
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        return run_experiment(spec, data_dir=data_dir, emulator=emu, **QUIET)
+    finally:
+        done.set()
+        watcher.join()
 
 
 def test_looks_and_decisions_survive_a_resume(tmp_path):
     spec = stopping_spec(name="resumed")
     run_dir = tmp_path / "resumed"
     with Emulator(profile="commuters", speed=600.0, seed=4) as emu:
-        done = threading.Event()
-        watcher = threading.Thread(target=_touch_when_looks, args=(run_dir, 4, done))
-        watcher.start()
-        try:
-            first = run_experiment(spec, data_dir=tmp_path, emulator=emu, **QUIET)
-        finally:
-            done.set()
-            watcher.join()
+        first = _run_until_looks(spec, tmp_path, emu, 4)
         assert first.status == "interrupted"
         before = read_looks(first.paths.looks)
         assert len(before) >= 4 and not before[-1].final
@@ -222,14 +228,7 @@ def test_a_resume_refuses_looks_that_do_not_match_the_outbox(tmp_path):
     spec = stopping_spec(name="cut")
     run_dir = tmp_path / "cut"
     with Emulator(profile="commuters", speed=600.0, seed=4) as emu:
-        done = threading.Event()
-        watcher = threading.Thread(target=_touch_when_looks, args=(run_dir, 6, done))
-        watcher.start()
-        try:
-            run_experiment(spec, data_dir=tmp_path, emulator=emu, **QUIET)
-        finally:
-            done.set()
-            watcher.join()
+        _run_until_looks(spec, tmp_path, emu, 6)
         looks = run_dir / "looks.jsonl"
         looks.write_text("".join(looks.read_text().splitlines(keepends=True)[:2]))
         with pytest.raises(ValidationError, match="does not account for"):
