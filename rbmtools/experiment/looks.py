@@ -157,10 +157,10 @@ def take_look(
     final: bool = False,
     settle_after: float | None = None,
 ) -> LookRecord:
-    """The next look of a run at platform instant ``now``: per use case, the decision over its
-    arms (``previous`` looks keep their eliminations); the maximum is split among use cases by
-    their number of arms. A message counts for a duration once ``settle_after`` seconds (the
-    spec's grace period unless given) have passed after it."""
+    """The next look of a run at platform instant ``now``: per use case with two arms or more and
+    a cost policy, the decision over its arms (``previous`` looks keep their eliminations); the
+    maximum is split among use cases by their number of arms. A message counts for a duration
+    once ``settle_after`` seconds (the spec's grace period unless given) have passed after it."""
     settle = spec.grace_seconds if settle_after is None else settle_after
     policies = dict(policies) if policies is not None else stopping.policies()
     frame = message_frame(facts, now)
@@ -173,10 +173,8 @@ def take_look(
         if len(arms) < 2:  # nothing to compare: the arm runs to the maximum
             continue
         _, policy = policy_for(use_case, policies)
-        if policy is None:
-            raise ValidationError(
-                "stopping.cost_policy", use_case, "names no cost policy for this use case"
-            )
+        if policy is None:  # nothing to price the arms by (a spec with a rule is checked)
+            continue
         share = max(round(max_messages * len(arms) / total_arms), len(arms))
         rule = StoppingRule(stopping.error_rate, stopping.min_per_arm, share)
         tallies = tally_arms(frame, arms, policy, now=now.timestamp(), settle_after=settle)

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from rbmtools.analysis.policy import policy_for
 from rbmtools.errors import ValidationError
 from rbmtools.experiment.stopping_spec import StoppingSpec
 from rbmtools.wire import (
@@ -372,6 +373,13 @@ class ExperimentSpec:
             per_use_case[use_case] = per_use_case.get(use_case, 0) + 1
         if max(per_use_case.values()) < 2:
             raise ValidationError("stopping", None, "needs two arms of one use case to compare")
+        policies = self.stopping.policies()
+        for use_case, count in per_use_case.items():
+            if count > 1 and policy_for(use_case, policies)[1] is None:
+                raise ValidationError(
+                    "stopping.cost_policy", use_case, "gives no cost policy for this use case "
+                    "(its arms are compared by cost; add it, or a '*' policy)",
+                )  # fmt: skip
 
     # ------------------------------------------------------------------ derived values
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from rbmtools.analysis.policy import policy_for
 from rbmtools.analysis.sample_ratio import SampleRatioCheck, sample_ratio_check
 from rbmtools.analysis.stopping import ArmLook, Decision, Look
 from rbmtools.experiment.folder import RunPaths, read_meta, read_outbox
@@ -70,10 +71,25 @@ class ExperimentStatus:
         """``table`` for people: rates as percentages with their raw counts and intervals."""
         return _readable(self.table(use_case))
 
+    def unpriced(self) -> list[str]:
+        """Use cases with arms to compare but no cost policy to compare them by."""
+        policies = (self.spec.stopping or StoppingSpec()).policies()
+        counts: dict[str, int] = {}
+        for arm in self.spec.arms:
+            use_case = arm.use_case or self.spec.use_case
+            counts[use_case] = counts.get(use_case, 0) + 1
+        return [u for u, n in counts.items() if n > 1 and policy_for(u, policies)[1] is None]
+
     def text(self) -> str:
         lines = [self._summary_line(), ""]
         if self.look is None:
             lines.append("No message has been sent yet.")
+        for use_case in self.unpriced():
+            lines += [
+                f"{use_case}: no decision: no cost policy prices this use case (give one in "
+                "the spec's stopping.cost_policy, or a '*' policy).",
+                "",
+            ]
         for use_case in self.decisions():
             lines += [self.headline(use_case), ""]
             table = self.readable(use_case)

@@ -74,6 +74,12 @@ def test_the_stopping_section_is_checked_and_kept(tmp_path):
         StoppingSpec(min_per_arm=0)
     with pytest.raises(ValidationError, match="sms_cost"):
         StoppingSpec(cost_policy={"otp": {"sms_cost": "cheap"}})
+    with pytest.raises(ValidationError, match="no cost policy for this use case"):
+        make_spec(use_case="banking", send_rate=1, stopping={})
+    priced = {"*": {"rcs_cost": 0.02, "sms_cost": 0.05, "sms_latency": 5,
+                    "wait_cost_per_hour": 1, "deadline": 60, "stale_cost": 0,
+                    "duplicate_cost": 0, "fallback": True}}  # fmt: skip
+    assert make_spec(use_case="banking", send_rate=1, stopping={"cost_policy": priced}).stopping
 
 
 def _facts(rows):

@@ -164,24 +164,30 @@ def test_status_of_a_running_and_of_a_too_small_experiment(tmp_path):
 def test_a_fixed_run_is_read_with_always_valid_intervals(tmp_path):
     spec = make_spec(
         name="fixed",
-        audience={"synthetic": 400, "profile": "commuters"},
-        arms=[{"method": "ttl", "duration": "15s"}, {"method": "ttl", "duration": "10m"}],
-        per_arm=200,
+        audience={"synthetic": 600, "profile": "commuters"},
+        arms=[
+            {"method": "ttl", "duration": "15s"},
+            {"method": "ttl", "duration": "10m"},
+            {"method": "ttl", "duration": "1m", "use_case": "banking"},
+            {"method": "ttl", "duration": "5m", "use_case": "banking"},
+        ],
+        per_arm=150,
         seed=4,
         observe="1m",
     )
     with Emulator(profile="commuters", speed=1200.0, seed=4) as emu:
         result = run_experiment(spec, data_dir=tmp_path, emulator=emu, **QUIET)
     status = experiment_status(result.run_dir)
-    assert not status.recorded and status.looks == 0 and status.max_messages == 400
+    assert not status.recorded and status.looks == 0 and status.max_messages == 600
     look = status.decisions()["otp"]
     assert look.decision.value in ("ready", "inconclusive")  # a finished run: no Keep running
     counts = Counter(s.arm for s in RunLogs(result.run_dir).answered_sends())
     assert status.sample_ratio.observed == dict(counts) and not status.sample_ratio.flagged
     cli = [sys.executable, "-m", "rbmtools", "experiment", "status", str(result.run_dir)]
     shown = subprocess.run(cli, capture_output=True, text=True, check=True)
-    assert shown.stdout.startswith("fixed: finished; 400 of at most 400 messages sent")
+    assert shown.stdout.startswith("fixed: finished; 600 of at most 600 messages sent")
     assert "otp: " in shown.stdout and "sample ratio: as allocated" in shown.stdout
+    assert "banking: no decision: no cost policy prices this use case" in shown.stdout
     document = json.loads(
         subprocess.run([*cli, "--json"], capture_output=True, text=True, check=True).stdout
     )
