@@ -6,7 +6,8 @@ on a target (``EmulatorTarget``, a rehearsal on the emulator, see ``Rehearsal``;
 for DELIVERED, revoke again, then fall back), never messaging anyone twice by accident, and
 leaves an outbox and an event log that ``rbmtools.analysis`` reads as they are. A run
 interrupted by a stop file, Ctrl-C or a crash resumes from its outbox without re-sending
-anything.
+anything. A spec with a ``stopping`` rule (``StoppingSpec``) is looked at after every batch
+and ends as soon as its answer is clear; ``experiment_status`` says where any run stands.
 """
 
 from rbmtools.experiment.assign import (
@@ -46,6 +47,8 @@ from rbmtools.experiment.spec import (
     load_spec,
 )
 from rbmtools.experiment.state import MessageFacts, Outcome, next_step
+from rbmtools.experiment.status import ExperimentStatus, experiment_status
+from rbmtools.experiment.stopping_spec import StoppingSpec
 from rbmtools.experiment.targets import (
     DEFAULT_EVENT_TIMEOUT,
     DEFAULT_MAX_RECIPIENTS,
@@ -72,6 +75,7 @@ __all__ = [
     "ExperimentResult",
     "ExperimentRunner",
     "ExperimentSpec",
+    "ExperimentStatus",
     "FallbackPolicy",
     "FallbackRule",
     "LiveTarget",
@@ -87,10 +91,12 @@ __all__ = [
     "SinkSmsSender",
     "SmsReceipt",
     "SmsSender",
+    "StoppingSpec",
     "Target",
     "WallClock",
     "assign",
     "build_plan",
+    "experiment_status",
     "load_sms_sender",
     "load_spec",
     "message_id_for",
