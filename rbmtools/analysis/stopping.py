@@ -20,16 +20,24 @@ the fate of a message still undelivered when it runs out). A message counts for 
 is at least T + ``settle_after`` (the grace period) before the look, whatever happened to it, so
 the settled messages are a fair sample.
 
+**The floor.** A long arm says nothing about its own cost until its messages are T old, but a
+quarter of the way it already shows a lower bound: a message delivered by then costs what it
+costs, one still waiting costs at least a delivery at that moment (or the SMS, if less).
+``floor_cost`` prices each message so, from every arm at least T/4 long; the floor sample's
+lower limit raises the arm's, so a long TTL whose waits are dear is dropped long before its
+messages settle.
+
 **The guarantee.** Each arm of K gets ``alpha / K`` of the error budget: ``RACE_SHARE`` of it
-for its race interval (when the policy falls back), the rest for its cost sample; each interval
-is an always-valid one (``confseq``) at its share, so with chance at least 1 - alpha every
-interval holds at every look at once. An arm is eliminated when its interval lies wholly above
-the lowest upper limit of the arms still running, so the truly best arm is dropped, and a wrong
-arm declared best, in at most alpha of experiments. Until an arm has ``min_per_arm`` settled
-messages of its own, its interval is the whole range a message can cost (always true): it can
-be neither dropped nor declared best, and the use case's decision is Not enough data, while
-clearly dearer arms may already be dropped. The delivered share beside each arm is an
-always-valid interval at ``alpha`` itself: for reading, not for deciding.
+for its race interval (when the policy falls back), ``FLOOR_SHARE`` for its floor, the rest for
+its cost sample; each interval is an always-valid one (``confseq``) at its share, so with
+chance at least 1 - alpha every interval holds at every look at once. An arm is eliminated
+when its interval lies wholly above the lowest upper limit of the arms still running, so the
+truly best arm is dropped, and a wrong arm declared best, in at most alpha of experiments.
+Until an arm has ``min_per_arm`` settled messages of its own, its interval is the whole range a
+message can cost (always true, raised only by its floor): it cannot be declared best, and the
+use case's decision is Not enough data, while clearly dearer arms may already be dropped. The
+delivered share beside each arm is an always-valid interval at ``alpha`` itself: for reading,
+not for deciding.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ from rbmtools.analysis.policy import CostPolicy
 from rbmtools.errors import ValidationError
 
 __all__ = [
+    "FLOOR_FRACTION",
+    "FLOOR_SHARE",
     "MESSAGE_COLUMNS",
     "RACE_SHARE",
     "ArmLook",
@@ -58,6 +68,9 @@ __all__ = [
     "cost_bounds",
     "decide",
     "eliminated_arms",
+    "floor_bounds",
+    "floor_cost",
+    "floor_seconds",
     "settled_before",
     "tally_arms",
 ]
@@ -69,6 +82,10 @@ MESSAGE_COLUMNS = ("arm", "sent", "latency", "raced", "fallback", "reachable")
 #: The share of an arm's error budget spent on its revoke-race interval: the race moves the
 #: cost by at most rcs_cost + duplicate_cost times a small share, so it needs little.
 RACE_SHARE = 0.1
+#: The share spent on its floor (see ``floor_cost``).
+FLOOR_SHARE = 0.1
+#: The floor of an arm with duration T is read at T * FLOOR_FRACTION.
+FLOOR_FRACTION = 0.25
 
 
 class Decision(StrEnum):
@@ -112,7 +129,8 @@ class ArmTally:
     messages whose fate at the arm's duration is known), ``delivered`` (of those, delivered by
     then), ``raced`` (of those, revoked successfully and delivered all the same), ``fallbacks``
     (SMS sent so far). The nested cost sample at its duration: ``cost_count`` messages (its
-    own and those of longer arms), their cost sum and sum of squares.
+    own and those of longer arms), their cost sum and sum of squares. The floor sample, the
+    same at ``floor_seconds`` (see ``floor_cost``).
     """
 
     arm: str
@@ -125,6 +143,9 @@ class ArmTally:
     cost_count: int = 0
     cost_sum: float = 0.0
     cost_squares: float = 0.0
+    floor_count: int = 0
+    floor_sum: float = 0.0
+    floor_squares: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,6 +195,7 @@ class Look:
     alpha: float
     cost_alpha: float
     race_alpha: float
+    floor_alpha: float = 0.0
     best: str | None = None
     messages_left: int | None = None
     saving_per_1000: float | None = None
@@ -207,6 +229,7 @@ class Look:
             "alpha": self.alpha,
             "cost_alpha": self.cost_alpha,
             "race_alpha": self.race_alpha,
+            "floor_alpha": self.floor_alpha,
             "min_per_arm": self.min_per_arm,
             "arms": [a.to_dict() for a in self.arms],
         }
@@ -228,6 +251,29 @@ def cost_bounds(policy: CostPolicy, seconds: float) -> tuple[float, float]:
     late = float(policy.undelivered_cost(seconds, 0.0))
     dearest_delivery = float(policy.delivery_cost(seconds))
     return min(policy.rcs_cost, late), max(dearest_delivery, late)
+
+
+def floor_seconds(seconds: float) -> float:
+    """When an arm of duration ``seconds`` is first read from below: a quarter of the way."""
+    return seconds * FLOOR_FRACTION
+
+
+def floor_cost(policy: CostPolicy, seconds: float, latency: Any) -> Any:
+    """A lower bound of what a message costs at TTL ``seconds``, known once it is
+    ``floor_seconds`` old: its cost if delivered by then, otherwise the least it can still
+    cost (a later delivery costs at least a delivery at the floor, or it is undelivered). A
+    long TTL whose waits are dear is seen to lose long before its own messages settle."""
+    at = floor_seconds(seconds)
+    latency = np.asarray(latency, dtype=float)
+    least = min(float(policy.delivery_cost(at)), float(policy.undelivered_cost(seconds, 0.0)))
+    return np.where(latency <= at, policy.delivery_cost(np.nan_to_num(latency)), least)
+
+
+def floor_bounds(policy: CostPolicy, seconds: float) -> tuple[float, float]:
+    """The least and the most ``floor_cost`` can be for a TTL of ``seconds``."""
+    at = floor_seconds(seconds)
+    least = min(float(policy.delivery_cost(at)), float(policy.undelivered_cost(seconds, 0.0)))
+    return min(policy.rcs_cost, least), float(policy.delivery_cost(at))
 
 
 def settled_before(now: float, seconds: float, settle_after: float) -> float:
@@ -277,6 +323,10 @@ def tally_arms(
             policy.delivery_cost(np.nan_to_num(latency[nested])),
             policy.undelivered_cost(seconds, 0.0),
         )
+        early = floor_seconds(seconds)
+        floor_known = sent <= settled_before(now, early, settle_after)
+        floored = reachable & (duration >= early) & floor_known
+        floor = floor_cost(policy, seconds, latency[floored])
         tallies.append(
             ArmTally(
                 arm=name,
@@ -289,61 +339,76 @@ def tally_arms(
                 cost_count=int(nested.sum()),
                 cost_sum=float(cost.sum()),
                 cost_squares=float((cost * cost).sum()),
+                floor_count=int(floored.sum()),
+                floor_sum=float(floor.sum()),
+                floor_squares=float((floor * floor).sum()),
             )
         )
     return tallies
 
 
-def _planned_sizes(tallies: Sequence[ArmTally], rule: StoppingRule) -> tuple[float, list[float]]:
-    """The planned own size of an arm, and the planned nested size of each arm's cost sample
-    (the planned size times the number of arms at least as long)."""
+def _planned_sizes(tallies: Sequence[ArmTally], rule: StoppingRule) -> list[tuple[float, ...]]:
+    """Per arm, the planned sizes of its own messages, of its cost sample and of its floor
+    sample (the planned size times the number of arms long enough for each)."""
     per_arm = rule.max_messages / len(tallies)
-    nested = [per_arm * sum(o.seconds >= t.seconds for o in tallies) for t in tallies]
-    return per_arm, nested
+
+    def long_enough(seconds: float) -> float:
+        return per_arm * sum(o.seconds >= seconds for o in tallies)
+
+    return [
+        (per_arm, long_enough(t.seconds), long_enough(floor_seconds(t.seconds))) for t in tallies
+    ]
 
 
 def _error_budget(tallies: Sequence[ArmTally], policy: CostPolicy, alpha: float) -> tuple:
-    """The error rate of each arm's cost interval and of its race interval (0: none)."""
+    """The error rates of each arm's cost interval, race interval (0: none) and floor."""
     per_arm = alpha / len(tallies)
-    if not policy.fallback:
-        return per_arm, 0.0
-    return per_arm * (1.0 - RACE_SHARE), per_arm * RACE_SHARE
+    race = RACE_SHARE if policy.fallback else 0.0
+    return per_arm * (1.0 - race - FLOOR_SHARE), per_arm * race, per_arm * FLOOR_SHARE
 
 
 def _arm_interval(
     tally: ArmTally,
     policy: CostPolicy,
-    planned: tuple[float, float],
-    budget: tuple[float, float],
+    planned: tuple[float, ...],
+    budget: tuple[float, ...],
     minimum: int,
 ) -> tuple[float | None, float, float]:
     """The arm's cost estimate and interval: A(T) from the nested sample plus k * q(T) from
     its own messages (without fallback there is no race term). Before the arm has ``minimum``
-    settled messages of its own the interval is what any message can cost: always true."""
-    (per_arm, nested), (cost_alpha, race_alpha) = planned, budget
+    settled messages of its own the interval is what any message can cost (always true); the
+    lower limit is raised by the floor sample once it holds ``minimum`` messages."""
+    (per_arm, nested, early), (cost_alpha, race_alpha, floor_alpha) = planned, budget
     low, high = cost_bounds(policy, tally.seconds)
     mean, lo, hi = always_valid_mean(
         tally.cost_count, tally.cost_sum, tally.cost_squares, nested,
         low=low, high=high, alpha=cost_alpha,
     )  # fmt: skip
+    floor = low
+    if tally.floor_count >= minimum:
+        floor_low, floor_high = floor_bounds(policy, tally.seconds)
+        _, floor, _ = always_valid_mean(
+            tally.floor_count, tally.floor_sum, tally.floor_squares, early,
+            low=floor_low, high=floor_high, alpha=floor_alpha,
+        )  # fmt: skip
+    settled = mean is not None and tally.settled >= minimum
+    lo, hi = (max(lo, floor), hi) if settled else (max(low, floor), high)  # type: ignore[type-var]
     if not policy.fallback:
-        if mean is None or tally.settled < minimum:
-            return mean, low, high
         return mean, lo, hi  # type: ignore[return-value]
     k = policy.rcs_cost + policy.duplicate_cost
     race, race_lo, race_hi = always_valid_rate(tally.raced, tally.settled, per_arm, race_alpha)
-    if mean is None or tally.settled < minimum:
-        estimate = None if mean is None else mean + k * (race or 0.0)
-        return estimate, low, high + k
-    return mean + k * race, lo + k * race_lo, hi + k * race_hi  # type: ignore[operator]
+    if not settled:  # the race could be anything
+        race, race_lo, race_hi = race or 0.0, 0.0, 1.0
+    estimate = None if mean is None else mean + k * race
+    return estimate, lo + k * race_lo, hi + k * race_hi  # type: ignore[operator]
 
 
 def _arm_look(
     tally: ArmTally,
     policy: CostPolicy,
     rule: StoppingRule,
-    planned: tuple[float, float],
-    budget: tuple[float, float],
+    planned: tuple[float, ...],
+    budget: tuple[float, ...],
     eliminated_at: int | None,
 ) -> ArmLook:
     cost = _arm_interval(tally, policy, planned, budget, rule.min_per_arm)
@@ -405,10 +470,9 @@ def decide(
         raise ValidationError("tallies", [t.arm for t in tallies], "need two or more arms")
     dropped = dict(eliminated or {})
     budget = _error_budget(tallies, policy, rule.alpha)
-    per_arm, nested = _planned_sizes(tallies, rule)
     looks = [
-        _arm_look(tally, policy, rule, (per_arm, planned), budget, dropped.get(tally.arm))
-        for tally, planned in zip(tallies, nested, strict=True)
+        _arm_look(tally, policy, rule, planned, budget, dropped.get(tally.arm))
+        for tally, planned in zip(tallies, _planned_sizes(tallies, rule), strict=True)
     ]
     lowest_hi = min(a.cost_hi for a in looks if a.running)  # type: ignore[type-var]
     looks = [
@@ -418,7 +482,8 @@ def decide(
     running = [a for a in looks if a.running]
     assigned = sum(t.assigned for t in tallies)
     common = {"arms": tuple(looks), "alpha": rule.alpha, "cost_alpha": budget[0],
-              "race_alpha": budget[1], "min_per_arm": rule.min_per_arm}  # fmt: skip
+              "race_alpha": budget[1], "floor_alpha": budget[2],
+              "min_per_arm": rule.min_per_arm}  # fmt: skip
     if len(running) == 1:
         return _ready(index, looks, assigned, **common)
     if any(a.tally.settled < rule.min_per_arm or a.cost is None for a in running):

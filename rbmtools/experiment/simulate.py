@@ -29,6 +29,8 @@ from rbmtools.analysis.stopping import (
     Decision,
     StoppingRule,
     decide,
+    floor_cost,
+    floor_seconds,
     settled_before,
 )
 from rbmtools.experiment.allocation import batch_arms
@@ -221,29 +223,62 @@ class SimulationSettings:
     nesting: bool = True
 
 
-class _Tallies:
-    """Running tallies of every run and arm (arrays runs x arms), updated as messages settle."""
+class _Sample:
+    """One running sample per run and arm (count, sum, sum of squares) of the values in
+    ``values[k][j][u]`` (arm k's value for a message of arm j to recipient u; NaN: it does not
+    count), taken from the messages in send order up to ``upto[k]``."""
 
-    FIELDS = ("assigned", "settled", "delivered", "raced", "fallbacks", "cost_count")
+    def __init__(self, values: np.ndarray, runs: int) -> None:
+        arms = values.shape[0]
+        self.values = values
+        self.count = np.zeros((runs, arms), dtype=np.int64)
+        self.sum = np.zeros((runs, arms))
+        self.squares = np.zeros((runs, arms))
+        self.upto = np.zeros(arms, dtype=np.int64)
+
+    def add(self, k: int, upto: int, arm_of: np.ndarray, units: np.ndarray) -> None:
+        start = self.upto[k]
+        if upto <= start:
+            return
+        values = self.values[k][arm_of[:, start:upto], units[:, start:upto]]
+        counted = ~np.isnan(values)
+        values = np.where(counted, values, 0.0)
+        self.count[:, k] += counted.sum(axis=1)
+        self.sum[:, k] += values.sum(axis=1)
+        self.squares[:, k] += (values * values).sum(axis=1)
+        self.upto[k] = upto
+
+
+class _Tallies:
+    """Running tallies of every run and arm (arrays runs x arms), updated as messages settle:
+    each arm's own counts, its nested cost sample and its floor sample."""
+
+    FIELDS = ("assigned", "settled", "delivered", "raced", "fallbacks")
 
     def __init__(self, population: Population, settings: SimulationSettings, runs: int) -> None:
         arms = population.arms
-        self.seconds = np.array([a.seconds for a in arms] + [-1.0])  # last: not sent
         self.counts = {name: np.zeros((runs, len(arms)), dtype=np.int64) for name in self.FIELDS}
-        self.cost_sum = np.zeros((runs, len(arms)))
-        self.cost_squares = np.zeros((runs, len(arms)))
         self.population = population
-        self.settled_up_to = np.zeros(len(arms), dtype=np.int64)
         policy = settings.policy
-        # nested[k][j]: the cost at arm k's duration as seen by arm j (NaN where j cannot say)
-        self.nested = np.full((len(arms), len(arms) + 1, population.units), np.nan)
+        cost = np.full((len(arms), len(arms) + 1, population.units), np.nan)  # last: not sent
+        floor = np.full_like(cost, np.nan)
         for k, arm in enumerate(arms):
             for j, other in enumerate(arms):
-                if other.seconds >= arm.seconds and (settings.nesting or j == k):
-                    self.nested[k, j] = population.cost_at(policy, arm.seconds, j)
+                if j != k and not settings.nesting:
+                    continue
+                if other.seconds >= arm.seconds:
+                    cost[k, j] = population.cost_at(policy, arm.seconds, j)
+                if other.seconds >= floor_seconds(arm.seconds):
+                    floor[k, j] = floor_cost(policy, arm.seconds, population.latency[j])
+        self.cost = _Sample(cost, runs)
+        self.floor = _Sample(floor, runs)
         self.delivered_by = np.array(
             [population.latency[k] <= arm.seconds for k, arm in enumerate(arms)]
         )
+
+    @property
+    def settled_up_to(self) -> np.ndarray:
+        return self.cost.upto
 
     def send(self, arm_of: np.ndarray, units: np.ndarray) -> None:
         for k in range(len(self.population.arms)):
@@ -253,21 +288,16 @@ class _Tallies:
             self.counts["fallbacks"][:, k] += fallback.sum(axis=1)
 
     def settle(self, k: int, upto: int, arm_of: np.ndarray, units: np.ndarray) -> None:
-        start = self.settled_up_to[k]
-        if upto <= start:
-            return
-        arm, unit = arm_of[:, start:upto], units[:, start:upto]
-        values = self.nested[k][arm, unit]
-        counted = ~np.isnan(values)
-        values = np.where(counted, values, 0.0)
-        self.counts["cost_count"][:, k] += counted.sum(axis=1)
-        self.cost_sum[:, k] += values.sum(axis=1)
-        self.cost_squares[:, k] += (values * values).sum(axis=1)
-        own = arm == k
-        self.counts["settled"][:, k] += own.sum(axis=1)
-        self.counts["delivered"][:, k] += (own & self.delivered_by[k][unit]).sum(axis=1)
-        self.counts["raced"][:, k] += (own & self.population.raced[k][unit]).sum(axis=1)
-        self.settled_up_to[k] = upto
+        """Messages up to ``upto`` are settled for arm k's duration: its own counts and its
+        cost sample take them in."""
+        start = self.cost.upto[k]
+        if upto > start:
+            arm, unit = arm_of[:, start:upto], units[:, start:upto]
+            own = arm == k
+            self.counts["settled"][:, k] += own.sum(axis=1)
+            self.counts["delivered"][:, k] += (own & self.delivered_by[k][unit]).sum(axis=1)
+            self.counts["raced"][:, k] += (own & self.population.raced[k][unit]).sum(axis=1)
+        self.cost.add(k, upto, arm_of, units)
 
     def of_run(self, run: int) -> list[ArmTally]:
         tallies = []
@@ -277,8 +307,12 @@ class _Tallies:
                 ArmTally(
                     arm=arm.name,
                     seconds=arm.seconds,
-                    cost_sum=float(self.cost_sum[run, k]),
-                    cost_squares=float(self.cost_squares[run, k]),
+                    cost_count=int(self.cost.count[run, k]),
+                    cost_sum=float(self.cost.sum[run, k]),
+                    cost_squares=float(self.cost.squares[run, k]),
+                    floor_count=int(self.floor.count[run, k]),
+                    floor_sum=float(self.floor.sum[run, k]),
+                    floor_squares=float(self.floor.squares[run, k]),
                     **counts,
                 )
             )
@@ -340,6 +374,9 @@ def simulate_stopping(
             due = settled_before(now, arm.seconds, settings.settle_after)
             settled = min(sent, int(np.searchsorted(sent_at, due, side="right")))
             tallies.settle(k, settled, arm_of, units)
+            due = settled_before(now, floor_seconds(arm.seconds), settings.settle_after)
+            early = min(sent, int(np.searchsorted(sent_at, due, side="right")))
+            tallies.floor.add(k, early, arm_of, units)
         final = sent == count and bool((tallies.settled_up_to == count).all())
         for run in np.nonzero(active)[0]:
             last[run] = tallies.of_run(run)

@@ -19,6 +19,9 @@ from rbmtools.analysis.stopping import (
     cost_bounds,
     decide,
     eliminated_arms,
+    floor_bounds,
+    floor_cost,
+    floor_seconds,
     tally_arms,
 )
 from rbmtools.errors import ValidationError
@@ -77,10 +80,22 @@ def test_tallies_count_settled_messages_and_nest_longer_arms():
     assert (long.assigned, long.settled, long.delivered, long.cost_count) == (3, 2, 2, 2)
     long_costs = [_otp_cost(45, 120), _otp_cost(3, 120)]
     assert long.cost_sum == pytest.approx(sum(long_costs))
+    # the floors, read at a quarter of each duration (7.5 s and 30 s): short's from every
+    # message sent by 222.5 s, long's from those sent by 200 s; a message not delivered by
+    # then counts the least it can still cost
+    least = _otp_cost(7.5, 30)  # a delivery at 7.5 s: cheaper than the SMS at 30 s
+    short_floor = [_otp_cost(5, 30), least, least, _otp_cost(2, 30)]  # short's four
+    short_floor += [least, _otp_cost(3, 30), least]  # and long's three
+    assert short.floor_count == 7 and short.floor_sum == pytest.approx(sum(short_floor))
+    least = _otp_cost(30, 120)
+    long_floor = [_otp_cost(5, 30), least, least]  # short's sent by 200 s
+    long_floor += [least, _otp_cost(3, 30), least]  # long's (delivered at 45 s: not by 30 s)
+    assert long.floor_count == 6 and long.floor_sum == pytest.approx(sum(long_floor))
+    assert long.floor_squares == pytest.approx(sum(c * c for c in long_floor))
     early = tally_arms(
         _messages(), {"short": 30.0, "long": 120.0}, OTP, now=100.0, settle_after=10.0
     )
-    assert early[1].settled == 0 and early[1].cost_count == 0
+    assert early[1].settled == 0 and early[1].cost_count == 0 and early[1].floor_count == 5
 
 
 def test_tallies_need_the_message_columns():
@@ -111,8 +126,9 @@ def test_the_cost_interval_is_the_nested_mean_plus_the_race():
     a = _tally("a", 20.0, _costs(3, 0.15, 20, 900, 1), settled=400, raced=2)
     b = _tally("b", 600.0, _costs(30, 0.06, 600, 400, 2), settled=400)
     look = decide([a, b], OTP, rule)
-    # each of the two arms gets 0.025: a tenth of it for the race, the rest for the cost
-    cost_alpha, race_alpha = 0.025 * 0.9, 0.025 * 0.1
+    # each of the two arms gets 0.025: a tenth for the race, a tenth for the floor (empty
+    # here), the rest for the cost
+    cost_alpha, race_alpha = 0.025 * 0.8, 0.025 * 0.1
     low, high = cost_bounds(OTP, 20.0)
     # a's cost sample is planned for both arms' messages (1000 each), its race for its own
     mean, lo, hi = always_valid_mean(
@@ -120,7 +136,9 @@ def test_the_cost_interval_is_the_nested_mean_plus_the_race():
     )
     race, race_lo, race_hi = always_valid_rate(2, 400, 1000, race_alpha)
     arm = look.arm("a")
-    assert (look.cost_alpha, look.race_alpha) == pytest.approx((cost_alpha, race_alpha))
+    assert (look.cost_alpha, look.race_alpha, look.floor_alpha) == pytest.approx(
+        (cost_alpha, race_alpha, 0.025 * 0.1)
+    )
     assert arm.cost == pytest.approx(mean + 0.03 * race)
     assert (arm.cost_lo, arm.cost_hi) == pytest.approx((lo + 0.03 * race_lo, hi + 0.03 * race_hi))
     share = always_valid_rate(395, 400, 1000, 0.05)
@@ -145,6 +163,29 @@ def test_a_clearly_dearer_arm_is_dropped_and_the_last_one_is_ready():
     assert document["decision"] == "ready" and document["arms"][1]["eliminated_at"] == 4
     assert document["arms"][0]["cost_count"] == 1500
     assert Look.from_dict(json.loads(json.dumps(document))) == look
+
+
+def test_a_dear_long_arm_is_dropped_by_its_floor_before_its_messages_settle():
+    rule = StoppingRule(min_per_arm=100, max_messages=4000)
+    cheap = _tally("20s", 20.0, _costs(3, 0.15, 20, 1500, 1), settled=500)
+    at = floor_seconds(1800.0)  # 450 s: a message not delivered by then costs at least this
+    least = min(OTP.delivery_cost(at), OTP.undelivered_cost(1800.0))
+    floor = np.where(np.arange(600) % 10 == 0, least, 0.021)  # one in ten still waiting
+    young = ArmTally(
+        arm="30m", seconds=1800.0, assigned=300, settled=20, delivered=15,
+        floor_count=600, floor_sum=float(floor.sum()), floor_squares=float((floor**2).sum()),
+    )  # fmt: skip
+    look = decide([cheap, young], OTP, rule)
+    low, high = floor_bounds(OTP, 1800.0)
+    _, expected, _ = always_valid_mean(
+        600, floor.sum(), (floor**2).sum(), 2000, low=low, high=high, alpha=0.025 * 0.1
+    )
+    assert look.arm("30m").cost is None and look.arm("30m").cost_lo == pytest.approx(expected)
+    assert look.decision is Decision.READY and look.best == "20s"
+    assert look.saving_per_1000 is None  # the dropped arm has no cost estimate yet
+    assert floor_cost(OTP, 1800.0, [100.0, 500.0, np.nan]) == pytest.approx(
+        [OTP.delivery_cost(100.0), least, least]
+    )
 
 
 def test_equal_arms_keep_running_then_end_inconclusive():
@@ -191,7 +232,7 @@ def test_without_fallback_there_is_no_race_term():
     values = [0.03] * 95 + [0.10] * 5
     arms = [_tally("a", 60.0, values, 100, raced=50), _tally("b", 3600.0, values, 100)]
     look = decide(arms, promo, rule)
-    assert (look.cost_alpha, look.race_alpha) == (0.05 / 2, 0.0)
+    assert (look.cost_alpha, look.race_alpha) == pytest.approx((0.05 / 2 * 0.9, 0.0))
     assert look.arm("a").cost == pytest.approx(np.mean(values))
 
 
