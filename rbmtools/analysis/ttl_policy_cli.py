@@ -60,7 +60,9 @@ def register(subparsers: Any) -> None:
         default="ttl",
         help="how new use cases take messages back (default ttl)",
     )
-    write.add_argument("--version", dest="policy_version", help="the version (default: counted)")
+    write.add_argument(
+        "--version", dest="policy_version", metavar="VERSION", help="the version (default: counted)"
+    )
     write.add_argument("--bootstrap", type=int, default=200, metavar="N", help="default 200")
     write.add_argument("--min-at-risk", type=int, default=30, metavar="N", help="default 30")
     write.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")

@@ -84,8 +84,11 @@ def per_arm_size(
     """Messages per arm for a two-sided test of a cost difference against the control."""
     from statsmodels.stats.power import NormalIndPower
 
-    if difference_per_1000 <= 0:
+    if not difference_per_1000 > 0:
         raise ValidationError("difference", difference_per_1000, "must be a positive cost")
+    for name, value in (("alpha", alpha), ("power", power)):
+        if not 0 < value < 1:
+            raise ValidationError(name, value, "must lie strictly between 0 and 1")
     if cost_sd <= 0:
         return 1
     effect = (difference_per_1000 / 1000.0) / cost_sd
