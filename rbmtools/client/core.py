@@ -4,7 +4,9 @@ Each call validates its input before any I/O (``rbmtools.wire``), sends it throu
 ``AuthorizedSession`` with explicit timeouts, retries what may succeed when repeated (see
 ``retry``), turns expected outcomes (404 unreachable, 404 already delivered) into result values,
 raises ``ApiError`` for the rest, and appends every send and revoke to the outbox log if one is
-configured. Nothing it raises, logs or prints carries the key or the bearer token.
+configured (every send the platform accepted, even when its answer is odd). Nothing it raises,
+logs or prints carries the key or the bearer token: error bodies are redacted of anything
+token-shaped and of the client's own current token before they become an ``ApiError``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from rbmtools.wire.expiry import expiry_fields
 from rbmtools.wire.message import agent_message, normalize_traffic_type, validate_agent_message
 from rbmtools.wire.phone import normalize_phone
 from rbmtools.wire.records import RevokeRecord, SendRecord
+from rbmtools.wire.redact import redact_text
 from rbmtools.wire.status import api_error
 from rbmtools.wire.times import parse_timestamp, utc_now
 from rbmtools.wire.ttl_policy import TtlPolicy, load_ttl_policy
@@ -245,6 +248,15 @@ class RbmClient:
         if self.outbox is not None:
             self.outbox.write(record)
 
+    def _error(self, response: requests.Response, method: str) -> ApiError:
+        """The ``ApiError`` of an error answer, with the current bearer token redacted too."""
+        credentials = getattr(self._session, "credentials", None)
+        token = getattr(credentials, "token", None)
+        secrets = (token,) if isinstance(token, str) else ()
+        return api_error(
+            response.status_code, response.content, method=method, url=response.url, secrets=secrets
+        )
+
     # ------------------------------------------------------------------ messages
 
     def send(
@@ -301,6 +313,7 @@ class RbmClient:
             "policy_version": plan.policy_version,
             **labels,
         }
+        SendRecord(send_time=asked_at, status=0, **record)  # its outbox line can be written
         if check_capabilities and self.capabilities(phone) is None:
             result = SendResult(message_id, phone, 404, False, asked_at, None, 0)
             self._record(SendRecord(send_time=asked_at, status=404, **record))
@@ -313,20 +326,20 @@ class RbmClient:
             )
             raise
         asked_at = self._platform_time(response, asked_at)
+        odd = None
         if response.status_code == 200:
-            answer = _json(response)
-            record["traffic_type"] = answer.get("messageTrafficType") or record["traffic_type"]
-            sent = _time_or(answer.get("sendTime"), asked_at, "sendTime")
-            expires = _time_or(answer.get("expireTime"), None, "expireTime")
-            if expires is None and body.get("expireTime"):
-                expires = parse_timestamp(body["expireTime"], "expireTime")
+            answer = _json_object(response)
+            applied = (answer or {}).get("messageTrafficType")
+            if isinstance(applied, str) and applied.isascii():  # an odd answer: keep ours
+                record["traffic_type"] = applied
+            sent, expires, odd = _accepted_times(answer, body, asked_at)
+            if odd:
+                log.warning("send %s: %s", message_id, odd)
             result = SendResult(message_id, phone, 200, True, sent, expires, attempts)
         elif response.status_code == 404:
             result = SendResult(message_id, phone, 404, False, asked_at, None, attempts)
         else:
-            error = api_error(
-                response.status_code, response.content, method="POST", url=response.url
-            )
+            error = self._error(response, "POST")
             self._record(
                 SendRecord(send_time=asked_at, status=error.status, error=str(error), **record)
             )
@@ -336,6 +349,7 @@ class RbmClient:
                 send_time=result.send_time,
                 status=result.status,
                 expire_time=result.expire_time,
+                error=odd,
                 **record,
             )
         )
@@ -392,6 +406,7 @@ class RbmClient:
             "experiment": experiment,
             "arm": arm,
         }
+        RevokeRecord(status=0, **record)  # its outbox line can be written
         try:
             response, attempts = self._request("DELETE", path, {"agentId": self.agent_id})
         except ApiError as exc:
@@ -399,9 +414,7 @@ class RbmClient:
             raise
         at = record["requested_at"] = self._platform_time(response, at)
         if response.status_code not in (200, 404):
-            error = api_error(
-                response.status_code, response.content, method="DELETE", url=response.url
-            )
+            error = self._error(response, "DELETE")
             self._record(RevokeRecord(status=error.status, error=str(error), **record))
             raise error
         self._record(RevokeRecord(status=response.status_code, **record))
@@ -419,7 +432,7 @@ class RbmClient:
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise api_error(response.status_code, response.content, method="GET", url=response.url)
+            raise self._error(response, "GET")
         features = _json(response).get("features", [])
         return [str(f) for f in features]
 
@@ -438,9 +451,7 @@ class RbmClient:
             body = {"users": chunk, "agentId": self.agent_id}
             response, _ = self._request("POST", batch_get_path(), {"agentId": self.agent_id}, body)
             if response.status_code != 200:
-                raise api_error(
-                    response.status_code, response.content, method="POST", url=response.url
-                )
+                raise self._error(response, "POST")
             for phone in _json(response).get("reachableUsers", []):
                 reachable.add(normalize_phone(phone, "reachableUsers"))
         return {phone: phone in reachable for phone in distinct}
@@ -460,7 +471,7 @@ class RbmClient:
         params = {"eventId": event_id, "agentId": self.agent_id}
         response, attempts = self._request("POST", agent_events_path(phone), params, dict(body))
         if response.status_code not in (200, 404):
-            raise api_error(response.status_code, response.content, method="POST", url=response.url)
+            raise self._error(response, "POST")
         status = response.status_code
         return AgentEventResult(event_id, phone, body["eventType"], status, status == 200, attempts)
 
@@ -517,18 +528,51 @@ def _message_body(
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
+    return _json_object(response) or {}
+
+
+def _json_object(response: requests.Response) -> dict[str, Any] | None:
+    """The answer's JSON object, or None when it is no JSON object."""
     try:
         value = response.json()
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    except (ValueError, RecursionError):  # not JSON, or nested past any sense
+        return None
+    return value if isinstance(value, dict) else None
 
 
-def _time_or(value: object, default: datetime | None, field: str) -> datetime | None:
-    return default if value is None else parse_timestamp(value, field)  # type: ignore[arg-type]
+def _accepted_times(
+    answer: Mapping[str, Any] | None, body: Mapping[str, Any], asked_at: datetime
+) -> tuple[datetime, datetime | None, str | None]:
+    """``sendTime`` and ``expireTime`` of an accepted send, and what was odd about the answer.
+
+    The platform accepted the message, so an unreadable time in its answer must not lose the
+    send: the client's clock stands in for ``sendTime``, the request's ``expireTime`` (if any)
+    for ``expireTime``, and the oddity is said (it goes to the outbox record's ``error``).
+    """
+    problems = []
+    sent: datetime = asked_at
+    expires: datetime | None = None
+    if answer is None:
+        problems.append("it is no JSON object; the client's clock is recorded")
+        answer = {}
+    try:
+        if answer.get("sendTime") is not None:
+            sent = parse_timestamp(answer["sendTime"], "sendTime")
+    except ValidationError as exc:
+        problems.append(f"{exc}; the client's clock is recorded")
+    try:
+        if answer.get("expireTime") is not None:
+            expires = parse_timestamp(answer["expireTime"], "expireTime")
+    except ValidationError as exc:
+        problems.append(str(exc))
+    if expires is None and body.get("expireTime"):
+        expires = parse_timestamp(body["expireTime"], "expireTime")
+    if not problems:
+        return sent, expires, None
+    return sent, expires, "accepted (200), but the answer is odd: " + "; ".join(problems)
 
 
 def _first_arg(exc: BaseException) -> str:
     """A short description of a google-auth error without the token endpoint's full answer."""
     text = str(exc.args[0]) if exc.args else type(exc).__name__
-    return text[:200]
+    return redact_text(text)[:200]

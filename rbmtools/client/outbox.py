@@ -3,6 +3,7 @@
 Records are the shared definitions of ``rbmtools.wire.records``; each is written and flushed as
 one line, under a lock, so concurrent bulk calls never interleave partial lines and a crash
 loses at most the action in flight. The analysis joins this log with the webhook event log.
+A new outbox file is created 0640 (it names phone numbers; error texts in it are redacted).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class OutboxWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
         self._lock = threading.Lock()
-        self._file = self.path.open("a", encoding="utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
         self.records_written = 0
 
     def write(self, record: OutboxRecord) -> None:

@@ -3,7 +3,8 @@
 The platform POSTs every event to the agent's webhook, signed with ``X-Goog-Signature``, and
 retries anything that is not a 200. ``Receiver`` (in-process) and ``rbmtools webhook serve``
 verify each push and answer 200 only once its line is fsynced into an append-only, day-
-partitioned JSON Lines log; ``read_events`` and ``follow`` read that log back (any line shape,
+partitioned JSON Lines log (authentic pushes that are no event it logs go, as fsynced, to the
+other log beside it); ``read_events`` and ``follow`` read the event log back (any line shape,
 redeliveries de-duplicated, torn or malformed lines counted and kept aside).
 """
 
@@ -18,7 +19,7 @@ from rbmtools.webhook.reader import (
     follow,
     read_events,
 )
-from rbmtools.webhook.receiver import DEFAULT_MAX_BODY, REJECT_REASONS, ReceiverServer
+from rbmtools.webhook.receiver import DEFAULT_MAX_BODY, REJECT_REASONS, ReceiverServer, Timeouts
 from rbmtools.webhook.store import (
     DEFAULT_SEGMENT_BYTES,
     Appended,
@@ -42,6 +43,7 @@ __all__ = [
     "ReadCounts",
     "Receiver",
     "ReceiverServer",
+    "Timeouts",
     "events_frame",
     "follow",
     "read_events",

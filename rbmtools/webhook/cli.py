@@ -19,7 +19,7 @@ from typing import Any
 from rbmtools.cli import CLIENT_TOKEN_ENV, add_client_token_arguments, resolve_client_token
 from rbmtools.errors import ValidationError
 from rbmtools.webhook.reader import follow
-from rbmtools.webhook.receiver import DEFAULT_HOST, DEFAULT_MAX_BODY, ReceiverServer
+from rbmtools.webhook.receiver import DEFAULT_HOST, DEFAULT_MAX_BODY, ReceiverServer, Timeouts
 from rbmtools.webhook.store import DEFAULT_SEGMENT_BYTES
 from rbmtools.wire import LoggedEvent, UserMessage, format_timestamp
 
@@ -43,9 +43,9 @@ def register(subparsers: Any) -> None:
         help="run the webhook receiver",
         description=(
             "Verify and durably log RBM webhook events. Answers 200 only after the event is "
-            "fsynced to LOG_DIR/date=YYYY-MM-DD/events-NNNNNN.jsonl; GET /healthz and "
-            "GET /stats on the same port. Stop with Ctrl-C or SIGTERM (in-flight requests "
-            "finish first)."
+            "fsynced to LOG_DIR/date=YYYY-MM-DD/events-NNNNNN.jsonl (authentic pushes that are "
+            "no event it can log go to LOG_DIR/_other/); GET /healthz and GET /stats on the "
+            "same port. Stop with Ctrl-C or SIGTERM (in-flight requests finish first)."
         ),
     )
     serve.add_argument("--port", type=int, default=8089, help="TCP port (default 8089; 0: any)")
@@ -74,6 +74,20 @@ def register(subparsers: Any) -> None:
         type=int,
         default=DEFAULT_SEGMENT_BYTES,
         help=f"rotate a log segment at this size (default {DEFAULT_SEGMENT_BYTES})",
+    )
+    defaults = Timeouts()
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=defaults.header,
+        help="seconds a connection may take to send a request's headers; also how long an "
+        f"idle connection stays open (default {defaults.header:g})",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=defaults.body,
+        help=f"seconds a request may take to send its body, else 408 (default {defaults.body:g})",
     )
     serve.add_argument(
         "--drain-timeout",
@@ -121,6 +135,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         max_segment_bytes=args.segment_bytes,
         drain_timeout=args.drain_timeout,
+        timeouts=Timeouts(header=args.header_timeout, body=args.body_timeout),
     )
     logging.basicConfig(
         level=logging.WARNING, format="rbmtools webhook: %(levelname)s: %(message)s"
@@ -149,8 +164,9 @@ async def _serve(server: ReceiverServer) -> int:
     await server.stop()
     stats = server.stats()
     print(
-        f"rbmtools webhook: stopped; accepted {stats['accepted']}, rejected "
-        f"{stats['rejected_total']}, duplicates {stats['duplicates']}, "
+        f"rbmtools webhook: stopped; accepted {stats['accepted']}, kept in the other log "
+        f"{stats['other_total']}, rejected {stats['rejected_total']}, duplicates "
+        f"{stats['duplicates']}, "
         f"{stats['fsync_batches']} fsync batches",
         file=sys.stderr,
         flush=True,

@@ -5,6 +5,11 @@ then a per-day sequence number), so sorting the relative paths sorts the segment
 order. DuckDB, Spark and the readers here find them all with the glob ``**/*.jsonl`` (plus
 ``**/*.jsonl.gz`` for segments someone compressed later). Anything else under ``log_dir`` (the
 writer's lock file, the size-capped rejects log) uses other names so those globs skip it.
+
+The other log (authentic pushes the receiver acknowledged but could not log as events, see
+``rbmtools.wire.OtherRecord``) is laid out the same way under ``<log_dir>/_other/``, as
+``date=YYYY-MM-DD/other-NNNNNN.jsonl``: analyses that search ``log_dir`` find and count its
+lines (none of them is an event); the event readers here skip it.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from datetime import date
 from pathlib import Path
 
 __all__ = [
+    "EVENTS_STEM",
     "LOCK_NAME",
+    "OTHER_DIR",
+    "OTHER_STEM",
     "REJECTS_DIR",
     "SEGMENT_SUFFIXES",
     "day_dir_name",
     "list_segments",
+    "names_file",
     "next_segment_number",
     "segment_name",
     "segment_sort_key",
@@ -27,9 +36,11 @@ __all__ = [
 
 LOCK_NAME = ".writer.lock"
 REJECTS_DIR = "_rejects"
+OTHER_DIR = "_other"
+EVENTS_STEM = "events"
+OTHER_STEM = "other"
 SEGMENT_SUFFIXES = (".jsonl", ".jsonl.gz")
 _DAY_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
-_SEGMENT = re.compile(r"events-(\d+)\.jsonl(?:\.gz)?")
 _NUMBER = re.compile(r"(\d+)")
 
 
@@ -38,20 +49,21 @@ def day_dir_name(day: date) -> str:
     return f"date={day.isoformat()}"
 
 
-def segment_name(number: int) -> str:
+def segment_name(number: int, stem: str = EVENTS_STEM) -> str:
     """The file name of segment ``number`` of a day: ``events-000001.jsonl``."""
-    return f"events-{number:06d}.jsonl"
+    return f"{stem}-{number:06d}.jsonl"
 
 
-def next_segment_number(day_dir: Path) -> int:
+def next_segment_number(day_dir: Path, stem: str = EVENTS_STEM) -> int:
     """One more than the highest segment number already in ``day_dir`` (1 when it is empty)."""
     highest = 0
     try:
         names = os.listdir(day_dir)
     except FileNotFoundError:
         return 1
+    segment = re.compile(rf"{re.escape(stem)}-(\d+)\.jsonl(?:\.gz)?")
     for name in names:
-        match = _SEGMENT.fullmatch(name)
+        match = segment.fullmatch(name)
         if match:
             highest = max(highest, int(match[1]))
     return highest + 1
@@ -74,7 +86,7 @@ def segment_sort_key(relative: Path) -> tuple[tuple[int, object], ...]:
 def list_segments(root: Path, *, compressed: bool = True) -> list[Path]:
     """Every event-log file under ``root`` in write order (a file ``root`` is its own list).
 
-    Hidden entries and the rejects directory are skipped. ``compressed=False`` leaves out
+    Hidden entries, the rejects and the other log are skipped. ``compressed=False`` leaves out
     ``.jsonl.gz`` files (the live tailer reads plain segments only).
     """
     root = Path(root)
@@ -82,7 +94,9 @@ def list_segments(root: Path, *, compressed: bool = True) -> list[Path]:
         return [root]
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != REJECTS_DIR]
+        dirnames[:] = [
+            d for d in dirnames if not d.startswith(".") and d not in (REJECTS_DIR, OTHER_DIR)
+        ]
         for name in filenames:
             if name.startswith("."):
                 continue
@@ -90,3 +104,13 @@ def list_segments(root: Path, *, compressed: bool = True) -> list[Path]:
                 found.append(Path(dirpath) / name)
     found.sort(key=lambda path: segment_sort_key(path.relative_to(root)))
     return found
+
+
+def names_file(path: Path, fd: int) -> bool:
+    """True while ``path`` names the file open as ``fd`` (not removed, not replaced)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino)

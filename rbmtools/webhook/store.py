@@ -7,6 +7,12 @@ busy joins the next batch, which is written with one ``write`` and made durable 
 Lines go to ``date=YYYY-MM-DD/events-NNNNNN.jsonl`` by UTC day of receipt; a segment is closed
 when the next line would take it past ``max_segment_bytes``, and every start begins a new one,
 so a crash leaves at most one torn line, at the end of its segment, never glued to a good one.
+
+A line is acknowledged only if, after its fsync, its segment is still the file at its path: a
+log directory removed or replaced while the receiver runs (``rm -rf``) is noticed by comparing
+inodes, recreated (the writer lock taken again), and the lines written into the unlinked file
+are written again into a new segment. ``storable_problem`` probes whether a line could be
+stored right now (the receiver's ``/healthz``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ from pathlib import Path
 from typing import Any, Self
 
 from rbmtools.errors import RbmError
-from rbmtools.webhook.layout import LOCK_NAME, day_dir_name, next_segment_number, segment_name
+from rbmtools.webhook.layout import (
+    EVENTS_STEM,
+    LOCK_NAME,
+    day_dir_name,
+    names_file,
+    next_segment_number,
+    segment_name,
+)
 from rbmtools.wire import event_record_line, to_utc, utc_now
 
 __all__ = [
@@ -42,6 +55,7 @@ DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _FILE_MODE = 0o640
 _DIR_MODE = 0o750
+_PROBE_BYTES = 4096
 _sync = getattr(os, "fdatasync", os.fsync)
 
 
@@ -72,6 +86,23 @@ class _Entry:
         self.waiter = waiter
 
 
+@dataclass(frozen=True)
+class _SegmentFile:
+    """A segment as opened: its path and the identity (device, inode) of the file."""
+
+    path: Path
+    device: int
+    inode: int
+
+    def linked(self) -> bool:
+        """True while ``path`` still names this very file (not removed, not replaced)."""
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return False
+        return (found.st_dev, found.st_ino) == (self.device, self.inode)
+
+
 def _fsync_dir(path: Path) -> None:
     """Make a directory entry (a new file or subdirectory in ``path``) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -98,7 +129,9 @@ class EventLog:
     ``append_wait`` (blocking) return an ``Appended`` once the line is fsynced, and raise
     ``OSError`` when the disk refused it (nothing was acknowledged; the caller answers an
     error so the platform retries). ``clock`` stamps ``receivedAt`` (never going backwards);
-    ``max_batch`` caps how many events share one fsync (``None``: no cap).
+    ``max_batch`` caps how many events share one fsync (``None``: no cap). ``stem`` names the
+    segments (``events``; the receiver's other log uses ``other``), and ``append_line``
+    appends any line rendered for its ``receivedAt``.
     """
 
     def __init__(
@@ -108,6 +141,7 @@ class EventLog:
         max_segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         clock: Callable[[], datetime] = utc_now,
         max_batch: int | None = None,
+        stem: str = EVENTS_STEM,
     ) -> None:
         if max_segment_bytes < 1:
             raise ValueError("max_segment_bytes must be positive")
@@ -116,6 +150,7 @@ class EventLog:
         self.log_dir = Path(log_dir)
         self.max_segment_bytes = max_segment_bytes
         self.max_batch = max_batch
+        self.stem = stem
         self._clock = clock
         self._cond = threading.Condition()
         self._pending: list[_Entry] = []
@@ -124,8 +159,10 @@ class EventLog:
         self._last_stamp: datetime | None = None
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
-        # Writer-thread state.
+        # Writer-thread state (``_durable_dirs`` is shared with the health probe).
+        self._durable_dirs: set[Path] = set()
         self._fd: int | None = None
+        self._file: _SegmentFile | None = None
         self._segment: Path | None = None
         self._segment_day: date | None = None
         self._segment_size = 0
@@ -139,6 +176,7 @@ class EventLog:
         self._histogram = [0] * (len(BATCH_BUCKETS) + 1)
         self._segments_opened = 0
         self._write_errors = 0
+        self._vanished = 0
         self._sync_seconds = 0.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -147,9 +185,14 @@ class EventLog:
         """Create ``log_dir``, take its writer lock and start the writer thread."""
         if self._opened and not self._closing:
             return self
-        if not self.log_dir.is_dir():
-            self.log_dir.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
-            _fsync_dir(self.log_dir.parent)
+        self._make_dirs(self.log_dir)
+        self._lock_fd = self._take_lock()
+        self._opened, self._closing = True, False
+        self._thread = threading.Thread(target=self._run, name="rbmtools-event-log", daemon=True)
+        self._thread.start()
+        return self
+
+    def _take_lock(self) -> int:
         lock_fd = os.open(self.log_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -158,11 +201,43 @@ class EventLog:
             raise LogLockedError(
                 f"another receiver is already writing to {self.log_dir} (it holds {LOCK_NAME})"
             ) from None
-        self._lock_fd = lock_fd
-        self._opened, self._closing = True, False
-        self._thread = threading.Thread(target=self._run, name="rbmtools-event-log", daemon=True)
-        self._thread.start()
-        return self
+        return lock_fd
+
+    def _make_dirs(self, *directories: Path) -> None:
+        """Create each directory (parents first) if missing, and make its entry durable once."""
+        for directory in directories:
+            if not directory.is_dir():
+                directory.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
+                self._durable_dirs.discard(directory)  # a new one: its entry is not durable yet
+            if directory not in self._durable_dirs:
+                _fsync_dir(directory.parent)
+                self._durable_dirs.add(directory)
+
+    def storable_problem(self) -> str | None:
+        """Why a line could not be stored right now (``None``: it could).
+
+        A real probe, from any thread: today's directory is created if missing, and a hidden
+        file of a few KiB is written, fsynced and removed there (a full or read-only disk, a
+        removed parent, a missing writer thread all show).
+        """
+        if self._closing or not self._opened:
+            return "the log is closed"
+        if self._thread is None or not self._thread.is_alive():
+            return "the log's writer thread is not running"
+        day_dir = self.log_dir / day_dir_name(to_utc(self._clock(), "now").date())
+        probe = day_dir / f".probe-{os.getpid()}-{threading.get_ident()}"
+        try:
+            self._make_dirs(self.log_dir, day_dir)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, bytes(_PROBE_BYTES))
+                _sync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as exc:
+            return f"cannot store in {day_dir}: {exc.strerror or exc}"
+        return None
 
     def close(self, timeout: float | None = 60.0) -> None:
         """Write and fsync everything already appended, then stop; later appends fail."""
@@ -194,23 +269,29 @@ class EventLog:
 
     # ------------------------------------------------------------------ appending
 
-    def _enqueue(self, event: Mapping[str, Any], verified: bool, waiter: Any) -> None:
+    def _enqueue(self, render: Callable[[datetime], str], waiter: Any) -> None:
+        """Queue the line ``render(receivedAt)``; its errors (``ValueError`` for a line that
+        is not strict JSON) are raised here, before anything is queued."""
         with self._cond:
             if self._closing or not self._opened:
                 raise LogClosedError(f"the event log at {self.log_dir} is not open")
             stamp = to_utc(self._clock(), "receivedAt")
             if self._last_stamp is not None and stamp < self._last_stamp:
                 stamp = self._last_stamp  # receivedAt never goes backwards within the log
-            line = event_record_line(event, stamp, verified).encode("utf-8")
+            line = render(stamp).encode("utf-8")
             self._last_stamp = stamp
             self._pending.append(_Entry(line, stamp, waiter))
             self._cond.notify()
 
     async def append(self, event: Mapping[str, Any], verified: bool = True) -> Appended:
         """Append one decoded event; returns once its line is durable (see the class doc)."""
+        return await self.append_line(lambda stamp: event_record_line(event, stamp, verified))
+
+    async def append_line(self, render: Callable[[datetime], str]) -> Appended:
+        """Append the line ``render(receivedAt)`` (one JSON object ending in a newline)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Appended] = loop.create_future()
-        self._enqueue(event, verified, (loop, future))
+        self._enqueue(render, (loop, future))
         return await future
 
     def append_wait(
@@ -218,7 +299,7 @@ class EventLog:
     ) -> Appended:
         """Blocking ``append`` for code without an event loop."""
         future: concurrent.futures.Future[Appended] = concurrent.futures.Future()
-        self._enqueue(event, verified, future)
+        self._enqueue(lambda stamp: event_record_line(event, stamp, verified), future)
         return future.result(timeout)
 
     # ------------------------------------------------------------------ the writer thread
@@ -243,28 +324,24 @@ class EventLog:
         self._close_segment()
 
     def _commit(self, batch: list[_Entry]) -> list[Appended | BaseException]:
-        """Write and fsync one batch; every entry gets its ``Appended`` or the error."""
+        """Write and fsync one batch; every entry gets its ``Appended`` or the error.
+
+        Lines whose segment was removed or replaced meanwhile are written once more into a
+        fresh segment (the directories recreated); they are acknowledged only from there.
+        """
         started = time.perf_counter()
-        placed: list[Path] = []
-        chunk: list[bytes] = []
-        chunk_bytes = 0
         try:
-            for entry in batch:
-                size = len(entry.line)
-                day = entry.received_at.date()
-                held = self._segment_size + chunk_bytes
-                full = held > 0 and held + size > self.max_segment_bytes
-                if self._fd is None or day != self._segment_day or full:
-                    if chunk:
-                        self._write_and_sync(chunk, chunk_bytes)
-                        chunk, chunk_bytes = [], 0
-                    self._close_segment()
-                    self._open_segment(day)
-                chunk.append(entry.line)
-                chunk_bytes += size
-                placed.append(self._segment)  # type: ignore[arg-type]
-            if chunk:
-                self._write_and_sync(chunk, chunk_bytes)
+            if self._file is not None and not self._file.linked():
+                self._lost_segment()
+            placed = self._place(batch)
+            lost = [index for index, file in enumerate(placed) if not file.linked()]
+            if lost:
+                self._lost_segment()
+                again = self._place([batch[index] for index in lost])
+                if not all(file.linked() for file in again):
+                    raise FileNotFoundError(f"the log directory {self.log_dir} keeps vanishing")
+                for index, file in zip(lost, again, strict=True):
+                    placed[index] = file
         except OSError as exc:
             with self._stats_lock:
                 self._write_errors += 1
@@ -279,18 +356,56 @@ class EventLog:
             self._histogram[_bucket(len(batch))] += 1
             self._sync_seconds += elapsed
         return [
-            Appended(segment, entry.received_at, number, len(entry.line))
-            for segment, entry in zip(placed, batch, strict=True)
+            Appended(file.path, entry.received_at, number, len(entry.line))
+            for file, entry in zip(placed, batch, strict=True)
         ]
+
+    def _place(self, entries: list[_Entry]) -> list[_SegmentFile]:
+        """Write and fsync ``entries`` (rotating as needed); the segment each one went to."""
+        placed: list[_SegmentFile] = []
+        chunk: list[bytes] = []
+        chunk_bytes = 0
+        for entry in entries:
+            size = len(entry.line)
+            day = entry.received_at.date()
+            held = self._segment_size + chunk_bytes
+            full = held > 0 and held + size > self.max_segment_bytes
+            if self._fd is None or day != self._segment_day or full:
+                if chunk:
+                    self._write_and_sync(chunk, chunk_bytes)
+                    chunk, chunk_bytes = [], 0
+                self._close_segment()
+                self._open_segment(day)
+            chunk.append(entry.line)
+            chunk_bytes += size
+            placed.append(self._file)  # type: ignore[arg-type]
+        if chunk:
+            self._write_and_sync(chunk, chunk_bytes)
+        return placed
+
+    def _lost_segment(self) -> None:
+        """The open segment is no longer at its path (its directory was removed): drop it."""
+        with self._stats_lock:
+            self._vanished += 1
+        self._close_segment()
+        self._next_number.clear()
+        self._durable_dirs.clear()  # whatever stands there now, make its entries durable
+
+    def _hold_lock(self) -> None:
+        """Take the writer lock again if the lock file was removed with the directory."""
+        if self._lock_fd is None or names_file(self.log_dir / LOCK_NAME, self._lock_fd):
+            return
+        fd = self._take_lock()
+        os.close(self._lock_fd)
+        self._lock_fd = fd
 
     def _open_segment(self, day: date) -> None:
         day_dir = self.log_dir / day_dir_name(day)
-        if not day_dir.is_dir():
-            day_dir.mkdir(mode=_DIR_MODE, exist_ok=True)
-            _fsync_dir(self.log_dir)
-        number = self._next_number.get(day) or next_segment_number(day_dir)
+        self._make_dirs(self.log_dir, day_dir)
+        self._hold_lock()
+        number = self._next_number.get(day) or next_segment_number(day_dir, self.stem)
         while True:
-            path = day_dir / segment_name(number)
+            path = day_dir / segment_name(number, self.stem)
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
             try:
                 fd = os.open(path, flags, _FILE_MODE)
@@ -299,6 +414,8 @@ class EventLog:
                 number += 1
         _fsync_dir(day_dir)
         self._next_number[day] = number + 1
+        held = os.fstat(fd)
+        self._file = _SegmentFile(path, held.st_dev, held.st_ino)
         self._fd, self._segment, self._segment_day, self._segment_size = fd, path, day, 0
         with self._stats_lock:
             self._segments_opened += 1
@@ -330,6 +447,7 @@ class EventLog:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         self._fd, self._segment, self._segment_day, self._segment_size = None, None, None, 0
+        self._file = None
 
     def _deliver(self, batch: list[_Entry], outcomes: list[Appended | BaseException]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
@@ -368,6 +486,7 @@ class EventLog:
                 "fsync_seconds_total": round(self._sync_seconds, 6),
                 "segments_opened": self._segments_opened,
                 "write_errors": self._write_errors,
+                "segments_vanished": self._vanished,
                 "queued": queued,
                 "segment": None if self._segment is None else str(self._segment),
             }

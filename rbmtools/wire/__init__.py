@@ -3,7 +3,8 @@
 Submodules: ``phone`` (E.164), ``times`` (RFC 3339 timestamps, protobuf durations), ``expiry``
 (the ttl/expireTime union), ``message`` (AgentMessage bodies), ``api`` (base URLs, scope,
 paths), ``status`` (Google's error envelope), ``events`` (decoded webhook payloads),
-``webhook`` (Pub/Sub push envelopes, signatures, handshake) and ``records`` (the log records).
+``webhook`` (Pub/Sub push envelopes, signatures, handshake), ``records`` (the log records),
+``text`` (Unicode that UTF-8 can carry) and ``redact`` (secrets out of foreign text).
 """
 
 from rbmtools.wire.api import (
@@ -68,10 +69,12 @@ from rbmtools.wire.message import (
 from rbmtools.wire.phone import normalize_phone, phone_from_path, phone_path_segment
 from rbmtools.wire.records import (
     EVENT_LINE_SHAPES,
+    OTHER_REASONS,
     OUTBOX_KINDS,
     EventRecord,
     FallbackRecord,
     LoggedEvent,
+    OtherRecord,
     OutboxRecord,
     RevokeRecord,
     SendRecord,
@@ -80,8 +83,11 @@ from rbmtools.wire.records import (
     parse_event_line,
     parse_outbox_record,
 )
+from rbmtools.wire.redact import REDACTED, redact_json, redact_text
 from rbmtools.wire.status import STATUS_NAMES, api_error, error_body
+from rbmtools.wire.text import require_unicode
 from rbmtools.wire.times import (
+    TIMESTAMP_PATTERN,
     duration_nanos,
     duration_seconds,
     format_duration,
@@ -115,14 +121,17 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_SUGGESTIONS",
     "MAX_TEXT",
+    "OTHER_REASONS",
     "OUTBOX_KINDS",
     "PLATFORM_TIME_HEADER",
     "RECOMMENDED_MIN_TTL",
+    "REDACTED",
     "REGIONS",
     "SCOPE",
     "SIGNATURE_HEADER",
     "STATUS_NAMES",
     "TESTERS_CREATE_REMOVED",
+    "TIMESTAMP_PATTERN",
     "USER_MESSAGE_KINDS",
     "AgentUseCase",
     "Event",
@@ -130,6 +139,7 @@ __all__ = [
     "EventType",
     "FallbackRecord",
     "LoggedEvent",
+    "OtherRecord",
     "OutboxRecord",
     "PushMessage",
     "RevokeRecord",
@@ -179,7 +189,10 @@ __all__ = [
     "parse_timestamp",
     "phone_from_path",
     "phone_path_segment",
+    "redact_json",
+    "redact_text",
     "reply",
+    "require_unicode",
     "resolve_expire_time",
     "revoke_path",
     "sign",

@@ -20,6 +20,7 @@ from typing import Any
 from rbmtools.errors import ValidationError
 from rbmtools.wire.expiry import expiry_fields
 from rbmtools.wire.phone import normalize_phone
+from rbmtools.wire.text import require_unicode
 from rbmtools.wire.times import is_proto_duration
 
 __all__ = [
@@ -160,6 +161,7 @@ def _check_text(value: object, field: str, limit: int, *, required: bool = True)
         raise ValidationError(field, value, "must be a string")
     if required and not value:
         raise ValidationError(field, value, "must not be empty")
+    require_unicode(value, field)
     if len(value) > limit:
         raise ValidationError(field, value, f"must be at most {limit} characters, not {len(value)}")
 
@@ -327,7 +329,8 @@ def validate_agent_message(
         if not warn:
             warnings.simplefilter("ignore")
         result.update(expiry_fields(message.get("ttl"), message.get("expireTime"), now=now))
-    size = len(json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    text = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+    size = len(require_unicode(text, "agentMessage").encode("utf-8"))
     if size > MAX_MESSAGE_BYTES:
         raise ValidationError(
             "agentMessage", f"{size} bytes", f"must serialize to at most {MAX_MESSAGE_BYTES} bytes"

@@ -2,13 +2,16 @@
 
 The event log holds what the platform told the webhook; rbmtools writes the receiver's record
 ``{"receivedAt", "verified", "event"}`` and reads liberally any of three line shapes (that
-record, a raw Pub/Sub push body, or a bare decoded event). The outbox log holds what the agent
-did: ``send``, ``revoke`` and ``fallback`` records. Writers are strict (UTC times with ``Z``,
-camelCase keys, absent rather than null optional fields); readers accept extra keys.
+record, a raw Pub/Sub push body, or a bare decoded event). Beside it, the other log holds the
+authentic pushes the receiver acknowledged but could not log as events (``OtherRecord``). The
+outbox log holds what the agent did: ``send``, ``revoke`` and ``fallback`` records. Writers are
+strict (strict JSON: never ``NaN`` or ``Infinity``; UTC times with ``Z``; camelCase keys; absent
+rather than null optional fields); readers accept extra keys.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -18,15 +21,18 @@ from typing import Any, ClassVar
 from rbmtools.errors import ValidationError
 from rbmtools.wire.events import Event, parse_event
 from rbmtools.wire.phone import normalize_phone
+from rbmtools.wire.text import require_unicode
 from rbmtools.wire.times import format_duration, format_timestamp, parse_timestamp
 from rbmtools.wire.webhook import parse_push
 
 __all__ = [
     "EVENT_LINE_SHAPES",
+    "OTHER_REASONS",
     "OUTBOX_KINDS",
     "EventRecord",
     "FallbackRecord",
     "LoggedEvent",
+    "OtherRecord",
     "OutboxRecord",
     "RevokeRecord",
     "SendRecord",
@@ -40,8 +46,14 @@ EVENT_LINE_SHAPES = ("receiver", "push", "decoded")
 
 
 def dumps_line(obj: Mapping[str, Any]) -> str:
-    """One JSON Lines line: compact, UTF-8 friendly, ending in a newline."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+    """One JSON Lines line: compact, UTF-8 friendly, ending in a newline.
+
+    Strict JSON in UTF-8 only: a ``NaN`` or infinite number raises ``ValueError``, a lone
+    surrogate ``ValidationError`` (strict readers such as BigQuery refuse the bare ``NaN``
+    Python would otherwise write, and UTF-8 cannot carry a lone surrogate).
+    """
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return require_unicode(text, "line") + "\n"
 
 
 # ------------------------------------------------------------------------------ the event log
@@ -66,6 +78,54 @@ class EventRecord:
 def event_record_line(event: Mapping[str, Any], received_at: datetime, verified: bool) -> str:
     """The event-log line the receiver appends for one verified (or trusted) event."""
     return dumps_line(EventRecord(received_at, verified, event).to_dict())
+
+
+#: Why an authentic push went to the other log: not an RBM user or server event rbmtools
+#: models (an agent launch event, a payload without a phone...), an event time outside the
+#: timestamp grammar, what a strict UTF-8 JSON line cannot carry (NaN, Infinity, a lone
+#: surrogate), no JSON at all.
+OTHER_REASONS = ("unmodelled", "unreadable_time", "not_strict_json", "not_json")
+
+
+@dataclass(frozen=True)
+class OtherRecord:
+    """One authentic push the receiver acknowledged but did not log as an event.
+
+    ``payload`` is the decoded ``message.data`` JSON; when that cannot be written as strict
+    JSON (or is no JSON), the line carries ``data``, the base64 of the decoded bytes, instead.
+    ``push`` keeps what the envelope said (``messageId``, ``publishTime``, ``attributes``,
+    ``subscription``): agent launch events are named by ``attributes.type``.
+    """
+
+    received_at: datetime
+    verified: bool
+    reason: str
+    problem: str
+    data: bytes = field(repr=False)
+    payload: Any = field(default=None, repr=False)
+    push: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, *, with_payload: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "receivedAt": format_timestamp(self.received_at, "receivedAt"),
+            "verified": bool(self.verified),
+            "reason": self.reason,
+            "problem": self.problem,
+        }
+        if with_payload and self.payload is not None:
+            out["payload"] = self.payload
+        else:
+            out["data"] = base64.b64encode(self.data).decode("ascii")
+        if self.push:
+            out["push"] = dict(self.push)
+        return out
+
+    def to_line(self) -> str:
+        """The other-log line: with ``payload`` when it is strict JSON, else with ``data``."""
+        try:
+            return dumps_line(self.to_dict())
+        except (ValueError, RecursionError):
+            return dumps_line(self.to_dict(with_payload=False))
 
 
 @dataclass(frozen=True)
@@ -126,7 +186,7 @@ def _read_value(kind: str, key: str, value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise ValidationError(key, value, "must be a string")
-    return value
+    return require_unicode(value, key)
 
 
 def _write_value(kind: str, key: str, value: Any) -> Any:

@@ -5,6 +5,13 @@ an offset such as ``+05:30``. They parse to aware UTC ``datetime`` values; Pytho
 microseconds, so digits beyond the sixth (nanoseconds) are truncated. They are written back as
 protobuf's JSON mapping does: UTC, ``Z``, and 0, 3 or 6 fractional digits.
 
+This is the one timestamp grammar of rbmtools (the receiver stores as events only what it
+reads; the analysis reads the same in SQL): ``TIMESTAMP_PATTERN`` in ASCII digits, ``T``, ``t``
+or a space between date and time, ``Z``, ``z`` or ``+hh:mm``/``-hh:mm``, and a real calendar
+date and time (month 01-12, a day the month has, hour 00-23, minute and second 00-59: no leap
+second ``:60``; offset below 24 h) whose UTC instant lies in years 0001-9999. Nothing else is a
+timestamp: no surrounding whitespace, no epoch numbers, no ``25/11/2026 10:00``, no empty string.
+
 Durations are protobuf ``Duration`` strings (``"600s"``, ``"3.5s"``, up to 9 fractional
 digits). rbmtools also accepts seconds as numbers, ``timedelta``, and human strings such as
 ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` or ``"250ms"``. Internally a duration is
@@ -22,6 +29,7 @@ from rbmtools.errors import ValidationError
 
 __all__ = [
     "NANOS_PER_SECOND",
+    "TIMESTAMP_PATTERN",
     "duration_nanos",
     "duration_seconds",
     "format_duration",
@@ -36,10 +44,13 @@ __all__ = [
 
 NANOS_PER_SECOND = 1_000_000_000
 
-_TIMESTAMP = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})"
-    r"(?:\.(?P<frac>\d{1,9}))?(?P<zone>[Zz]|[+-]\d{2}:\d{2})"
+#: The shape of a timestamp (the whole string must match; see the module doc for the ranges).
+TIMESTAMP_PATTERN = (
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]"
+    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+    r"(?:\.(?P<frac>[0-9]{1,9}))?(?P<zone>[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 _PROTO_DURATION = re.compile(r"(?P<secs>\d+)(?:\.(?P<frac>\d{1,9}))?s")
 _HUMAN_PART = re.compile(r"\s*(?P<num>\d+(?:\.\d{1,9})?)\s*(?P<unit>ms|d|h|m|s)")
 _UNIT_NANOS = {
@@ -66,19 +77,23 @@ def to_utc(value: datetime, field: str = "time") -> datetime:
             value,
             "is a naive datetime; give it a time zone, e.g. datetime.now(timezone.utc)",
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(field, value, "is outside the years 0001-9999 in UTC") from None
 
 
 def parse_timestamp(value: str | datetime, field: str = "time") -> datetime:
     """Parse an RFC 3339 timestamp (or an aware datetime) to an aware UTC datetime.
 
+    The grammar is exactly the module doc's; anything else raises ``ValidationError``.
     Fractional digits beyond microseconds are truncated, not rounded.
     """
     if isinstance(value, datetime):
         return to_utc(value, field)
     if not isinstance(value, str):
         raise ValidationError(field, value, "must be an RFC 3339 timestamp string")
-    match = _TIMESTAMP.fullmatch(value.strip())
+    match = _TIMESTAMP.fullmatch(value)
     if not match:
         raise ValidationError(
             field, value, "must be an RFC 3339 timestamp like '2026-11-25T10:00:00.5Z'"
@@ -90,7 +105,8 @@ def parse_timestamp(value: str | datetime, field: str = "time") -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ValidationError(field, value, f"is not a valid date or time ({exc})") from None
-    return parsed.replace(microsecond=micros).astimezone(UTC)
+    # e.g. 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC: refused by to_utc
+    return to_utc(parsed.replace(microsecond=micros), field)
 
 
 def format_timestamp(value: datetime, field: str = "time") -> str:

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 
-from webhook_helpers import TOKEN, ServeProcess, free_port
+from webhook_helpers import TOKEN, ServeProcess, free_port, wait_for
 
 from rbmtools.webhook import read_events
 from rbmtools.webhook.layout import list_segments
 from rbmtools.webhook.loadgen import SignedLoad, sample_events
-
-
-def wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.005)
 
 
 def logged_ids(log_dir) -> set[str]:

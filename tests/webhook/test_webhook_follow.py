@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from webhook_helpers import T0, TOKEN, make_event
+from webhook_helpers import T0, TOKEN, make_event, wait_for
 
 from rbmtools import ValidationError
 from rbmtools.webhook import EventLog, Receiver, follow, read_events
@@ -33,13 +33,6 @@ def collect(follower, into: list, until: threading.Event | None = None) -> threa
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
 
 
 def test_it_yields_what_is_there_then_what_arrives_and_stops_on_the_event(tmp_path):

@@ -50,15 +50,14 @@ def _envelope_with(data: str) -> bytes:
 
 
 def _bad_requests() -> dict[str, tuple[bytes, dict[str, str], int, str]]:
+    """Requests refused whatever their signature. (Authentic pushes that are no event are
+    kept in the other log: test_webhook_other.py.)"""
     event = make_event(7)
     body, headers = signed(event)
     forged = dict(headers, **{SIGNATURE_HEADER: sign(encode_event(event), "another-token")})
     unsigned = {"Content-Type": "application/json"}
     good_b64 = base64.b64encode(encode_event(event)).decode()
     not_json = b"this is { not json"
-    missing_fields = {"agentId": "a", "eventType": "DELIVERED", "eventId": "x"}  # no phone
-    missing_body, missing_headers = signed(missing_fields)
-    not_json_data = base64.b64encode(b"not json at all").decode()
     return {
         "forged signature": (body, forged, 401, "signature_mismatch"),
         "missing signature header": (body, unsigned, 401, "signature_missing"),
@@ -71,21 +70,8 @@ def _bad_requests() -> dict[str, tuple[bytes, dict[str, str], int, str]]:
         "truncated base64": (_envelope_with(good_b64[:-3]), headers, 400, "bad_envelope"),
         "non-JSON body": (not_json, headers, 400, "bad_envelope"),
         "envelope without message": (b'{"subscription": "s"}', headers, 400, "bad_envelope"),
-        "data that is not JSON": (
-            _envelope_with(not_json_data),
-            {SIGNATURE_HEADER: sign(b"not json at all", TOKEN)},
-            400,
-            "bad_json",
-        ),
-        "event missing fields": (missing_body, missing_headers, 400, "bad_event"),
         "5 MiB body": (b"{" + b" " * (5 * 1024 * 1024) + b"}", headers, 413, "body_too_large"),
         "deeply nested body": (b"[" * 200_000, headers, 400, "bad_envelope"),
-        "deeply nested data": (
-            _envelope_with(base64.b64encode(b"[" * 200_000).decode()),
-            {SIGNATURE_HEADER: sign(b"[" * 200_000, TOKEN)},
-            400,
-            "bad_json",
-        ),
     }
 
 

@@ -36,6 +36,16 @@ def signed(event: dict[str, Any], token: str = TOKEN) -> tuple[bytes, dict[str, 
     }
 
 
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

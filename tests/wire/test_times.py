@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rbmtools import ValidationError
@@ -13,6 +13,7 @@ from rbmtools.wire import (
     parse_duration,
     parse_timestamp,
 )
+from rbmtools.wire.times import TIMESTAMP_PATTERN
 
 aware = st.datetimes(
     min_value=datetime(1971, 1, 1),
@@ -74,12 +75,43 @@ def test_timestamps_are_written_with_0_3_or_6_digits(moment, text):
         "2026-11-25T10:00:00.1234567890Z",  # 10 digits
         "yesterday",
         "",
+        # Not in the one grammar the receiver and the analysis share (issue 15):
+        1764064805,  # an epoch number
+        "1764064805",
+        "25/11/2026 10:00:05",
+        "2026-11-25T10:00:60Z",  # a leap second
+        " 2026-11-25T10:00:05Z",  # surrounding whitespace
+        "2026-11-25T10:00:05Z\n",
+        "\u0662\u0660\u0662\u0666-11-25T10:00:05Z",  # Arabic-Indic digits match \d
+        "2026-11-25T10:00:05+24:00",
+        "2026-02-29T10:00:05Z",  # not a leap year
+        "0000-01-01T00:00:00Z",
+        # Valid shapes whose UTC instant falls outside years 1-9999 (was an OverflowError)
+        "9999-12-31T23:59:59-01:00",
+        "0001-01-01T00:00:00+01:00",
     ],
 )
 def test_bad_timestamps(bad):
     with pytest.raises(ValidationError) as info:
         parse_timestamp(bad, "sendTime")
     assert info.value.field == "sendTime"
+
+
+@given(st.from_regex(TIMESTAMP_PATTERN, fullmatch=True))
+@example("9999-12-31T23:59:59.999999999-23:59")
+@example("0001-01-01t00:00:00z")
+def test_anything_of_the_timestamp_shape_parses_or_is_a_validation_error(text):
+    try:
+        moment = parse_timestamp(text)
+    except ValidationError:
+        return
+    assert moment.tzinfo == UTC and 1 <= moment.year <= 9999
+
+
+def test_lower_case_and_space_separators_are_in_the_grammar():
+    expected = datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC)
+    for text in ("2026-11-25t10:00:05z", "2026-11-25 10:00:05Z", "2026-11-25T10:00:05+00:00"):
+        assert parse_timestamp(text) == expected
 
 
 def test_naive_datetime_is_refused_with_a_hint():
