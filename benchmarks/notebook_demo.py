@@ -9,8 +9,9 @@ papermill records (kernel start and cells) from the executed notebooks. In the s
 cost of a report itself: ``rbmtools report`` of a one-cell notebook (process start, kernel
 start, HTML), the floor under every scheduled report.
 
-Target (issue 8): ``make demo`` under 3 minutes after installation on 2 cores.
-``--quick``: one repeat with 60 messages per arm.
+Targets: ``make demo`` under 3 minutes after installation on 2 cores (issues 8 and 13), and
+a one-cell report under 5 s (issue 13), each printed with its verdict. ``--quick``: one
+repeat with 60 messages per arm.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import nbformat
 
 TARGET_SECONDS = 180.0
+ONE_CELL_TARGET_SECONDS = 5.0
 
 
 def run_demo(folder: Path, per_arm: int) -> tuple[float, dict[str, float]]:
@@ -75,15 +77,19 @@ def main() -> int:
             for name, value in times.items():
                 steps.setdefault(name, []).append(value)
             print(f"repeat {number + 1}: {seconds:.1f} s end to end")
-        floors = [report_floor(Path(scratch)) for _ in range(3 if not args.quick else 1)]
+        floors = [report_floor(Path(scratch)) for _ in range(5 if not args.quick else 1)]
     median = statistics.median(totals)
     print(f"\nmake demo (after installation, {per_arm * 8:,} messages): median {median:.1f} s")
     for name, values in steps.items():
         print(f"  {name:22} median {statistics.median(values):5.1f} s (papermill: kernel + cells)")
-    print(f"one-cell report (process, kernel, HTML): median {statistics.median(floors):.1f} s")
     verdict = "met" if median < TARGET_SECONDS else "MISSED"
     print(f"target: under {TARGET_SECONDS:.0f} s on 2 cores -> {verdict} "
           f"({median / TARGET_SECONDS:.0%} of the budget)")  # fmt: skip
+    floor = statistics.median(floors)
+    print(f"one-cell report (process, kernel, HTML): median {floor:.1f} s of {len(floors)}")
+    verdict = "met" if floor < ONE_CELL_TARGET_SECONDS else "MISSED"
+    print(f"target: under {ONE_CELL_TARGET_SECONDS:.0f} s -> {verdict} "
+          f"({floor / ONE_CELL_TARGET_SECONDS:.0%} of the budget)")  # fmt: skip
     return 0
 
 

@@ -3,7 +3,7 @@
 Each subsystem module listed in ``COMMAND_MODULES`` exposes ``register(subparsers)``, which adds
 its subcommands and sets ``func`` on their parsers. ``func(args)`` returns the exit code:
 0 success, 1 the platform said no (a revoke answered 404, an unreachable phone), 2 usage or
-validation error, 3 API or transport failure.
+validation error, 3 API or transport failure; ``rbmtools report`` adds 4, nothing to report.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
             "platform emulator, and analyze webhook logs."
         ),
         epilog="Exit codes: 0 success, 1 the platform said no, 2 usage or validation error, "
-        "3 API or transport failure.",
+        "3 API or transport failure, 4 nothing to report (rbmtools report, an empty window).",
     )
     parser.add_argument("--version", action="version", version=f"rbmtools {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")

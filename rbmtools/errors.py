@@ -13,6 +13,7 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "ApiError",
     "AuthError",
+    "NothingToReport",
     "RbmError",
     "SignatureError",
     "ValidationError",
@@ -91,6 +92,11 @@ class AuthError(RbmError):
     """Credentials are missing, unreadable, or were refused by the token endpoint."""
 
     retryable = False
+
+
+class NothingToReport(RbmError):
+    """A report found nothing to say: no messages in its window, or too few for any estimate.
+    ``rbmtools report`` exits with code 4, so a scheduled job fails loudly."""
 
 
 class SignatureError(RbmError):

@@ -56,6 +56,8 @@ _EXPORTS = {
     "TtlChoice": "ttl",
     "best_ttl": "ttl",
     "expected_cost": "ttl",
+    "Window": "window",
+    "parse_instant": "window",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,8 +1,9 @@
 """``rbmtools analyze``: the analysis of webhook and outbox logs from the command line.
 
 Reads the event logs and outbox logs given (files, globs, directories), and prints a readable
-summary, the stable JSON document (``--json``), or writes an HTML report (``--html FILE``).
-Malformed lines never stop the run; ``--quarantine FILE`` keeps them for inspection.
+summary, the stable JSON document (``--json``), or writes an HTML report (``--html FILE``, the
+design of every rbmtools report). Malformed lines never stop the run; ``--quarantine FILE``
+keeps them for inspection. A file that exists is not replaced without ``--force``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from typing import Any
 
 from rbmtools.errors import ValidationError
+from rbmtools.outputs import add_force_argument
 
 __all__ = ["register"]
 
@@ -66,6 +68,12 @@ def register(subparsers: Any) -> None:
     output.add_argument("--json", action="store_true", help="print the JSON document")
     output.add_argument("--html", metavar="FILE", help="write an HTML report to FILE")
     parser.add_argument("--quarantine", metavar="FILE", help="write malformed lines to FILE")
+    add_force_argument(parser, "the --html or --quarantine file")
+    parser.add_argument(
+        "--reference",
+        metavar="ARM",
+        help="compare every arm with this one (default: the first arm in sort order)",
+    )
     parser.add_argument(
         "--min-at-risk",
         type=int,
@@ -115,7 +123,11 @@ def _spark_conf(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from rbmtools.analysis.dataset import load
     from rbmtools.analysis.report import build_analysis
+    from rbmtools.outputs import refuse_existing
 
+    for flag, path in (("--html", args.html), ("--quarantine", args.quarantine)):
+        if path is not None:  # refused before anything is read
+            refuse_existing(path, args.force, flag)
     progress = sys.stderr.isatty()
     with load(
         args.events,
@@ -136,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             bootstrap=args.bootstrap,
             seed=args.seed,
             daily=bool(args.html),
+            reference=args.reference,
         )
         if args.active_policy:
             from rbmtools.analysis.ttl_policy import check_ttl_policy

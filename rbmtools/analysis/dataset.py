@@ -30,6 +30,7 @@ from rbmtools.analysis.engines import (
 )
 from rbmtools.analysis.inputs import LogFiles
 from rbmtools.analysis.schema import validate_by
+from rbmtools.analysis.window import Window
 from rbmtools.errors import ValidationError
 from rbmtools.wire import dumps_line, format_timestamp
 
@@ -107,11 +108,19 @@ class Dataset:
     context manager or call ``close()``.
     """
 
-    def __init__(self, engine: Engine, events: LogFiles, outbox: LogFiles, report: LoadReport):
+    def __init__(
+        self,
+        engine: Engine,
+        events: LogFiles,
+        outbox: LogFiles,
+        report: LoadReport,
+        sent: Window | None = None,
+    ):
         self.engine = engine
         self.event_files = events
         self.outbox_files = outbox
         self.report = report
+        self.sent = sent  # the window of send times kept (None: every message)
         self._lifecycle_ready = False
 
     def __enter__(self) -> Dataset:
@@ -135,7 +144,7 @@ class Dataset:
         pass over the logs) and the view ``rbm_lifecycle`` over it."""
         if self._lifecycle_ready:
             return
-        _run_steps(self.engine, sql.FACTS_STEPS)
+        _run_steps(self.engine, _steps(sql.FACTS_STEPS, self.sent))
         self.engine.create_view("rbm_lifecycle", sql.LIFECYCLE)
         self._lifecycle_ready = True
 
@@ -224,8 +233,19 @@ def _run_steps(engine: Engine, steps: Sequence[tuple[str, str]]) -> None:
         engine.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+def _steps(steps: tuple[tuple[str, str], ...], sent: Window | None) -> tuple[tuple[str, str], ...]:
+    """``steps`` for the messages sent in the window ``sent`` (all for None)."""
+    if sent is None:
+        return steps
+    start, end = (None if t is None else format_timestamp(t) for t in (sent.start, sent.end))
+    return sql.sent_in(steps, start, end)
+
+
 def _summarise_by_bucket(
-    engine: Engine, buckets: Sequence[tuple[LogFiles, LogFiles]], progress: bool
+    engine: Engine,
+    buckets: Sequence[tuple[LogFiles, LogFiles]],
+    progress: bool,
+    steps: tuple[tuple[str, str], ...] = sql.SUMMARY_STEPS,
 ) -> None:
     """The summary of logs bucketed by message id, bucket after bucket (each fits in
     memory), then added up (``sql.SUMMARY_COMBINE``): what one pass gives, without spilling."""
@@ -235,7 +255,7 @@ def _summarise_by_bucket(
     bar = tqdm(buckets, desc="buckets", unit="bucket", disable=not progress)
     for index, (events, outbox) in enumerate(bar):
         engine.register_logs(events, outbox)
-        _run_steps(engine, sql.SUMMARY_STEPS)
+        _run_steps(engine, steps)
         if index == 0:
             engine.create_table("rbm_summary_parts", "SELECT * FROM rbm_summary")
         else:
@@ -255,6 +275,7 @@ def load(
     engine: EngineArg = "duckdb",
     spark_master: str | None = None,
     spark_conf: Mapping[str, str] | None = None,
+    sent: Window | tuple[Any, Any] | None = None,
 ) -> Dataset:
     """Read an event log and an outbox log (files, globs or directories; JSON Lines, ``.gz``
     or Parquet) into a ``Dataset``. ``quarantine`` writes the set-aside lines there.
@@ -264,8 +285,12 @@ def load(
     a ``SparkSession`` (see ``engines.make_engine``). Lifecycles need the outbox (it says what
     was sent); events alone still load and report. Parquet bucketed by message id (as
     ``Dataset.to_parquet(..., buckets=K)`` writes it) is analysed one bucket at a time.
+    ``sent`` keeps only the messages sent in a ``Window`` (or a ``(start, end)`` pair; see
+    ``window``), in the SQL, whatever the engine and the log format.
     """
     started = time.perf_counter()
+    sent = Window.of(sent)
+    steps = _steps(sql.SUMMARY_STEPS, sent)
     if engine != "duckdb":  # local paths are checked before Spark takes seconds to start
         check_local_paths(events, "events")
         check_local_paths(outbox, "outbox")
@@ -287,10 +312,10 @@ def load(
         if progress and not buckets:  # (with buckets, a bar counts the buckets)
             engine.execute("SET enable_progress_bar = true")
         if buckets:
-            _summarise_by_bucket(engine, buckets, progress)
+            _summarise_by_bucket(engine, buckets, progress, steps)
         engine.register_logs(event_files, outbox_files)
         if not buckets:
-            _run_steps(engine, sql.SUMMARY_STEPS)
+            _run_steps(engine, steps)
         counts = engine.row(sql.LOAD_REPORT)
         bad = engine.df(sql.BAD_FILES)
     except BaseException:
@@ -318,7 +343,7 @@ def load(
         malformed_files=tuple(bad.loc[bad.row_kind == "malformed_event_lines", "bad_file"]),
         outbox_malformed_files=tuple(bad.loc[bad.row_kind == "malformed_outbox_lines", "bad_file"]),
     )
-    dataset = Dataset(engine, event_files, outbox_files, report)
+    dataset = Dataset(engine, event_files, outbox_files, report, sent)
     if quarantine is not None:
         dataset.write_quarantine(quarantine)
     return dataset

@@ -4,13 +4,17 @@ Time to DELIVERED is right-censored at the revoke, the expiry or the end of the 
 never delivered, so plain percentiles of observed latencies would be biased low. lifelines fits
 the Kaplan-Meier estimate on the per-bin counts (as ``weights``); the curve is cut where fewer
 than ``min_at_risk`` messages remain at risk, and a quantile the cut curve does not reach is
-``None`` (not estimable), never extrapolated. ``product_limit`` is the same estimator in numpy for
-many bootstrap replicates at once.
+``None`` (not estimable), never extrapolated. The share never delivered is not read off the cut:
+it is the estimate at the end of the group's follow-up (its last observed time, e.g. the TTL of
+an arm), with its interval and that horizon, so a small group is not reported as about
+``min_at_risk / n`` undelivered. ``product_limit`` is the same estimator in numpy for many
+bootstrap replicates at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +43,8 @@ class SurvivalCurve:
     ``times`` are bin times in seconds (ascending); ``survival``, ``lower`` and ``upper`` the
     estimate and its pointwise band (lifelines' log(-log) Greenwood interval); ``at_risk`` the
     messages still undelivered and observed just before each time. Arrays stop at the cut.
+    ``never_delivered`` is the estimate (with its interval) at ``never_delivered_at``, the end of
+    the follow-up: the last time any message of the group was observed, beyond the cut.
     """
 
     times: np.ndarray
@@ -50,6 +56,8 @@ class SurvivalCurve:
     deliveries: int
     min_at_risk: int
     alpha: float
+    never_delivered: tuple[float | None, float | None, float | None] = (None, None, None)
+    never_delivered_at: float | None = None
 
     @property
     def estimable(self) -> bool:
@@ -83,13 +91,6 @@ class SurvivalCurve:
             self._first_time(self.upper, level),
         )
 
-    @property
-    def never_delivered(self) -> tuple[float | None, float | None, float | None]:
-        """Share not delivered by ``supported_until`` (the plateau), with its interval."""
-        if not self.estimable:
-            return None, None, None
-        return float(self.survival[-1]), float(self.lower[-1]), float(self.upper[-1])
-
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
             {
@@ -102,11 +103,26 @@ class SurvivalCurve:
         )
 
 
-def _empty(messages: int, deliveries: int, min_at_risk: int, alpha: float) -> SurvivalCurve:
+def _empty(
+    messages: int, deliveries: int, min_at_risk: int, alpha: float, end: Any
+) -> SurvivalCurve:
     nothing = np.array([], dtype=float)
     return SurvivalCurve(
-        nothing, nothing, nothing, nothing, nothing, messages, deliveries, min_at_risk, alpha
+        nothing, nothing, nothing, nothing, nothing, messages, deliveries, min_at_risk, alpha, *end
     )
+
+
+def _end_of_follow_up(
+    timeline: np.ndarray, survival: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[tuple[float, float, float], float]:
+    """The share not delivered at the last observed time, with its interval, and that time.
+    Where the estimate is 0 the log(-log) interval is undefined (lifelines gives 0 to 0): its
+    upper end is then the last one defined, where the estimate was still above 0."""
+    share, lo, hi = float(survival[-1]), float(lower[-1]), float(upper[-1])
+    if share <= 0.0:
+        positive = np.nonzero(survival > 0)[0]
+        lo, hi = 0.0, float(upper[positive[-1]]) if len(positive) else 1.0
+    return (share, min(lo, share), max(hi, share)), float(timeline[-1])
 
 
 def kaplan_meier(
@@ -117,8 +133,8 @@ def kaplan_meier(
     delivered = bins["delivered"].to_numpy(dtype=float) if len(bins) else np.array([])
     censored = bins["censored"].to_numpy(dtype=float) if len(bins) else np.array([])
     messages, deliveries = int(delivered.sum() + censored.sum()), int(delivered.sum())
-    if messages == 0 or messages < min_at_risk:
-        return _empty(messages, deliveries, min_at_risk, alpha)
+    if messages == 0:
+        return _empty(messages, deliveries, min_at_risk, alpha, ((None, None, None), None))
     times = bin_seconds(bins["bin"].to_numpy())
     durations = np.concatenate([times, times])
     observed = np.concatenate([np.ones(len(times)), np.zeros(len(times))])
@@ -134,20 +150,24 @@ def kaplan_meier(
     survival = fitter.survival_function_.iloc[:, 0].reindex(timeline).to_numpy()
     lower = band.iloc[:, 0].reindex(timeline).to_numpy()
     upper = band.iloc[:, 1].reindex(timeline).to_numpy()
+    lower, upper = np.nan_to_num(lower, nan=0.0), np.nan_to_num(upper, nan=1.0)
+    end = _end_of_follow_up(timeline, survival, lower, upper)
     supported = at_risk >= min_at_risk
-    if not supported.any():
-        return _empty(messages, deliveries, min_at_risk, alpha)
+    if messages < min_at_risk or not supported.any():
+        return _empty(messages, deliveries, min_at_risk, alpha, end)
     cut = int(np.nonzero(supported)[0][-1]) + 1
     return SurvivalCurve(
         times=timeline[:cut],
         survival=survival[:cut],
-        lower=np.nan_to_num(lower[:cut], nan=0.0),
-        upper=np.nan_to_num(upper[:cut], nan=1.0),
+        lower=lower[:cut],
+        upper=upper[:cut],
         at_risk=at_risk[:cut],
         messages=messages,
         deliveries=deliveries,
         min_at_risk=min_at_risk,
         alpha=alpha,
+        never_delivered=end[0],
+        never_delivered_at=end[1],
     )
 
 

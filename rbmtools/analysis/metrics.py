@@ -10,7 +10,7 @@ Every function takes a ``Dataset`` and ``by``, or ready ``Aggregates``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -102,7 +102,8 @@ def delivery_latency(
     alpha: float = 0.05,
 ) -> pd.DataFrame:
     """Kaplan-Meier delivery latency per group: quantiles with intervals (None where the cut
-    curve never gets there), the share never delivered, and where the curve stops."""
+    curve never gets there), the share never delivered by the end of the group's follow-up
+    (``never_delivered_at_seconds``), and where the curve stops."""
     agg = _aggregates(source, by)
     rows = []
     for group in agg:
@@ -116,6 +117,7 @@ def delivery_latency(
             never_delivered_share=never,
             never_delivered_lo=never_lo,
             never_delivered_hi=never_hi,
+            never_delivered_at_seconds=curve.never_delivered_at,
             supported_until_seconds=curve.supported_until,
         )
         rows.append(row)
@@ -179,18 +181,54 @@ RATES: dict[str, Any] = {
 }
 
 
+def _arm_order(arms: list[Any], reference: str | Sequence[str] | None) -> list[Any]:
+    """``arms`` in the order the reference gives: a sequence of names is the spec's order
+    (its first arm present is the reference), a name puts that arm first; arms the order does
+    not name follow in sort order."""
+    if reference is None:
+        order: list[str] = []
+    elif isinstance(reference, str):
+        order = [reference]
+    else:
+        order = [str(name) for name in reference]
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(arms, key=lambda arm: (rank.get(str(arm), len(rank)), str(arm)))
+
+
+def _difference(k1: int, n1: int, k0: int, n0: int, alpha: float) -> dict[str, Any]:
+    """Arm minus reference: the difference (exact for equal rates, never 8.7e-19), its Newcombe
+    interval, the same in percentage points, and whether the interval excludes zero."""
+    if not (n1 > 0 and n0 > 0):
+        return dict.fromkeys(
+            ("difference", "lo", "hi", "difference_pp", "lo_pp", "hi_pp", "significant")
+        )
+    diff = (k1 * n0 - k0 * n1) / (n1 * n0)
+    lo, hi = confint_proportions_2indep(
+        k1, n1, k0, n0, method="newcomb", compare="diff", alpha=alpha
+    )
+    lo, hi = float(lo), float(hi)
+    return {
+        "difference": diff, "lo": lo, "hi": hi,
+        "difference_pp": 100.0 * diff, "lo_pp": 100.0 * lo, "hi_pp": 100.0 * hi,
+        "significant": bool(lo > 0 or hi < 0),
+    }  # fmt: skip
+
+
 def compare_arms(
     source: Any,
     by: str | Iterable[str] | None = None,
     *,
-    reference: str | None = None,
+    reference: str | Sequence[str] | None = None,
     rates: Iterable[str] = tuple(RATES),
     alpha: float = 0.05,
 ) -> pd.DataFrame:
     """Each arm against a reference arm, within every stratum of the other ``by`` columns:
-    difference of rates (arm minus reference) with a Newcombe (Wilson-based) interval.
+    difference of rates (arm minus reference) with a Newcombe (Wilson-based) interval, in
+    shares and in percentage points (``*_pp``), and ``significant`` when it excludes zero.
 
-    ``by`` must include ``arm``; the reference defaults to the first arm in sort order.
+    ``by`` must include ``arm``. ``reference`` is the arms in the spec's order (the first one a
+    stratum holds is its reference), or one arm's name (strata without it are skipped); by
+    default the first arm in sort order.
     """
     agg = _aggregates(source, by)
     if "arm" not in agg.by:
@@ -198,40 +236,31 @@ def compare_arms(
     for name in rates:
         if name not in RATES:
             raise ValidationError("rates", name, f"must be one of {', '.join(RATES)}")
+    groups = [g for g in agg if g.key["arm"] is not None]
+    if isinstance(reference, str) and all(g.key["arm"] != reference for g in groups):
+        known = sorted({str(g.key["arm"]) for g in groups})
+        raise ValidationError("reference", reference, f"is not an arm ({', '.join(known)})")
     strata_cols = [c for c in agg.by if c != "arm"]
-    groups = list(agg)
-    strata: dict[tuple, list] = {}
+    strata: dict[tuple, dict[Any, Any]] = {}
     for group in groups:
-        strata.setdefault(tuple(group.key[c] for c in strata_cols), []).append(group)
+        strata.setdefault(tuple(group.key[c] for c in strata_cols), {})[group.key["arm"]] = group
     rows = []
     for stratum, members in strata.items():
-        arms = sorted(
-            (g for g in members if g.key["arm"] is not None), key=lambda g: str(g.key["arm"])
-        )
-        if len(arms) < 2:
+        arms = _arm_order(list(members), reference)
+        if len(arms) < 2 or (isinstance(reference, str) and arms[0] != reference):
             continue
-        ref = next((g for g in arms if g.key["arm"] == reference), None) if reference else arms[0]
-        if ref is None:
-            continue
-        for group in arms:
-            if group is ref:
-                continue
+        ref = members[arms[0]]
+        for arm in arms[1:]:
+            group = members[arm]
             for name in rates:
                 k1, n1 = RATES[name](group.counts)
                 k0, n0 = RATES[name](ref.counts)
-                diff = lo = hi = None
-                if n1 > 0 and n0 > 0:
-                    diff = k1 / n1 - k0 / n0
-                    lo, hi = confint_proportions_2indep(
-                        k1, n1, k0, n0, method="newcomb", compare="diff", alpha=alpha
-                    )
-                    lo, hi = float(lo), float(hi)
                 rows.append(
                     {**dict(zip(strata_cols, stratum, strict=True)), "rate": name,
-                     "arm": group.key["arm"], "reference": ref.key["arm"],
+                     "arm": arm, "reference": arms[0],
                      "arm_rate": k1 / n1 if n1 else None, "arm_n": n1,
                      "reference_rate": k0 / n0 if n0 else None, "reference_n": n0,
-                     "difference": diff, "lo": lo, "hi": hi}
+                     **_difference(k1, n1, k0, n0, alpha)}
                 )  # fmt: skip
     return pd.DataFrame(rows)
 

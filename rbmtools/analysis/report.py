@@ -8,18 +8,17 @@ layout is fixed (``SCHEMA``); a figure that cannot be estimated is ``null``, nev
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from rbmtools.analysis import humanize as h
 from rbmtools.analysis.aggregates import Aggregates, GroupAggregates
 from rbmtools.analysis.dataset import Dataset, LoadReport, load
 from rbmtools.analysis.latency import (
@@ -32,7 +31,9 @@ from rbmtools.analysis.latency import (
 from rbmtools.analysis.metrics import compare_arms, wilson
 from rbmtools.analysis.policy import CostPolicy, load_policies, resolve_policies
 from rbmtools.analysis.schema import OUTCOMES, REVOKE_METHODS, validate_by
-from rbmtools.analysis.ttl import TtlChoice, best_ttl
+from rbmtools.analysis.ttl import DEFAULT_TOLERANCE, TtlChoice, best_ttl
+from rbmtools.analysis.window import Window
+from rbmtools.wire import format_timestamp
 
 __all__ = ["SCHEMA", "Analysis", "GroupResult", "analyze", "build_analysis"]
 
@@ -59,6 +60,16 @@ class GroupResult:
     def label(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.key.items()) or "all messages"
 
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The group's block of the analysis document."""
+        return group_document(self)
+
+    @cached_property
+    def reasons(self) -> dict[str, str]:
+        """Why each null figure of ``document`` is null, by dotted path."""
+        return not_estimable(self, self.document)
+
 
 def _clean(value: Any) -> Any:
     """JSON-safe: numpy scalars to Python, NaN and infinities to None."""
@@ -84,6 +95,8 @@ class Analysis:
     policies: dict[str, CostPolicy]
     settings: dict[str, Any]
     daily: Aggregates | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    window: Window | None = None
     #: Per use case, whether an active TTL policy still holds (``ttl_policy.ttl_policy_drift``).
     drift: list[dict[str, Any]] | None = None
 
@@ -95,7 +108,9 @@ class Analysis:
             "by": list(self.by),
             "settings": self.settings,
             "policies": {name: self.policies[name].to_dict() for name in used},
-            "groups": [_group_dict(g) for g in self.groups],
+            "groups": [_clean(g.document) for g in self.groups],
+            "inputs": self.inputs,
+            "window": _window_dict(self.window),
             "comparisons": self.comparisons.to_dict("records"),
         }
         if self.drift is not None:
@@ -109,7 +124,8 @@ class Analysis:
         return render_html(self, figures=figures)
 
 
-def _group_dict(group: GroupResult) -> dict[str, Any]:
+def group_document(group: GroupResult) -> dict[str, Any]:
+    """The ``groups`` entry of the analysis document for one group."""
     c = group.counts
     curve = group.curve
     latency: dict[str, Any] = {}
@@ -121,6 +137,7 @@ def _group_dict(group: GroupResult) -> dict[str, Any]:
         ci[name] = [lo, hi]
     never, never_lo, never_hi = curve.never_delivered
     latency["never_delivered_share"] = never
+    latency["never_delivered_at_seconds"] = curve.never_delivered_at
     ci["never_delivered_share"] = [never_lo, never_hi]
     latency.update(
         ci=ci,
@@ -136,7 +153,7 @@ def _group_dict(group: GroupResult) -> dict[str, Any]:
     read["median_seconds"] = weighted_quantile(group.aggregates.read_bins, "read", 0.5)
     read["p90_seconds"] = weighted_quantile(group.aggregates.read_bins, "read", 0.9)
     succeeded = c["revoked"] + c["delivered_after_revoke"]
-    return {
+    doc = {
         "key": group.key,
         "messages": c["messages"],
         "outcomes": {o: c[o] for o in OUTCOMES},
@@ -154,6 +171,84 @@ def _group_dict(group: GroupResult) -> dict[str, Any]:
         },
         "best_ttl": group.ttl.to_dict(),
     }
+    doc["not_estimable"] = not_estimable(group, doc)
+    return doc
+
+
+def _reason_candidates(group: GroupResult) -> dict[str, str]:
+    """Why each figure of a group's document may be null, by its dotted path."""
+    curve, choice = group.curve, group.ttl
+    at_risk = f"fewer than {curve.min_at_risk} messages at risk"
+    reasons: dict[str, str] = {}
+    for p in QUANTILES:
+        name = f"p{round(p * 100):d}"
+        reasons[f"latency_seconds.{name}"] = (
+            "no message reached RCS"
+            if not curve.messages
+            else f"{at_risk} before {100 * p:g} % were delivered"
+            if curve.estimable
+            else f"{at_risk} (the group has {curve.messages})"
+        )
+    reasons["latency_seconds.supported_until_seconds"] = reasons["latency_seconds.p50"]
+    for path in ("never_delivered_share", "never_delivered_at_seconds"):
+        reasons[f"latency_seconds.{path}"] = "no message reached RCS"
+    reasons["revoke_success.rate"] = "no revokes tried"
+    reasons["revoke_success.api.rate"] = "no API revokes tried"
+    reasons["revoke_success.ttl.rate"] = "no TTL expiries"
+    for path in ("read.rate", "stale_deliveries.rate", "double_deliveries.rate"):
+        reasons[path] = "nothing delivered"
+    reasons["read.median_seconds"] = reasons["read.p90_seconds"] = "nothing read"
+    reasons["revoke_race.rate"] = "no revoke succeeded"
+    if choice.policy is None:
+        ttl_reason = "no cost policy for this use case"
+    elif not curve.estimable:
+        ttl_reason = reasons["latency_seconds.p50"]
+    else:
+        ttl_reason = "the data supports less than the shortest TTL considered (10 s)"
+    for path in ("seconds", "expected_cost", "near_optimal", "at_support_edge"):
+        reasons[f"best_ttl.{path}"] = ttl_reason
+    bootstrap_reason = ttl_reason if choice.seconds is None else "bootstrap off (bootstrap=0)"
+    reasons["best_ttl.lo"] = reasons["best_ttl.hi"] = bootstrap_reason
+    reasons["best_ttl.coverage_95_seconds"] = (
+        reasons["latency_seconds.p50"] if not curve.estimable else "nothing delivered"
+    )
+    reasons["best_ttl.curve_stops_at_seconds"] = ttl_reason
+    reasons["best_ttl.supported_until_seconds"] = reasons["latency_seconds.p50"]
+    return reasons
+
+
+def not_estimable(group: GroupResult, doc: Mapping[str, Any]) -> dict[str, str]:
+    """Every figure of the group's document that cannot be estimated (null), with why: the
+    ``not_estimable`` block, and the footnotes of the pages' ``n/e``."""
+    found = {}
+    for path, reason in _reason_candidates(group).items():
+        node: Any = doc
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None or (isinstance(node, float) and not math.isfinite(node)):
+            found[path] = reason
+    return found
+
+
+def _window_dict(window: Window | None) -> dict[str, str | None] | None:
+    if window is None:
+        return None
+    return {
+        "start": None if window.start is None else format_timestamp(window.start),
+        "end": None if window.end is None else format_timestamp(window.end),
+    }
+
+
+def describe_files(files: Any) -> str:
+    """The files of one log as a reader names them: the file, or the folder they share and how
+    many there are (relative to the working directory when below it)."""
+    paths = list(getattr(files, "all", ()))
+    if not paths:
+        return "none"
+    where = paths[0] if len(paths) == 1 else os.path.commonpath(paths)
+    relative = os.path.relpath(where)
+    shown = where if relative.startswith("..") else relative
+    return shown if len(paths) == 1 else f"{shown} ({len(paths):,} files)"
 
 
 def _sms_dict(counts: Mapping[str, int], policy: CostPolicy | None) -> dict[str, Any]:
@@ -197,6 +292,8 @@ def build_analysis(
     seed: int = 0,
     coverage: float = 0.95,
     daily: bool = False,
+    reference: str | Sequence[str] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> Analysis:
     """Compute every figure of the analysis document from a loaded ``Dataset``.
 
@@ -204,6 +301,8 @@ def build_analysis(
     transaction, promo and alert), or names a YAML/JSON file; key ``"*"`` applies to any other
     use case. A group gets the policy of its ``useCase`` (with ``useCase`` not in ``by``, the
     dataset's only use case, if it has one); without a policy its ``best_ttl`` is null.
+    Arms are compared with ``reference``: the arms in the spec's order, or one arm's name
+    (see ``compare_arms``). ``tolerance`` sets the near-optimal range of each best TTL.
     """
     columns = tuple(validate_by(by))
     if isinstance(policies, str | os.PathLike):
@@ -237,9 +336,13 @@ def build_analysis(
             bootstrap=bootstrap,
             seed=seed + index,
             coverage=coverage,
+            tolerance=tolerance,
         )
         results.append(GroupResult(group, curve, choice))
-    comparisons = compare_arms(aggregates) if "arm" in columns else pd.DataFrame()
+    results = _in_arm_order(results, reference)
+    comparisons = (
+        compare_arms(aggregates, reference=reference) if "arm" in columns else pd.DataFrame()
+    )
     daily_aggregates = None
     if daily:
         daily_aggregates = dataset.aggregates([c for c in columns if c != "day"] + ["day"])
@@ -249,10 +352,49 @@ def build_analysis(
         "seed": seed,
         "coverage": coverage,
         "confidence": 0.95,
+        "tolerance": tolerance,
+        "reference": reference
+        if reference is None or isinstance(reference, str)
+        else list(reference),
+    }
+    inputs = {
+        "events": describe_files(dataset.event_files),
+        "outbox": describe_files(dataset.outbox_files),
     }
     return Analysis(
-        dataset.report, columns, results, comparisons, resolved, settings, daily_aggregates
+        dataset.report,
+        columns,
+        results,
+        comparisons,
+        resolved,
+        settings,
+        daily_aggregates,
+        inputs,
+        getattr(dataset, "sent", None),
     )
+
+
+def _in_arm_order(
+    results: list[GroupResult], reference: str | Sequence[str] | None
+) -> list[GroupResult]:
+    """The groups with their arms in the spec's order (``reference`` a sequence of arms),
+    each stratum keeping its place; as they came otherwise."""
+    if reference is None or isinstance(reference, str):
+        return results
+    rank = {str(name): i for i, name in enumerate(reference)}
+
+    def key(indexed: tuple[int, GroupResult]) -> tuple:
+        index, group = indexed
+        arm = group.key.get("arm")
+        return (rank.get(str(arm), len(rank)) if arm is not None else len(rank), index)
+
+    if not results or "arm" not in results[0].key:
+        return results
+    strata: dict[tuple, list[tuple[int, GroupResult]]] = {}
+    for index, group in enumerate(results):
+        stratum = tuple(str(v) for k, v in group.key.items() if k != "arm")
+        strata.setdefault(stratum, []).append((index, group))
+    return [g for members in strata.values() for _, g in sorted(members, key=key)]
 
 
 def analyze(
@@ -270,9 +412,12 @@ def analyze(
     engine: Any = "duckdb",
     spark_master: str | None = None,
     spark_conf: Mapping[str, str] | None = None,
+    sent: Any = None,
+    reference: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Load the logs and return the analysis document (see the README, "Analysis");
-    ``engine`` and the rest as in ``load`` (``"duckdb"``, ``"spark"`` or a SparkSession)."""
+    ``engine``, ``sent`` (a window of send times) and the rest as in ``load`` (``"duckdb"``,
+    ``"spark"`` or a SparkSession), ``reference`` as in ``build_analysis``."""
     with load(
         events,
         outbox,
@@ -282,189 +427,133 @@ def analyze(
         engine=engine,
         spark_master=spark_master,
         spark_conf=spark_conf,
+        sent=sent,
     ) as data:
         return build_analysis(
-            data, by, policies, min_at_risk=min_at_risk, bootstrap=bootstrap, seed=seed
-        ).to_dict()
+            data, by, policies, min_at_risk=min_at_risk, bootstrap=bootstrap, seed=seed,
+            reference=reference,
+        ).to_dict()  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ text
 
 
-def _fmt_seconds(value: float | None) -> str:
-    if value is None:
-        return "n/e"
-    if value < 120:
-        return f"{value:.3g}s"
-    if value < 7200:
-        return f"{value / 60:.3g}m"
-    if value < 172_800:
-        return f"{value / 3600:.3g}h"
-    return f"{value / 86400:.3g}d"
+def _rate_text(block: Mapping[str, Any], notes: h.Footnotes, reason: str | None) -> str:
+    if block["rate"] is None:
+        return notes.mark(reason)
+    return f"{h.percent(block['rate'])} ({h.percent_range(block['lo'], block['hi'])})"
 
 
-def _fmt_rate(rate: float | None, lo: float | None, hi: float | None) -> str:
-    if rate is None:
-        return "n/e"
-    return f"{rate:.1%} [{lo:.1%}, {hi:.1%}]"
+def _ttl_text(group: GroupResult, why: Mapping[str, str], notes: h.Footnotes) -> str:
+    choice = group.ttl
+    if choice.seconds is None:
+        return notes.mark(why.get("best_ttl.seconds"))
+    interval = notes.value(h.duration_range(choice.lo, choice.hi), why.get("best_ttl.lo"))
+    text = (
+        f"{h.duration(choice.seconds)} (95 % interval {interval}); within "
+        f"{100 * choice.tolerance:g} % of the best cost: "
+        f"{h.duration_range(choice.near_lo, choice.near_hi)}; "
+        f"{h.cost(choice.expected_cost)} / message (policy {choice.policy_name})"
+    )
+    if choice.at_support_edge:
+        text += (
+            f"; at the data's limit ({h.duration(choice.stops_at)}): a longer TTL may be as cheap"
+        )
+    return text
 
 
-def _fmt_sms(sms: Mapping[str, Any]) -> str:
+def _never_text(lat: Mapping[str, Any], reason: str | None, notes: h.Footnotes) -> str:
+    if reason:
+        return notes.mark(reason)
+    interval = h.percent_range(*lat["ci"]["never_delivered_share"])
+    within = h.duration(lat["never_delivered_at_seconds"])
+    return f"{h.percent(lat['never_delivered_share'])} ({interval}) within {within}"
+
+
+def _group_text(group: GroupResult, notes: h.Footnotes) -> list[str]:
+    doc, why, c = group.document, group.reasons, group.counts
+    lat, rs, read = doc["latency_seconds"], doc["revoke_success"], doc["read"]
+    outcomes = ", ".join(
+        f"{k.replace('_', ' ')} {h.count(v)}" for k, v in doc["outcomes"].items() if v
+    )
+    quantiles = ", ".join(
+        f"{q} {notes.value(h.duration(lat[q]), why.get(f'latency_seconds.{q}'))}"
+        for q in ("p50", "p90", "p95", "p99")
+    )
+    api = _rate_text(rs["api"], notes, why.get("revoke_success.api.rate"))
+    ttl = _rate_text(rs["ttl"], notes, why.get("revoke_success.ttl.rate"))
+    median = notes.value(h.duration(read["median_seconds"]), why.get("read.median_seconds"))
+    never = _never_text(lat, why.get("latency_seconds.never_delivered_share"), notes)
+    return [
+        f"== {group.label()}: {h.count(c['messages'])} messages",
+        f"   best TTL: {_ttl_text(group, why, notes)}",
+        f"   revoke success: {_rate_text(rs, notes, why.get('revoke_success.rate'))} of "
+        f"{h.count(rs['n'])} tried (API {api}, TTL expiry {ttl})",
+        f"   latency: {quantiles}; never delivered {never}",
+        f"   outcomes: {outcomes or 'none'}",
+        f"   read: {_rate_text(read, notes, why.get('read.rate'))}, median {median} after "
+        f"delivery; stale {h.count(c['stale_deliveries'])}, double "
+        f"{h.count(c['double_deliveries'])}",
+        f"   SMS: {_sms_text(doc['sms'])}",
+        "",
+    ]
+
+
+def _sms_text(sms: Mapping[str, Any]) -> str:
     def cost(key: str) -> str:
-        return "" if sms[key] is None else f" (cost {sms[key]:.2f})"
+        return "" if sms[key] is None else f" (cost {sms[key]:,.2f})"
 
     return (
-        f"{sms['after_revoke']} after revokes{cost('after_revoke_cost')}, "
-        f"{sms['not_rcs']} to phones without RCS{cost('not_rcs_cost')}"
+        f"{h.count(sms['after_revoke'])} after revokes{cost('after_revoke_cost')}, "
+        f"{h.count(sms['not_rcs'])} to phones without RCS{cost('not_rcs_cost')}"
     )
 
 
-def render_text(analysis: Analysis) -> str:
-    """A readable summary: what was read, then one block per group."""
-    doc = analysis.to_dict()
-    lines = [*drift_headlines(analysis), str(analysis.report), ""]
-    for group in doc["groups"]:
-        label = ", ".join(f"{k}={v}" for k, v in group["key"].items()) or "all messages"
-        lat = group["latency_seconds"]
-        rs = group["revoke_success"]
-        ttl = group["best_ttl"]
-        outcomes = ", ".join(f"{k} {v}" for k, v in group["outcomes"].items() if v)
-        never, read = lat["never_delivered_share"], group["read"]
-        lines += [
-            f"== {label}: {group['messages']} messages",
-            f"   outcomes: {outcomes or 'none'}",
-            f"   revoke success: {_fmt_rate(rs['rate'], rs['lo'], rs['hi'])} of {rs['n']} tried"
-            f" (api {_fmt_rate(rs['api']['rate'], rs['api']['lo'], rs['api']['hi'])},"
-            f" ttl {_fmt_rate(rs['ttl']['rate'], rs['ttl']['lo'], rs['ttl']['hi'])})",
-            "   latency: "
-            + ", ".join(f"{q} {_fmt_seconds(lat[q])}" for q in ("p50", "p90", "p95", "p99"))
-            + f"; never delivered {_fmt_rate(never, *lat['ci']['never_delivered_share'])}"
-            + f" (curve supported to {_fmt_seconds(lat['supported_until_seconds'])};"
-            + " n/e = not estimable)",
-            f"   read: {_fmt_rate(read['rate'], read['lo'], read['hi'])},"
-            f" median {_fmt_seconds(read['median_seconds'])} after delivery;"
-            f" stale {group['stale_deliveries']['count']},"
-            f" double {group['double_deliveries']['count']}",
-            f"   SMS: {_fmt_sms(group['sms'])}",
-        ]
-        if ttl["policy"] is None:
-            lines.append("   best TTL: no cost policy for this group")
-        elif ttl["seconds"] is None:
-            lines.append(f"   best TTL ({ttl['policy']}): not estimable (data supports < 10 s)")
-        else:
-            interval = (
-                f" [{_fmt_seconds(ttl['lo'])}, {_fmt_seconds(ttl['hi'])}]"
-                if ttl["lo"] is not None
-                else ""
-            )
-            lines.append(
-                f"   best TTL ({ttl['policy']}): {_fmt_seconds(ttl['seconds'])}{interval},"
-                f" expected cost {ttl['expected_cost']:.4f}/message;"
-                f" 95% coverage {_fmt_seconds(ttl['coverage_95_seconds'])};"
-                f" curve stops at {_fmt_seconds(ttl['curve_stops_at_seconds'])}"
-            )
-        lines.append("")
-    if doc["comparisons"]:
-        lines.append("== arm comparisons (arm minus reference, Newcombe 95% interval)")
-        for row in doc["comparisons"]:
-            if row["difference"] is None:
-                continue
-            stratum = ", ".join(f"{k}={row[k]}" for k in analysis.by if k != "arm" and k in row)
-            prefix = f"{stratum}: " if stratum else ""
-            lines.append(
-                f"   {prefix}{row['rate']}: {row['arm']} vs {row['reference']}"
-                f" {row['difference']:+.2%} [{row['lo']:+.2%}, {row['hi']:+.2%}]"
-            )
-    return "\n".join(lines).rstrip() + "\n"
-
-
 def drift_headlines(analysis: Analysis) -> list[str]:
-    """One line per use case whose active TTL policy lies outside the best TTL's interval."""
+    """One line per use case whose active TTL policy no longer holds (the report opens with
+    them; see ``ttl_policy.ttl_policy_drift``)."""
     from rbmtools.analysis.ttl_policy import drift_headline
 
     return [drift_headline(entry) for entry in analysis.drift or () if entry["drift"]]
 
 
-# ------------------------------------------------------------------------------ html
+def _comparison_text(analysis: Analysis) -> list[str]:
+    rows = [
+        r
+        for r in analysis.comparisons.to_dict("records")
+        if r["difference"] is not None and h.estimable(r["difference"])
+    ]
+    if not rows:
+        return []
+    lines = ["== arm comparisons (arm minus reference, percentage points, Newcombe 95 % interval)"]
+    for row in rows:
+        stratum = ", ".join(f"{k}={row[k]}" for k in analysis.by if k != "arm" and k in row)
+        interval = f"{h.percentage_points(row['lo_pp'])} – {h.percentage_points(row['hi_pp'])}"
+        lines.append(
+            f"   {stratum + ': ' if stratum else ''}{row['rate'].replace('_', ' ')}: "
+            f"{row['arm']} vs {row['reference']} {h.percentage_points(row['difference_pp'])} "
+            f"({interval}), {'significant' if row['significant'] else 'not significant'}"
+        )
+    return [*lines, ""]
 
 
-def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = []
-    for row in frame.itertuples(index=False):
-        cells = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row)
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/e"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _png(figure: Any) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+def render_text(analysis: Analysis) -> str:
+    """A readable summary: what was read, then one block per group, then the arm comparisons;
+    ``n/e`` (not estimable) carries a footnote number saying why."""
+    notes = h.Footnotes()
+    window = "all messages" if analysis.window is None else analysis.window.label()
+    lines = [*drift_headlines(analysis), str(analysis.report), f"window: {window}", ""]
+    for group in analysis.groups:
+        lines += _group_text(group, notes)
+    lines += _comparison_text(analysis)
+    if len(notes):
+        lines.append("n/e: not estimable. " + "; ".join(f"{m} {r}" for m, r in notes.items()))
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def render_html(analysis: Analysis, figures: bool = True) -> str:
-    """A self-contained HTML page (figures inlined as PNG) of the analysis."""
-    from rbmtools.analysis import plots
+    """A self-contained HTML page (figures inlined as PNG) of the analysis, in the design of
+    every rbmtools report (``page.analysis_page``)."""
+    from rbmtools.analysis.page import analysis_page
 
-    doc = analysis.to_dict()
-    rows = []
-    for group in doc["groups"]:
-        lat, ttl, rs = group["latency_seconds"], group["best_ttl"], group["revoke_success"]
-        rows.append(
-            {
-                "group": ", ".join(f"{k}={v}" for k, v in group["key"].items()) or "all",
-                "messages": group["messages"],
-                **group["outcomes"],
-                "revoke success": _fmt_rate(rs["rate"], rs["lo"], rs["hi"]),
-                "p50": _fmt_seconds(lat["p50"]),
-                "p90": _fmt_seconds(lat["p90"]),
-                "p99": _fmt_seconds(lat["p99"]),
-                "never delivered": _fmt_rate(
-                    lat["never_delivered_share"], *lat["ci"]["never_delivered_share"]
-                ),
-                "SMS after revokes": group["sms"]["after_revoke"],
-                "SMS, no RCS": group["sms"]["not_rcs"],
-                "best TTL": _fmt_seconds(ttl["seconds"]),
-                "TTL interval": f"{_fmt_seconds(ttl['lo'])} .. {_fmt_seconds(ttl['hi'])}",
-                "expected cost": ttl["expected_cost"],
-                "95% coverage": _fmt_seconds(ttl["coverage_95_seconds"]),
-                "policy": ttl["policy"],
-            }
-        )
-    read = pd.DataFrame([{"what": k, "value": v} for k, v in doc["read"].items()])
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>rbmtools analysis</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
-        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
-        "th{background:#f0f0f0}img{max-width:100%}</style></head><body>",
-        "<h1>RBM delivery, revoke and TTL analysis</h1>",
-        *(
-            f"<p class='drift'><strong>{html.escape(line)}</strong></p>"
-            for line in drift_headlines(analysis)
-        ),
-        f"<p>Grouped by: {html.escape(', '.join(analysis.by) or 'nothing (all messages)')}. "
-        "n/e = not estimable from these logs.</p>",
-        "<h2>What was read</h2>",
-        _table(read),
-        "<h2>Groups</h2>",
-        _table(pd.DataFrame(rows)),
-    ]
-    if len(analysis.comparisons):
-        parts += ["<h2>Arm comparisons</h2>", _table(analysis.comparisons)]
-    if figures:
-        for title, figure in plots.all_figures(analysis).items():
-            name = html.escape(title)
-            image = f"data:image/png;base64,{_png(figure)}"
-            parts.append(f"<h2>{name}</h2><img alt='{name}' src='{image}'>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return analysis_page(analysis, figures=figures)

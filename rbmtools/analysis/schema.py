@@ -49,9 +49,12 @@ BINS_PER_DECADE = 500
 
 
 def validate_by(by: str | Iterable[str] | None) -> list[str]:
-    """The group columns as a list; ``"useCase,arm"`` and ``["useCase", "arm"]`` both work."""
+    """The group columns as a list; ``"useCase,arm"``, ``["useCase", "arm"]`` and the text
+    ``'["useCase", "arm"]'`` (what ``papermill -p`` passes for a list) all work."""
     if by is None:
         return []
+    if isinstance(by, str) and by.lstrip().startswith("["):
+        by = _list_text(by)
     items = [part.strip() for part in by.split(",")] if isinstance(by, str) else list(by)
     items = [item for item in items if item]
     for item in items:
@@ -59,6 +62,18 @@ def validate_by(by: str | Iterable[str] | None) -> list[str]:
             raise ValidationError("by", item, f"must be one of {', '.join(GROUP_COLUMNS)}")
     if len(set(items)) != len(items):
         raise ValidationError("by", items, "names a column twice")
+    return items
+
+
+def _list_text(text: str) -> list[str]:
+    import yaml
+
+    try:
+        items = yaml.safe_load(text)
+    except yaml.YAMLError:
+        items = None
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValidationError("by", text, "must be a list of column names")
     return items
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "group_counts_sql",
     "latency_bins_sql",
     "read_bins_sql",
+    "sent_in",
     "summary_counts_sql",
     "summary_latency_bins_sql",
     "summary_read_bins_sql",
@@ -681,6 +682,27 @@ FACTS_STEPS: tuple[tuple[str, str], ...] = (
     *_per_message_steps(True),
     ("rbm_facts", _facts_select(True)),
 )
+
+
+def sent_in(
+    steps: tuple[tuple[str, str], ...], start: str | None, end: str | None
+) -> tuple[tuple[str, str], ...]:
+    """``steps`` (``SUMMARY_STEPS`` or ``FACTS_STEPS``) for the messages sent in ``[start, end)``
+    only (RFC 3339 UTC texts; None leaves a side open): a predicate on the per-message outbox,
+    so the records of other messages leave the analysis and events about them count as events
+    about unknown messages; the rows counting unusable outbox records stay."""
+    bounds = [
+        f"chosen.send_time {op} CAST('{bound}' AS TIMESTAMPTZ)"
+        for op, bound in ((">=", start), ("<", end))
+        if bound is not None
+    ]
+    if not bounds:
+        return steps
+    where = f"\nWHERE bad_file IS NOT NULL OR ({' AND '.join(bounds)})"
+    return tuple(
+        (name, query + where if name == "rbm_outbox_messages" else query) for name, query in steps
+    )
+
 
 #: Load summaries of disjoint sets of messages (``rbm_summary_parts``: their rows, stacked)
 #: added up into one, as ``SUMMARY`` over all the messages at once gives it: counts and sums

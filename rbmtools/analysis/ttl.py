@@ -8,6 +8,12 @@ revokes later followed by DELIVERED), and without fallback ``lost_cost``. The cu
 log-spaced TTLs from 10 s to 15 days but never beyond the longest time the data supports; the
 minimum gets a bootstrap interval (messages resampled from the binned aggregates), and the
 coverage rule gives the smallest T delivering a share q of the messages that are delivered.
+
+A flat curve makes the optimum look more precise than the choice is: beside it comes the
+near-optimal range, the contiguous TTLs around the optimum whose expected cost is within a
+relative ``tolerance`` (0.5 %) of the best, so a reader sees whether the choice is free or sharp.
+``at_support_edge`` says that range reaches the longest TTL the data supports (a longer TTL may
+be as cheap or cheaper): a property of the curve alone, not of the bootstrap.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from rbmtools.analysis.policy import CostPolicy
 from rbmtools.analysis.schema import bin_seconds
 
 __all__ = [
+    "DEFAULT_TOLERANCE",
     "MAX_TTL_SECONDS",
     "MIN_TTL_SECONDS",
     "TtlChoice",
@@ -29,11 +36,14 @@ __all__ = [
     "candidate_ttls",
     "coverage_ttl",
     "expected_cost",
+    "near_optimal_range",
 ]
 
 MIN_TTL_SECONDS = 10.0
 MAX_TTL_SECONDS = 15 * 86_400.0
 _GRID_POINTS = 241  # about 58 candidates per factor of ten
+#: Costs within this relative distance of the best count as near-optimal (0.5 %).
+DEFAULT_TOLERANCE = 0.005
 
 
 def candidate_ttls(supported_until: float | None) -> np.ndarray:
@@ -81,9 +91,26 @@ def coverage_ttl(curve: SurvivalCurve, share: float = 0.95) -> float | None:
     return float(curve.times[hits[0]])
 
 
+def near_optimal_range(
+    ttls: np.ndarray, costs: np.ndarray, best: int, tolerance: float
+) -> tuple[float, float]:
+    """The contiguous TTLs around ``ttls[best]`` whose cost is within ``tolerance`` (relative)
+    of the best cost: ``(shortest, longest)``."""
+    limit = costs[best] + tolerance * abs(costs[best]) + 1e-15
+    within = costs <= limit
+    lo = best
+    while lo > 0 and within[lo - 1]:
+        lo -= 1
+    hi = best
+    while hi < len(costs) - 1 and within[hi + 1]:
+        hi += 1
+    return float(ttls[lo]), float(ttls[hi])
+
+
 @dataclass(frozen=True)
 class TtlChoice:
-    """The cost curve and its minimum for one group under one policy."""
+    """The cost curve and its minimum for one group under one policy, the bootstrap interval
+    of the minimum (``lo``, ``hi``) and the near-optimal range (``near_lo``, ``near_hi``)."""
 
     policy_name: str | None
     policy: CostPolicy | None
@@ -98,6 +125,20 @@ class TtlChoice:
     p_race: float
     race_revokes: int
     bootstrap: int
+    tolerance: float = DEFAULT_TOLERANCE
+    near_lo: float | None = None
+    near_hi: float | None = None
+
+    @property
+    def at_support_edge(self) -> bool:
+        """The near-optimal range reaches the longest supported TTL: a longer TTL, which the
+        data cannot price, may be as cheap or cheaper."""
+        return self.near_hi is not None and self.near_hi >= (self.stops_at or 0.0)
+
+    @property
+    def at_shortest(self) -> bool:
+        """The near-optimal range starts at the shortest TTL considered (10 s)."""
+        return self.near_lo is not None and self.near_lo <= MIN_TTL_SECONDS * (1 + 1e-9)
 
     @property
     def stops_at(self) -> float | None:
@@ -112,6 +153,10 @@ class TtlChoice:
             "hi": self.hi,
             "expected_cost": self.expected_cost,
             "coverage_95_seconds": self.coverage_seconds,
+            "near_optimal": None
+            if self.near_lo is None
+            else {"lo": self.near_lo, "hi": self.near_hi, "tolerance": self.tolerance},
+            "at_support_edge": self.at_support_edge if self.seconds is not None else None,
             "policy": self.policy_name,
             "curve_stops_at_seconds": self.stops_at,
             "supported_until_seconds": self.supported_until,
@@ -131,8 +176,10 @@ def best_ttl(
     bootstrap: int = 200,
     seed: int = 0,
     coverage: float = 0.95,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> TtlChoice:
-    """Minimise the expected cost over the supported TTLs, with a bootstrap percentile interval.
+    """Minimise the expected cost over the supported TTLs, with a bootstrap percentile interval
+    and the near-optimal range (costs within ``tolerance`` of the best, relative).
 
     ``bins`` are the group's latency bins (``bin``, ``delivered``, ``censored``) the ``curve``
     was fitted on; ``race_delivered`` of ``race_revokes`` successful revokes were followed by a
@@ -146,10 +193,11 @@ def best_ttl(
     if policy is None or not len(ttls):
         return TtlChoice(
             policy_name, policy, empty, None, None, None, None, cover, coverage,
-            curve.supported_until, p_race, race_revokes, 0,
+            curve.supported_until, p_race, race_revokes, 0, tolerance,
         )  # fmt: skip
     costs = expected_cost(curve.times, curve.survival, ttls, policy, p_race)
     best = int(np.argmin(costs))
+    near_lo, near_hi = near_optimal_range(ttls, costs, best, tolerance)
     frame = pd.DataFrame(
         {
             "ttl_seconds": ttls,
@@ -175,6 +223,9 @@ def best_ttl(
         p_race=p_race,
         race_revokes=race_revokes,
         bootstrap=bootstrap,
+        tolerance=tolerance,
+        near_lo=near_lo,
+        near_hi=near_hi,
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rbmtools.analysis import humanize as h
 from rbmtools.analysis.report import SCHEMA, Analysis, GroupResult
 from rbmtools.analysis.ttl import MAX_TTL_SECONDS, MIN_TTL_SECONDS, expected_cost
 from rbmtools.errors import ValidationError
@@ -285,8 +286,8 @@ def _drift_entry(use_case: str, group: GroupResult, policy: TtlPolicy) -> dict[s
         note = "no best TTL in this window (no cost policy, or the data supports < 10 s)"
     elif cost is None:
         note = (
-            f"the data stops at {group.curve.supported_until or 0:.3g} s: the policy's "
-            f"{rule.seconds:g} s is "
+            f"the data stops at {h.duration(group.curve.supported_until)}: the policy's "
+            f"{h.duration(rule.seconds)} is "
             "beyond what this window can price"
         )
     elif outside and not material:
@@ -315,25 +316,15 @@ def _drift_entry(use_case: str, group: GroupResult, policy: TtlPolicy) -> dict[s
     }
 
 
-def _seconds_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/e"
-    if seconds < 120:
-        return f"{seconds:.3g} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds / 3600:.3g} h"
-
-
 def drift_headline(entry: Mapping[str, Any]) -> str:
     """The report's headline line for one drift entry."""
     saving = entry["saving_per_1000"]
-    priced = "" if saving is None else f"; the best TTL saves {saving:.2f} per 1,000 messages"
+    priced = "" if saving is None else f"; the best TTL saves {saving:,.2f} per 1,000 messages"
     return (
         f"TTL policy {entry['policy_version']} no longer holds for {entry['useCase']}: its "
-        f"{_seconds_text(entry['policy_seconds'])} lies outside the best TTL's interval "
-        f"{_seconds_text(entry['lo'])} .. {_seconds_text(entry['hi'])} "
-        f"(best {_seconds_text(entry['best_seconds'])}){priced}"
+        f"{h.duration(entry['policy_seconds'])} lies outside the best TTL's interval "
+        f"{h.duration_range(entry['lo'], entry['hi'])} (best {h.duration(entry['best_seconds'])})"
+        f"{priced}"
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rbmtools.analysis.cli import add_duckdb_arguments, add_log_arguments
-from rbmtools.errors import ValidationError
+from rbmtools.outputs import add_force_argument, refuse_existing
 
 __all__ = ["register"]
 
@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
         help="cost policies (YAML/JSON, as analyze --policy) the best TTL is chosen under",
     )
     write.add_argument("-o", "--output", type=Path, required=True, help="the policy file to write")
-    write.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    add_force_argument(write, "--output (a policy's version then counts on)")
     write.add_argument(
         "--previous",
         type=Path,
@@ -60,7 +60,9 @@ def register(subparsers: Any) -> None:
         default="ttl",
         help="how new use cases take messages back (default ttl)",
     )
-    write.add_argument("--version", dest="policy_version", help="the version (default: counted)")
+    write.add_argument(
+        "--version", dest="policy_version", metavar="VERSION", help="the version (default: counted)"
+    )
     write.add_argument("--bootstrap", type=int, default=200, metavar="N", help="default 200")
     write.add_argument("--min-at-risk", type=int, default=30, metavar="N", help="default 30")
     write.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -86,11 +88,7 @@ def _write(args: argparse.Namespace) -> int:
     from rbmtools.analysis.ttl_policy import traffic_types, ttl_policy_from_analysis
     from rbmtools.wire.ttl_policy import TtlPolicy
 
-    if args.output.exists() and not args.force:
-        raise ValidationError(
-            "--output", str(args.output), "exists; pass --force to replace it (its version "
-            "then counts on)",
-        )  # fmt: skip
+    refuse_existing(args.output, args.force, "--output")
     previous_path = args.previous
     if previous_path is None and args.output.exists():
         previous_path = args.output

@@ -1,7 +1,9 @@
 """``rbmtools send``, ``rbmtools revoke`` and ``rbmtools capabilities``.
 
 The client is configured from the environment (``RBM_SERVICE_ACCOUNT`` key path,
-``RBM_AGENT_ID``, ``RBM_REGION``, ``RBM_BASE_URL``) or the matching flags. Exit codes: 0
+``RBM_AGENT_ID``, ``RBM_REGION``, ``RBM_BASE_URL``) or the matching flags, a flag beating its
+variable (``ClientConfig.resolve``). ``send --use-case U --policy FILE`` sends under the TTL
+policy's rule for ``U`` (``--sms`` names the SMS sender of its no-RCS fallback). Exit codes: 0
 success, 1 the platform said no (unreachable, already delivered), 2 usage or validation error,
 3 API or transport failure.
 """

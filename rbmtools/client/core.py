@@ -44,7 +44,7 @@ from rbmtools.wire.api import (
 from rbmtools.wire.expiry import expiry_fields
 from rbmtools.wire.message import agent_message, normalize_traffic_type, validate_agent_message
 from rbmtools.wire.phone import normalize_phone
-from rbmtools.wire.records import FallbackRecord, RevokeRecord, SendRecord
+from rbmtools.wire.records import RevokeRecord, SendRecord
 from rbmtools.wire.redact import redact_text
 from rbmtools.wire.status import api_error
 from rbmtools.wire.times import parse_timestamp, utc_now
@@ -368,21 +368,10 @@ class RbmClient:
             return result
         assert self.sms is not None and plan.sms_text is not None  # checked by plan_send
         receipt = send_fallback_sms(
-            self.sms, result.phone, plan.sms_text, result.message_id, self._now
-        )
-        if receipt.accepted and self.outbox is not None:
-            self.outbox.write(
-                FallbackRecord(
-                    message_id=result.message_id,
-                    phone=result.phone,
-                    channel="sms",
-                    sent_at=receipt.at,
-                    reason="not_rcs",
-                    agent_id=self.agent_id,
-                    experiment=labels.get("experiment"),
-                    arm=labels.get("arm"),
-                )
-            )
+            self.sms, self.outbox, phone=result.phone, text=plan.sms_text,
+            message_id=result.message_id, reason="not_rcs", agent_id=self.agent_id,
+            clock=self._now, experiment=labels.get("experiment"), arm=labels.get("arm"),
+        )  # fmt: skip
         return replace(result, fallback_sms=receipt)
 
     def revoke(

@@ -11,19 +11,18 @@ the phone has no RCS) is followed at once by the SMS, through the client's SMS s
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rbmtools.client.outbox import OutboxWriter
 from rbmtools.client.sms import SmsReceipt, SmsSender
 from rbmtools.errors import ValidationError
+from rbmtools.wire.records import FallbackRecord
 from rbmtools.wire.ttl_policy import TtlPolicy, UseCaseRule
 
 __all__ = ["SendPlan", "plan_send", "send_fallback_sms"]
-
-log = logging.getLogger("rbmtools.client")
 
 
 @dataclass(frozen=True)
@@ -97,12 +96,37 @@ def plan_send(
 
 
 def send_fallback_sms(
-    sms: SmsSender, phone: str, text: str, message_id: str, clock: Callable[[], datetime]
+    sms: SmsSender,
+    outbox: OutboxWriter | None,
+    *,
+    phone: str,
+    text: str,
+    message_id: str,
+    reason: str,
+    agent_id: str,
+    clock: Callable[[], datetime],
+    experiment: str | None = None,
+    arm: str | None = None,
 ) -> SmsReceipt:
-    """Send one fallback SMS; a sender that raises gives a refused receipt, not an error (the
-    RBM send before it is recorded already, and the caller decides what a refusal means)."""
+    """Send one fallback SMS and, once the provider accepted it, record it in the outbox
+    (``reason``: ``revoked``, ``inconclusive`` or ``not_rcs``). A provider that raises gives a
+    refused receipt whose ``error`` says why, not an exception: the RBM send before it is
+    recorded already, and the caller decides what a refusal means (a resume tries again)."""
     try:
-        return sms.send_sms(phone, text, message_id=message_id)
+        receipt = sms.send_sms(phone, text, message_id=message_id)
     except Exception as exc:  # the provider's failure is this SMS's outcome
-        log.warning("the fallback SMS for %s failed: %s", message_id, type(exc).__name__)
         return SmsReceipt(False, clock(), error=f"{type(exc).__name__}: {exc}"[:300])
+    if receipt.accepted and outbox is not None:
+        outbox.write(
+            FallbackRecord(
+                message_id=message_id,
+                phone=phone,
+                channel="sms",
+                sent_at=receipt.at,
+                reason=reason,
+                agent_id=agent_id,
+                experiment=experiment,
+                arm=arm,
+            )
+        )
+    return receipt

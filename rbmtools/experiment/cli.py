@@ -27,6 +27,7 @@ from rbmtools.experiment.targets import (
     LiveTarget,
     Target,
 )
+from rbmtools.outputs import add_force_argument, refuse_existing
 
 __all__ = ["register"]
 
@@ -176,7 +177,7 @@ def _register_suggest(commands: Any) -> None:
     suggest.add_argument("--template", help="the message template (default 'Your code is {code}')")
     suggest.add_argument("--seed", type=int, default=0, help="assignment seed (default 0)")
     suggest.add_argument("-o", "--output", type=Path, required=True, help="the spec to write")
-    suggest.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    add_force_argument(suggest, "--output")
     suggest.set_defaults(func=_suggest)
 
 
@@ -184,8 +185,7 @@ def _suggest(args: argparse.Namespace) -> int:
     from rbmtools.experiment.suggest import suggest_spec
     from rbmtools.wire.ttl_policy import TtlPolicy
 
-    if args.output.exists() and not args.force:
-        raise ValidationError("--output", str(args.output), "exists; pass --force to replace it")
+    refuse_existing(args.output, args.force, "--output")
     try:
         document = json.loads(args.source.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -317,11 +317,10 @@ def _open_session(prepared: _Prepared, stop: Path) -> tuple[dict[str, Any], dict
     for earlier in meta.setdefault("sessions", []):
         if earlier.get("status") == "running":  # that process died without a word
             earlier["status"] = "died"
-    events = getattr(prepared.target, "events_dir", None)
     session: dict[str, Any] = {
         "started": format_timestamp(utc_now()),
         "status": "running",
-        "events": str(Path(events) if events is not None else paths.events),
+        "events": str(prepared.target.events_for(paths)),
     }
     meta["sessions"].append(session)
     write_meta(paths, meta)

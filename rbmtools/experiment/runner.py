@@ -29,6 +29,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rbmtools.client import OutboxWriter, RbmClient, RevokeResult, SendResult
+from rbmtools.client.use_case import send_fallback_sms
 from rbmtools.errors import ApiError, AuthError, RbmError, ValidationError
 from rbmtools.experiment.assign import PlannedMessage
 from rbmtools.experiment.looks import RunLooks
@@ -46,7 +47,7 @@ from rbmtools.experiment.state import (
     next_step,
 )
 from rbmtools.webhook import follow, read_events
-from rbmtools.wire import FallbackRecord, OutboxRecord, UserEvent, parse_duration
+from rbmtools.wire import OutboxRecord, UserEvent, parse_duration
 
 __all__ = ["ExperimentRunner", "RunStats"]
 
@@ -530,21 +531,11 @@ class ExperimentRunner:
         text = spec.render(
             spec.sms_text_template, planned.phone, planned.message_id, planned.arm, planned.index
         )
-        receipt = self.sms.send_sms(planned.phone, text, message_id=planned.message_id)
-        if receipt.accepted:
-            self.outbox.write(
-                FallbackRecord(
-                    message_id=planned.message_id,
-                    phone=planned.phone,
-                    channel="sms",
-                    sent_at=receipt.at,
-                    reason=reason,
-                    agent_id=self.client.agent_id,
-                    experiment=spec.name,
-                    arm=planned.arm,
-                )
-            )
-        return receipt
+        return send_fallback_sms(
+            self.sms, self.outbox, phone=planned.phone, text=text,
+            message_id=planned.message_id, reason=reason, agent_id=self.client.agent_id,
+            clock=self.clock.now, experiment=spec.name, arm=planned.arm,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ the inbox
 

@@ -84,8 +84,11 @@ def per_arm_size(
     """Messages per arm for a two-sided test of a cost difference against the control."""
     from statsmodels.stats.power import NormalIndPower
 
-    if difference_per_1000 <= 0:
+    if not difference_per_1000 > 0:
         raise ValidationError("difference", difference_per_1000, "must be a positive cost")
+    for name, value in (("alpha", alpha), ("power", power)):
+        if not 0 < value < 1:
+            raise ValidationError(name, value, "must lie strictly between 0 and 1")
     if cost_sd <= 0:
         return 1
     effect = (difference_per_1000 / 1000.0) / cost_sd
@@ -178,9 +181,11 @@ def suggest_spec(
             FallbackPolicy.ON_REVOKED_OR_INCONCLUSIVE if falls_back else FallbackPolicy.NONE,
             not_rcs=falls_back,
         )
+    from rbmtools.analysis import humanize as h
+
     description = (
-        f"Suggested from the analysis of {use_case}: best TTL {best['seconds']:.3g} s, interval "
-        f"{best.get('lo') or 0:.3g}..{best.get('hi') or 0:.3g} s. {size:,} messages per arm "
+        f"Suggested from the analysis of {use_case}: best TTL {h.duration(best['seconds'])}, "
+        f"interval {h.duration_range(best.get('lo'), best.get('hi'))}. {size:,} messages per arm "
         f"detect a difference of {difference_per_1000:g} per 1,000 messages in expected cost "
         f"(cost SD about {sd:.4f} per message) at power {power:g}, two-sided alpha {alpha:g} "
         f"over {comparisons} comparison(s) with the first arm."

@@ -109,6 +109,10 @@ class EmulatorTarget:
     def check_sms(self, spec: ExperimentSpec, sms: SmsSender | None) -> None:
         """Nothing to check: without a sender, fallbacks go to the emulator's SMS sink."""
 
+    def events_for(self, paths: RunPaths) -> Path:
+        """The event log the run follows: the rehearsal's receiver logs in the run folder."""
+        return paths.events
+
     def open(
         self,
         stack: ExitStack,
@@ -218,6 +222,10 @@ class LiveTarget:
                 "run (see CallableSmsSender), or set fallback: none",
             )
 
+    def events_for(self, paths: RunPaths) -> Path:
+        """The event log the run follows: your receiver's (default ``<run folder>/events``)."""
+        return Path(self.events_dir) if self.events_dir is not None else paths.events
+
     def open(
         self,
         stack: ExitStack,
@@ -232,7 +240,7 @@ class LiveTarget:
         config = ClientConfig.resolve(self.key_file, self.agent_id, self.region, self.base_url)
         client = RbmClient.from_config(config, outbox=writer, pool_size=max(16, concurrency))
         stack.callback(client.close)
-        events = Path(self.events_dir) if self.events_dir is not None else paths.events
+        events = self.events_for(paths)
         events.mkdir(parents=True, exist_ok=True)
         return Connection(client, WallClock(), events, sms)
 

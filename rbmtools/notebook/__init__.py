@@ -4,7 +4,8 @@
 after its cell tagged ``parameters``) and writes the executed ``.ipynb`` and an HTML report
 with the code hidden, under UTC-timestamped names; a failing cell raises ``NotebookError``
 naming the cell, and the executed notebook is kept. ``rbmtools report`` is its command line.
-The notebooks hold no logic: sessions, windows, tables and texts live here, tested.
+The notebooks hold no logic: sessions, windows, tables and texts live here (the report tables
+and the headline come from ``rbmtools.analysis``), tested.
 
 Names are imported on first use, so ``rbmtools --help`` does not load papermill or pandas.
 """
@@ -16,9 +17,13 @@ from typing import Any
 
 _EXPORTS = {
     "as_table": "display",
+    "figure_or_sentence": "display",
+    "headline": "display",
     "human_seconds": "display",
     "markdown": "display",
     "setup": "display",
+    "table": "display",
+    "KernelStartError": "execute",
     "NotebookError": "execute",
     "NotebookRun": "execute",
     "notebook_parameters": "execute",
@@ -27,6 +32,7 @@ _EXPORTS = {
     "experiment_analysis": "experiments",
     "experiment_decision": "experiments",
     "experiment_spec": "experiments",
+    "run_table": "experiments",
     "sms_sender": "experiments",
     "NOTEBOOKS": "paths",
     "find_path": "paths",
@@ -36,24 +42,29 @@ _EXPORTS = {
     "Session": "session",
     "open_session": "session",
     "revoke_summary": "session",
+    "changes": "tables",
+    "comparisons_table": "tables",
     "compare_windows": "tables",
     "cost_policies": "tables",
     "daily_table": "tables",
+    "deliveries_table": "tables",
     "detail_links": "tables",
-    "headline": "tables",
-    "overview": "tables",
+    "latency_table": "tables",
+    "load_table": "tables",
+    "outcomes_table": "tables",
     "policy_table": "tables",
     "read_table": "tables",
+    "require_messages": "tables",
+    "revoke_table": "tables",
     "save_table": "tables",
     "support_caveats": "tables",
     "ttl_recommendations": "tables",
+    "ttl_table": "tables",
     "Window": "windows",
     "load_window": "windows",
     "parse_instant": "windows",
     "outbox_span": "windows",
     "scheduled_windows": "windows",
-    "window_of": "windows",
-    "window_outbox": "windows",
     "check_policy": "ttl_policies",
     "drift_markdown": "ttl_policies",
     "drift_table": "ttl_policies",

@@ -74,13 +74,26 @@ DEMO_SPEC: dict[str, Any] = {
 }
 
 _HEADLINE = [
-    "useCase",
+    "use case",
     "best TTL",
-    "95% interval",
+    "95 % interval",
+    "within 0.5 % of the best cost",
     "expected cost / message",
     "data supports up to",
-    "note",
 ]
+
+
+def _aligned(table: Any, columns: list[str]) -> list[str]:
+    """``columns`` of ``table`` as left-aligned text, then each row's note on a line of its
+    own (they are sentences)."""
+    rows = [[str(v) for v in row] for row in table[columns].fillna("").itertuples(index=False)]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    if "note" in table.columns:
+        notes = [(r[0], n) for r, n in zip(rows, table["note"].fillna(""), strict=True) if n]
+        lines += [f"  {name}: {note}" for name, note in notes]
+    return [line.rstrip() for line in lines]
 
 
 def demo_spec(per_arm: int = 250) -> dict[str, Any]:
@@ -105,8 +118,7 @@ class DemoResult:
         for run in self.runs:
             lines.append(f"  {run.notebook.stem:22} {run.html}")
         lines += ["", "Best TTL per use case (expected cost per message, bootstrap 95 % interval):"]
-        columns = [c for c in _HEADLINE if c in self.table.columns]
-        lines.append(self.table[columns].fillna("").to_string(index=False))
+        lines += _aligned(self.table, [c for c in _HEADLINE if c in self.table.columns])
         return "\n".join(lines)
 
 
@@ -124,8 +136,7 @@ def run_demo(
     from rbmtools.notebook.execute import run, timestamped
 
     began = time.monotonic()
-    folder = timestamped(Path(output), "demo", "", datetime.now(UTC))
-    folder.mkdir(parents=True)
+    folder = timestamped(Path(output), "demo", "", datetime.now(UTC))  # created, ours alone
     data_dir = (folder / "experiments").resolve()
     run_dir = data_dir / DEMO_SPEC["name"]
     logs = {"events": str(run_dir / "events"), "outbox": str(run_dir / "outbox.jsonl")}
@@ -134,7 +145,7 @@ def run_demo(
         (
             "revoke_experiment",
             {"spec": demo_spec(per_arm), "name": DEMO_SPEC["name"], "data_dir": str(data_dir),
-             "by": ["useCase", "arm"], "bootstrap": 0},
+             "by": ["useCase", "arm"], "bootstrap": bootstrap},
             "running the revoke experiment on the emulator",
         ),
         (
@@ -153,7 +164,7 @@ def run_demo(
         if echo is not None:
             echo(f"[{number}/{len(steps)}] {notebook}: {what}")
         runs.append(run(notebook, parameters, folder, progress=progress))
-    table = pd.read_csv(table_path)
+    table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
     return DemoResult(folder, runs, table, time.monotonic() - began)
 
 

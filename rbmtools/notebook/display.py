@@ -1,21 +1,36 @@
-"""Showing results in a notebook: figures as PNG, tables, Markdown, durations for people.
+"""Showing results in a notebook: figures as PNG, tables in the report design, the headline.
 
 ``setup()`` makes a bare matplotlib ``Figure`` (what ``rbmtools.analysis.plots`` returns)
-display as a PNG image, so a figure is shown by naming it last in a cell, in JupyterLab and in
-papermill reports alike, and sets pandas to show whole tables. Outside IPython it does nothing.
+display as a PNG image and every ``DataFrame`` as a report table (``rbmtools.analysis.page``:
+no index, whole cells, humanised numbers where the table has them, footnotes for ``n/e``), in
+JupyterLab and in papermill reports alike. ``headline(analysis)`` is the block every report
+leads with. Outside IPython ``setup`` only sets pandas' display options.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["as_table", "human_seconds", "markdown", "setup"]
+from rbmtools.analysis.humanize import duration
+
+__all__ = [
+    "as_table",
+    "figure_or_sentence",
+    "headline",
+    "human_seconds",
+    "markdown",
+    "setup",
+    "table",
+]
+
+#: A duration for people (``14 s``, ``4.9 min``, ``2.2 h``, ``3 d``; ``n/e`` for None): the one
+#: way every report writes durations (``rbmtools.analysis.humanize.duration``).
+human_seconds = duration
 
 
 def _png(figure: Any) -> bytes:
@@ -24,10 +39,19 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _table_html(frame: pd.DataFrame) -> str:
+    from rbmtools.analysis.page import table_html
+
+    if not len(frame.columns):
+        return '<p class="rbm-muted">Nothing to show.</p>'
+    return table_html(frame)
+
+
 def setup() -> None:
-    """Prepare the running notebook: figures display as PNG, tables display whole."""
-    pd.set_option("display.max_columns", 60)
-    pd.set_option("display.max_rows", 200)
+    """Prepare the running notebook: figures display as PNG, tables as report tables."""
+    pd.set_option("display.max_columns", None)
+    pd.set_option("display.max_rows", 500)
+    pd.set_option("display.max_colwidth", None)
     pd.set_option("display.width", 200)
     try:
         from IPython import get_ipython
@@ -38,7 +62,32 @@ def setup() -> None:
         return
     from matplotlib.figure import Figure
 
-    shell.display_formatter.formatters["image/png"].for_type(Figure, _png)
+    formatters = shell.display_formatter.formatters
+    formatters["image/png"].for_type(Figure, _png)
+    formatters["text/html"].for_type(pd.DataFrame, _table_html)
+
+
+def table(frame: pd.DataFrame) -> Any:
+    """``frame`` as a report table (what ``setup`` makes every DataFrame show as)."""
+    from IPython.display import HTML
+
+    return HTML(_table_html(frame))
+
+
+def headline(analysis: Any, *, empty: str = "No messages to report.") -> Any:
+    """The headline block of an analysis: inputs and window, then per group the best TTL with
+    its interval, revoke success, p50 and p90 latency, never delivered and the message count."""
+    from IPython.display import HTML
+
+    from rbmtools.analysis.page import headline_html
+    from rbmtools.analysis.style import css
+
+    return HTML(f"<style>{css()}</style>{headline_html(analysis, empty=empty)}")
+
+
+def figure_or_sentence(figure: Any, sentence: str) -> Any:
+    """``figure``, or ``sentence`` (as Markdown) when there was nothing to draw (None)."""
+    return markdown(sentence) if figure is None else figure
 
 
 def markdown(text: str) -> Any:
@@ -46,20 +95,6 @@ def markdown(text: str) -> Any:
     from IPython.display import Markdown
 
     return Markdown(text)
-
-
-def human_seconds(value: float | None) -> str:
-    """A duration for people: ``14 s``, ``4.9 min``, ``2.2 h``, ``3 d``; ``n/e`` for None
-    (not estimable)."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/e"
-    if value < 120:
-        return f"{value:.3g} s"
-    if value < 7200:
-        return f"{value / 60:.3g} min"
-    if value < 172_800:
-        return f"{value / 3600:.3g} h"
-    return f"{value / 86400:.3g} d"
 
 
 def as_table(items: Any) -> pd.DataFrame:

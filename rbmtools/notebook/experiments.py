@@ -3,12 +3,14 @@
 The spec comes inline (a mapping, the YAML form as papermill parameters) or from a file, with
 an optional new name so that one parameter gives each scheduled run its own folder; the SMS
 provider is named ``package.module:function`` as on the command line; and the finished run is
-analysed per arm with the analysis's statistics and cost policies.
+analysed per arm with the analysis's statistics and cost policies, its arms compared with the
+spec's first arm, and summed up in a table for people (``run_table``).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +18,13 @@ from typing import Any
 from rbmtools.errors import ValidationError
 from rbmtools.notebook.paths import find_path
 
-__all__ = ["experiment_analysis", "experiment_decision", "experiment_spec", "sms_sender"]
+__all__ = [
+    "experiment_analysis",
+    "experiment_decision",
+    "experiment_spec",
+    "run_table",
+    "sms_sender",
+]
 
 
 def experiment_spec(
@@ -42,8 +50,9 @@ def experiment_spec(
         raise ValidationError("spec", None, "give an inline spec or a spec_file")
     if name:
         return loaded.replace(name=name)
-    if unique:
-        return loaded.replace(name=f"{loaded.name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    if unique:  # the time, and a random tag so two runs started together never share a folder
+        tag = secrets.token_hex(2)
+        return loaded.replace(name=f"{loaded.name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{tag}")
     return loaded
 
 
@@ -65,13 +74,56 @@ def experiment_analysis(
     min_at_risk: int = 30,
     seed: int = 0,
 ) -> Any:
-    """The analysis (``rbmtools.analysis.build_analysis``) of a finished run's logs."""
+    """The analysis (``rbmtools.analysis.build_analysis``) of a finished run's logs, its arms
+    compared with the spec's first arm (the arms in the spec's order)."""
     from rbmtools.analysis import build_analysis
 
+    arms = [arm.name for arm in result.spec.arms]
     with result.dataset() as data:
         return build_analysis(
-            data, by, policies, bootstrap=bootstrap, min_at_risk=min_at_risk, seed=seed
-        )
+            data, by, policies, bootstrap=bootstrap, min_at_risk=min_at_risk, seed=seed,
+            reference=arms,
+        )  # fmt: skip
+
+
+def run_table(result: Any) -> Any:
+    """What the run did, for people: its status, where its logs are, the messages sent,
+    revoked and fallen back, the platform time it covered and the real time it took."""
+    import pandas as pd
+
+    from rbmtools.analysis import humanize as h
+
+    stats = result.stats
+    rows = [
+        ("experiment", result.spec.name),
+        (
+            "status",
+            result.status + (f" ({stats.stop_reason})" if stats and stats.stop_reason else ""),
+        ),
+        ("target", result.target),
+        ("run folder", str(result.run_dir)),
+        ("outbox", str(result.outbox)),
+        ("events", str(result.events)),
+    ]
+    if stats is not None:
+        span = None
+        if stats.platform_start is not None and stats.platform_end is not None:
+            span = (stats.platform_end - stats.platform_start).total_seconds()
+        rows += [
+            ("messages planned", h.count(stats.messages)),
+            ("sent", f"{h.count(stats.sends)} ({h.count(stats.send_calls)} calls)"),
+            ("revoked by API", f"{h.count(stats.revokes)} ({h.count(stats.revoke_calls)} calls)"),
+            ("SMS fallbacks", h.count(stats.fallbacks)),
+            ("SMS fallbacks that failed", h.count(stats.fallback_failures)),
+            ("delivered after the SMS", h.count(stats.late_deliveries)),
+            ("platform time covered", h.duration(span)),
+            ("real time taken", h.duration(stats.wall_seconds)),
+        ]  # fmt: skip
+        rows += [
+            (f"outcome: {name.replace('_', ' ')}", h.count(count))
+            for name, count in sorted(stats.outcomes.items())
+        ]
+    return pd.DataFrame(rows, columns=["what", "value"])
 
 
 def experiment_decision(source: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from rbmtools.analysis.humanize import percent
 from rbmtools.client import ClientConfig, RbmClient, SendResult, set_default_client
 from rbmtools.errors import ValidationError
 from rbmtools.notebook.paths import find_path
@@ -263,7 +264,7 @@ def revoke_summary(results: pd.DataFrame) -> pd.DataFrame:
     }
     return pd.DataFrame(
         [
-            {"outcome": k, "messages": v, "share": f"{v / total:.1%}" if total else "n/e"}
+            {"outcome": k, "messages": v, "share": percent(v / total) if total else "n/e"}
             for k, v in counts.items()
         ]
     )

@@ -1,146 +1,123 @@
-"""The tables and texts the notebooks show, computed from an ``rbmtools.analysis.Analysis``.
+"""The tables and texts the notebooks show, from an ``rbmtools.analysis.Analysis``.
 
-An overview per group (outcomes, revoke success, latency, reads, fallbacks), the best-TTL
-recommendation with its interval and the data-support caveat, the cost policies in use, the
-daily trend, the headline of a scheduled report and its changes since the previous window.
-Rates carry Wilson 95 % intervals; changes of rates carry Newcombe intervals, and a change
-counts as significant only when its interval excludes zero.
+The report tables themselves are the analysis's (``rbmtools.analysis.tables``: humanised,
+footnoted, the same in ``rbmtools analyze --html``); here is what only notebooks need: the
+load report of a dataset, the best-TTL table as a CSV with machine-readable columns, the
+support caveats as Markdown, the cost policies from notebook parameters, the checks a scheduled
+report makes (``require_messages``), its comparison with the previous window and the links to
+its detail reports. Rate changes carry Newcombe intervals and count as significant only when
+the interval excludes zero.
 """
 
 from __future__ import annotations
 
-import math
+import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from rbmtools.notebook.display import human_seconds
+from rbmtools.analysis import humanize as h
+from rbmtools.analysis.tables import (
+    comparisons_table,
+    daily_table,
+    deliveries_table,
+    latency_table,
+    outcomes_table,
+    policy_table,
+    read_table,
+    revoke_table,
+    support_notes,
+    ttl_table,
+)
+from rbmtools.errors import NothingToReport, ValidationError
 from rbmtools.notebook.paths import find_path
 
 __all__ = [
     "DETAIL_NOTEBOOKS",
+    "changes",
     "compare_windows",
+    "comparisons_table",
     "cost_policies",
     "daily_table",
+    "deliveries_table",
     "detail_links",
-    "headline",
-    "overview",
+    "latency_table",
+    "load_table",
+    "outcomes_table",
     "policy_table",
     "read_table",
+    "require_messages",
+    "revoke_table",
     "save_table",
     "support_caveats",
     "ttl_recommendations",
+    "ttl_table",
 ]
 
 
-def _rate(successes: int, trials: int) -> str:
-    from rbmtools.analysis import wilson
+def load_table(dataset: Any) -> pd.DataFrame:
+    """What the dataset's load read, and the window it keeps (the report's appendix)."""
+    from rbmtools.analysis.tables import load_table as table
 
-    rate, lo, hi = wilson(successes, trials)
-    if rate is None:
-        return "n/e"
-    return f"{rate:.1%} [{lo:.1%}, {hi:.1%}]"
+    return table(dataset.report, dataset.sent)
 
 
-def _group_columns(group: Any) -> dict[str, Any]:
-    return dict(group.key) if group.key else {"group": "all messages"}
+def ttl_recommendations(analysis: Any) -> pd.DataFrame:
+    """The best-TTL table with machine-readable columns added (seconds, the near-optimal
+    range, ``at_support_edge``): what ``recommendations_csv`` and ``make demo`` keep."""
+    frame = ttl_table(analysis).copy()
+    frame["best_ttl_seconds"] = [g.ttl.seconds for g in analysis.groups]
+    frame["lo_seconds"] = [g.ttl.lo for g in analysis.groups]
+    frame["hi_seconds"] = [g.ttl.hi for g in analysis.groups]
+    frame["near_lo_seconds"] = [g.ttl.near_lo for g in analysis.groups]
+    frame["near_hi_seconds"] = [g.ttl.near_hi for g in analysis.groups]
+    frame["at_support_edge"] = [
+        g.ttl.at_support_edge if g.ttl.seconds is not None else None for g in analysis.groups
+    ]
+    return frame
 
 
-def read_table(dataset: Any, window: Any = None) -> pd.DataFrame:
-    """What was read (files, lines, events, duplicates, malformed lines...) and, for a
-    ``load_window`` dataset, which window it keeps."""
-    from rbmtools.notebook.windows import window_of
-
-    rows = [{"what": k, "value": v} for k, v in dataset.report.to_dict().items()]
-    window = window if window is not None else window_of(dataset)
-    if window is not None and not window.is_open:
-        rows += [
-            {"what": "window", "value": window.label()},
-            {"what": "messages in window", "value": dataset.report.messages},
-            {
-                "what": "note",
-                "value": "outbox records and messages are those of the window; events about "
-                "messages sent outside it count as unknown_message_events",
-            },
-        ]
-    elif window is not None:
-        rows.append({"what": "window", "value": window.label()})
-    return pd.DataFrame(rows)
+def support_caveats(analysis: Any) -> str:
+    """Markdown: how far the data supports a TTL, in general and for each group."""
+    min_at_risk = analysis.settings.get("min_at_risk")
+    lines = [
+        "A cost curve is drawn only as far as the logs can tell how many messages are still "
+        f"undelivered: it stops where fewer than {min_at_risk} messages remain undelivered and "
+        "observed (later ones were revoked, expired, or the logs end). Nothing is extrapolated: "
+        "a TTL beyond that point is a guess, not a recommendation.",
+        "",
+    ]
+    lines += [f"- {line}" for line in support_notes(analysis)]
+    return "\n".join(lines)
 
 
-def overview(analysis: Any) -> pd.DataFrame:
-    """One row per group: messages, outcomes, revoke success, latency, reads, fallbacks."""
-    rows = []
-    for group in analysis.groups:
-        c = group.counts
-        curve = group.curve
-        delivered = c["delivered"] + c["delivered_after_revoke"]
-        reachable = c["messages"] - c["not_rcs"]
-        never = curve.never_delivered[0]
-        rows.append(
-            {
-                **_group_columns(group),
-                "messages": c["messages"],
-                "delivered": c["delivered"],
-                "delivered after revoke": c["delivered_after_revoke"],
-                "revoked": c["revoked"],
-                "revoke failed, undelivered": c["revoke_failed_undelivered"],
-                "pending": c["pending"],
-                "not RCS": c["not_rcs"],
-                "revoke success": _rate(c["revoked"], c["revoke_tried"]),
-                "p50 latency": human_seconds(curve.quantile(0.5)[0]),
-                "p90 latency": human_seconds(curve.quantile(0.9)[0]),
-                "never delivered": "n/e" if never is None else f"{never:.1%}",
-                "read": _rate(c["read"], delivered),
-                "SMS fallbacks": c["fallbacks"],
-                "SMS, no RCS": c["not_rcs_fallbacks"],
-                "fallback share": _rate(c["fallbacks"] - c["not_rcs_fallbacks"], reachable),
-            }
-        )
-    return pd.DataFrame(rows)
+def _mapping(value: Any, field: str) -> Any:
+    """A mapping parameter as papermill's ``-p`` may pass it: as its JSON or YAML text."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        import yaml
 
-
-def daily_table(analysis: Any) -> pd.DataFrame:
-    """Per day (and group): messages, delivered share, revoke success, reads, fallbacks
-    (needs ``build_analysis(..., daily=True)``)."""
-    daily = analysis.daily
-    if daily is None or not len(daily.groups):
-        return pd.DataFrame()
-    rows = []
-    for group in daily:
-        c = group.counts
-        reachable = c["messages"] - c["not_rcs"]
-        delivered = c["delivered"] + c["delivered_after_revoke"]
-        rows.append(
-            {
-                **group.key,
-                "messages": c["messages"],
-                "delivered": _rate(delivered, reachable),
-                "revoke success": _rate(c["revoked"], c["revoke_tried"]),
-                "read": _rate(c["read"], delivered),
-                "SMS fallbacks": c["fallbacks"],
-                "stale": c["stale_deliveries"],
-                "double": c["double_deliveries"],
-            }
-        )
-    frame = pd.DataFrame(rows)
-    return frame.sort_values(list(daily.by)).reset_index(drop=True)
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValidationError(field, value, "is not a JSON or YAML mapping") from None
+    return value
 
 
 def cost_policies(
-    policies: Mapping[str, Any] | None = None, policy_file: str | os.PathLike[str] | None = None
+    policies: Mapping[str, Any] | str | None = None,
+    policy_file: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """The cost policies to use: the defaults, then ``policy_file`` over them, then
-    ``policies`` (use case -> the fields to change) over both."""
+    ``policies`` (use case -> the fields to change, or that mapping's JSON text) over both."""
     from rbmtools.analysis import DEFAULT_POLICIES, CostPolicy, load_policies
-    from rbmtools.errors import ValidationError
 
     resolved = (
         dict(DEFAULT_POLICIES) if policy_file is None else load_policies(find_path(policy_file))
     )
+    policies = _mapping(policies, "policies")
     if policies is None:
         return resolved
     if not isinstance(policies, Mapping):
@@ -156,113 +133,6 @@ def cost_policies(
     return resolved
 
 
-def policy_table(
-    policies: Mapping[str, Any], use_cases: Iterable[str] | None = None
-) -> pd.DataFrame:
-    """The cost policies (one row per use case; only ``use_cases`` if given)."""
-    wanted = None if use_cases is None else set(use_cases)
-    rows = []
-    for name, policy in policies.items():
-        if wanted is not None and name not in wanted:
-            continue
-        values = policy.to_dict()
-        rows.append({"use case": name, **values})
-    return pd.DataFrame(rows)
-
-
-def _edge(seconds: float | None, edge: float | None) -> bool:
-    return seconds is not None and edge is not None and math.isclose(seconds, edge, rel_tol=1e-9)
-
-
-def ttl_recommendations(analysis: Any) -> pd.DataFrame:
-    """The best TTL per group under its cost policy: the TTL with its bootstrap interval, the
-    expected cost per message, the 95 % coverage TTL and where the data stops."""
-    from rbmtools.analysis.ttl import MIN_TTL_SECONDS
-
-    rows = []
-    for group in analysis.groups:
-        choice = group.ttl
-        seconds = choice.seconds
-        interval = (
-            f"{human_seconds(choice.lo)} .. {human_seconds(choice.hi)}"
-            if choice.lo is not None
-            else "n/e"
-        )
-        if choice.policy is None:
-            note = "no cost policy for this group"
-        elif seconds is None:
-            note = "not estimable: the data supports less than 10 s"
-        elif _edge(seconds, choice.stops_at):
-            note = "at the end of the supported range: a longer TTL may be cheaper"
-        elif _edge(seconds, MIN_TTL_SECONDS):
-            note = "at the shortest TTL considered (10 s)"
-        else:
-            note = ""
-        rows.append(
-            {
-                **_group_columns(group),
-                "policy": choice.policy_name,
-                "best TTL": human_seconds(seconds),
-                "95% interval": interval,
-                "expected cost / message": None
-                if choice.expected_cost is None
-                else round(choice.expected_cost, 4),
-                "95% coverage TTL": human_seconds(choice.coverage_seconds),
-                "data supports up to": human_seconds(choice.supported_until),
-                "messages": group.counts["messages"],
-                "note": note,
-                "best_ttl_seconds": seconds,
-                "lo_seconds": choice.lo,
-                "hi_seconds": choice.hi,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def support_caveats(analysis: Any) -> str:
-    """Markdown: for each group, how far the data supports a TTL, and what that means."""
-    from rbmtools.analysis.ttl import MIN_TTL_SECONDS
-
-    min_at_risk = analysis.settings.get("min_at_risk")
-    lines = [
-        "A cost curve is drawn only as far as the logs can tell how many messages are still "
-        f"undelivered: it stops where fewer than {min_at_risk} messages remain undelivered and "
-        "observed (later ones were revoked, expired, or the logs end). Nothing is extrapolated: "
-        "a TTL beyond that point is a guess, not a recommendation.",
-        "",
-    ]
-    for group in analysis.groups:
-        label = group.label()
-        choice = group.ttl
-        stops = choice.supported_until
-        if stops is None:
-            lines.append(
-                f"- **{label}**: too few messages ({group.counts['messages']}) to draw a "
-                "latency curve; no TTL can be recommended."
-            )
-            continue
-        text = f"- **{label}**: the data supports TTLs up to {human_seconds(stops)}."
-        if choice.policy is None:
-            text += " No cost policy applies to this group (add one for its use case)."
-        elif choice.seconds is None:
-            text += " That is under the shortest TTL considered (10 s): no recommendation."
-        elif _edge(choice.seconds, choice.stops_at):
-            text += (
-                f" The cheapest TTL found, {human_seconds(choice.seconds)}, is at that limit: "
-                "a longer TTL may well be cheaper. Run an arm with a longer TTL (or observe "
-                "longer) before adopting it."
-            )
-        elif _edge(choice.seconds, MIN_TTL_SECONDS):
-            text += (
-                " The cheapest TTL is the shortest considered (10 s): under this policy, "
-                "falling back at once beats waiting."
-            )
-        else:
-            text += f" The recommendation, {human_seconds(choice.seconds)}, lies inside it."
-        lines.append(text)
-    return "\n".join(lines)
-
-
 def save_table(frame: pd.DataFrame, path: str | os.PathLike[str] | None) -> Path | None:
     """Write ``frame`` as CSV to ``path`` (folders created); nothing when ``path`` is None."""
     if path is None:
@@ -276,118 +146,115 @@ def save_table(frame: pd.DataFrame, path: str | os.PathLike[str] | None) -> Path
 # ------------------------------------------------------------------------------ scheduled
 
 
-def headline(analysis: Any) -> pd.DataFrame:
-    """The figures a scheduled report leads with, one row per group."""
-    rows = []
-    for group in analysis.groups:
-        c = group.counts
-        reachable = c["messages"] - c["not_rcs"]
-        delivered = c["delivered"] + c["delivered_after_revoke"]
-        choice = group.ttl
-        rows.append(
-            {
-                **_group_columns(group),
-                "messages": c["messages"],
-                "delivered": _rate(delivered, reachable),
-                "revoke success": _rate(c["revoked"], c["revoke_tried"]),
-                "p50 latency": human_seconds(group.curve.quantile(0.5)[0]),
-                "p90 latency": human_seconds(group.curve.quantile(0.9)[0]),
-                "read": _rate(c["read"], delivered),
-                "SMS fallbacks": c["fallbacks"],
-                "stale": c["stale_deliveries"],
-                "double": c["double_deliveries"],
-                "best TTL": human_seconds(choice.seconds),
-            }
+def _messages(analysis: Any) -> int:
+    return sum(group.counts["messages"] for group in analysis.groups)
+
+
+def require_messages(analysis: Any, allow_empty: bool = False) -> Any:
+    """``analysis``, unless it has nothing to report: no messages in its window, or too few
+    for any estimate (no group with ``min_at_risk`` messages). Then ``NothingToReport`` (a
+    scheduled ``rbmtools report`` exits with code 4), unless ``allow_empty``."""
+    window = "all messages" if analysis.window is None else analysis.window.label()
+    messages = _messages(analysis)
+    if messages == 0:
+        problem = f"no messages in the window ({window})"
+    elif not any(group.curve.estimable for group in analysis.groups):
+        problem = (
+            f"too few messages for any estimate: {h.count(messages)} in the window ({window}), "
+            f"fewer than {analysis.settings['min_at_risk']} (min_at_risk) in every group"
         )
-    return pd.DataFrame(rows)
+    else:
+        return analysis
+    if allow_empty:
+        return analysis
+    raise NothingToReport(f"{problem}; pass allow_empty=True (--allow-empty) to report anyway")
 
 
 def _key(group: Any) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(group.key.items()))
 
 
-def compare_windows(current: Any, previous: Any) -> pd.DataFrame:
-    """Each group's rates, latencies and best TTL in the previous and the current window,
-    with the change; rate changes carry a Newcombe 95 % interval and are ``significant``
-    when it excludes zero."""
+def _rate_change(name: str, k1: int, n1: int, k0: int, n0: int) -> dict[str, str]:
     from statsmodels.stats.proportion import confint_proportions_2indep
 
-    from rbmtools.analysis.metrics import RATES
-
-    before = {_key(g): g for g in previous.groups}
-    rows = []
-    for group in current.groups:
-        old = before.get(_key(group))
-        label = group.label()
-        c = group.counts
-        o = old.counts if old is not None else None
-        rows.append(
-            {
-                "group": label,
-                "measure": "messages",
-                "previous": "" if o is None else o["messages"],
-                "current": c["messages"],
-                "change": "" if o is None else f"{c['messages'] - o['messages']:+d}",
-                "95% interval": "",
-                "significant": "",
-            }
-        )
-        for name, counts in RATES.items():
-            k1, n1 = counts(c)
-            k0, n0 = counts(o) if o is not None else (0, 0)
-            row = {
-                "group": label,
-                "measure": f"{name.replace('_', ' ')} rate",
-                "previous": "n/e" if not n0 else f"{k0 / n0:.1%} of {n0}",
-                "current": "n/e" if not n1 else f"{k1 / n1:.1%} of {n1}",
-                "change": "",
-                "95% interval": "",
-                "significant": "",
-            }
-            if n0 and n1:
-                diff = k1 / n1 - k0 / n0
-                lo, hi = confint_proportions_2indep(
-                    k1, n1, k0, n0, method="newcomb", compare="diff"
-                )
-                row["change"] = f"{diff:+.1%}"
-                row["95% interval"] = f"[{lo:+.1%}, {hi:+.1%}]"
-                if lo > 0:
-                    row["significant"] = "up"
-                elif hi < 0:
-                    row["significant"] = "down"
-            rows.append(row)
-        for name, p in (("p50 latency", 0.5), ("p90 latency", 0.9)):
-            now = group.curve.quantile(p)[0]
-            then = None if old is None else old.curve.quantile(p)[0]
-            rows.append(
-                {
-                    "group": label,
-                    "measure": name,
-                    "previous": human_seconds(then) if old is not None else "",
-                    "current": human_seconds(now),
-                    "change": _ratio(now, then),
-                    "95% interval": "",
-                    "significant": "",
-                }
-            )
-        rows.append(
-            {
-                "group": label,
-                "measure": "best TTL",
-                "previous": "" if old is None else human_seconds(old.ttl.seconds),
-                "current": human_seconds(group.ttl.seconds),
-                "change": _ratio(group.ttl.seconds, None if old is None else old.ttl.seconds),
-                "95% interval": "",
-                "significant": "",
-            }
-        )
-    return pd.DataFrame(rows)
+    row = {
+        "measure": f"{name.replace('_', ' ')} rate",
+        "previous": h.NOT_ESTIMABLE if not n0 else f"{h.percent(k0 / n0)} of {h.count(n0)}",
+        "current": h.NOT_ESTIMABLE if not n1 else f"{h.percent(k1 / n1)} of {h.count(n1)}",
+        "change": "",
+        "95 % interval": "",
+        "significant": "",
+    }
+    if n0 and n1:
+        lo, hi = confint_proportions_2indep(k1, n1, k0, n0, method="newcomb", compare="diff")
+        row["change"] = h.percentage_points(100 * ((k1 * n0 - k0 * n1) / (n1 * n0)))
+        row["95 % interval"] = f"{h.percentage_points(100 * lo)} – {h.percentage_points(100 * hi)}"
+        row["significant"] = "up" if lo > 0 else "down" if hi < 0 else "no"
+    return row
 
 
 def _ratio(now: float | None, then: float | None) -> str:
     if now is None or then is None or then <= 0:
         return ""
-    return f"{now / then - 1:+.0%}"
+    return f"{100 * (now / then - 1):+.0f} %".replace("-", "−")
+
+
+def compare_windows(current: Any, previous: Any) -> pd.DataFrame:
+    """Each group's rates, latencies and best TTL in the previous and the current window,
+    with the change; rate changes carry a Newcombe 95 % interval and are ``significant``
+    (``up``/``down``) when it excludes zero. Rates at 0 in both windows and figures not
+    estimable in either are left out (a footnote says so)."""
+    from rbmtools.analysis.metrics import RATES
+    from rbmtools.analysis.tables import group_name
+
+    before = {_key(g): g for g in previous.groups}
+    rows = []
+    for group in current.groups:
+        old = before.get(_key(group))
+        c, o = group.counts, (old.counts if old is not None else None)
+        name = group_name(group.key)
+        rows.append(
+            {"group": name, "measure": "messages", "previous": h.count(o["messages"]) if o else "",
+             "current": h.count(c["messages"]),
+             "change": f"{c['messages'] - o['messages']:+,d}".replace("-", "−") if o else "",
+             "95 % interval": "", "significant": ""}
+        )  # fmt: skip
+        for rate, counts in RATES.items():
+            k1, n1 = counts(c)
+            k0, n0 = counts(o) if o is not None else (0, 0)
+            if k0 == k1 == 0 and (o is not None or not n1):
+                continue  # 0 in both windows (or nothing to say): left out, said under the table
+            rows.append({"group": name, **_rate_change(rate, k1, n1, k0, n0)})
+        for measure, then, now in (
+            ("p50 latency", old and old.curve.quantile(0.5)[0], group.curve.quantile(0.5)[0]),
+            ("p90 latency", old and old.curve.quantile(0.9)[0], group.curve.quantile(0.9)[0]),
+            ("best TTL", old and old.ttl.seconds, group.ttl.seconds),
+        ):
+            if now is None and then is None:
+                continue
+            rows.append(
+                {"group": name, "measure": measure,
+                 "previous": h.duration(then) if old is not None else "",
+                 "current": h.duration(now), "change": _ratio(now, then),
+                 "95 % interval": "", "significant": ""}
+            )  # fmt: skip
+    frame = pd.DataFrame(rows)
+    frame.attrs["footnotes"] = [
+        ("", "Rates that are 0 % in both windows, and figures not estimable in either, are "
+         "left out.")
+    ]  # fmt: skip
+    return frame
+
+
+def changes(current: Any, previous: Any) -> Any:
+    """The comparison with the previous window: the table of ``compare_windows``, or one
+    sentence when the previous window holds no messages."""
+    if _messages(previous) == 0:
+        from rbmtools.notebook.display import markdown
+
+        window = "" if previous.window is None else f" ({previous.window.label()})"
+        return markdown(f"The previous window{window} holds no messages: nothing to compare.")
+    return compare_windows(current, previous)
 
 
 #: The detail notebooks a scheduled report links to.
@@ -426,7 +293,6 @@ def detail_links(
 
 
 def _arg(value: Any) -> str:
-    import json
     import shlex
 
     if isinstance(value, list | tuple):

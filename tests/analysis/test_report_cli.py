@@ -45,20 +45,22 @@ def test_document_has_the_stable_schema(synthetic):
 
 
 def test_text_html_and_figures(synthetic_dataset, tmp_path):
-    analysis = build_analysis(synthetic_dataset, ["arm"], bootstrap=20, daily=True)
+    analysis = build_analysis(synthetic_dataset, ["useCase", "arm"], bootstrap=20, daily=True)
     text = analysis.to_text()
     assert "revoke success" in text and "best TTL" in text and "arm=ttl=30s" in text
+    assert "n/e: not estimable." in text  # every n/e of the text is explained at its end
     figures = plots.all_figures(analysis)
-    assert set(figures) == {
-        "Delivery latency",
-        "Outcomes",
-        "Revoke success",
-        "TTL cost curves",
-        "Daily trend",
-    }
+    days = {str(d) for d in analysis.daily.groups["day"]}
+    expected = {"Delivery latency", "Outcomes", "Revoke success", "TTL cost curves"}
+    assert set(figures) == expected | ({"Daily trend"} if len(days) > 1 else set())
     assert all(isinstance(f, Figure) and f.axes for f in figures.values())
     page = analysis.to_html()
-    assert page.startswith("<!doctype html>") and page.count("data:image/png;base64,") == 5
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("data:image/png;base64,") == len(figures)
+    assert page.index("rbm-headline") < page.index("<h2>Best TTL</h2>")
+    if len(days) == 1:
+        assert plots.daily_trend(analysis) is None
+        assert "a trend needs at least two days" in page
 
 
 def _run(*args: str) -> tuple[int, str]:

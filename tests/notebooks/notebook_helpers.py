@@ -101,23 +101,33 @@ class _TableParser(HTMLParser):
 
 
 def _value(text: str) -> Any:
+    """A cell as a number when it is one (``1,620`` too), else its text."""
     for kind in (int, float):
         try:
-            return kind(text)
+            return kind(text.replace(",", "") if text[:1].isdigit() else text)
         except ValueError:
             pass
     return text
 
 
 def html_table(text: str) -> pd.DataFrame:
-    """The first table of a pandas ``to_html`` output (index column dropped)."""
+    """The first table of a report table's HTML (no index column: reports show none)."""
     parser = _TableParser()
     parser.feed(text)
     head = [cells for in_head, cells in parser.rows if in_head]
     body = [cells for in_head, cells in parser.rows if not in_head]
-    columns = head[0][1:]
-    rows = [[_value(c) for c in cells[1:]] for cells in body]
-    return pd.DataFrame(rows, columns=columns)
+    rows = [[_value(c) for c in cells] for cells in body]
+    return pd.DataFrame(rows, columns=head[0])
+
+
+def report_tables(node: Any) -> list[pd.DataFrame]:
+    """Every report table a notebook showed (``rbm-table``), in order."""
+    return [html_table(t) for t in texts(node, "text/html") if 'class="rbm-table"' in t]
+
+
+def headline_text(node: Any) -> str:
+    """The HTML of the notebook's headline block ('' if none)."""
+    return next((t for t in texts(node, "text/html") if "rbm-headline" in t), "")
 
 
 def streams(node: Any, name: str = "stdout") -> str:

@@ -8,7 +8,16 @@ import json
 
 import pandas as pd
 import pytest
-from notebook_helpers import SAMPLE, errors, html_table, injected, outputs, streams, texts
+from notebook_helpers import (
+    SAMPLE,
+    errors,
+    headline_text,
+    injected,
+    outputs,
+    report_tables,
+    streams,
+    texts,
+)
 
 from rbmtools.analysis import build_analysis, load
 
@@ -32,6 +41,8 @@ def test_html_report_hides_code_and_keeps_results(runs):
     page = run.html.read_text(encoding="utf-8")
     assert "<img" in page and "image/png" in page
     assert "<table" in page and "revoke success" in page
+    assert "rbm-headline" in page and "rbm-notebook" in page  # the report design
+    assert "cdnjs" not in page and "<script src=" not in page  # nothing from the network
     assert "nb.setup()" not in page and "build_analysis(" not in page
     assert "Traceback" not in page
     assert "TqdmWarning" not in page  # stderr stays in the .ipynb only
@@ -75,7 +86,7 @@ def test_adhoc_second_set_reads_a_csv_and_writes_the_outbox(runs, tmp_path_facto
     tables = html_tables(node)
     assert "DELIVERED" in tables  # an always-online phone gets it within the minute watched
     assert "2 messages to revoke" in streams(node)
-    summary = html_table(texts(node, "text/html")[-2])
+    summary = next(t for t in report_tables(node) if "outcome" in t.columns)
     counts = dict(zip(summary["outcome"], summary["messages"], strict=True))
     assert counts["not revoked (already delivered or unknown)"] == 2  # ids the platform never saw
     records = [  # the parameters file named an outbox: every call landed there
@@ -90,16 +101,22 @@ def test_adhoc_second_set_reads_a_csv_and_writes_the_outbox(runs, tmp_path_facto
 def test_experiment_default_runs_four_arms_in_its_own_folder(runs):
     run = runs["experiment-default"].check()
     node = run.notebook()
-    out = streams(node)
-    assert "Experiment 'otp-ttl-" in out and "status='complete'" in out
+    assert "Experiment 'otp-ttl-" in streams(node)  # the plan, in its section
     folders = list((run.cwd / "data" / "experiments").glob("otp-ttl-*"))
     assert len(folders) == 1 and (folders[0] / "outbox.jsonl").exists()
-    overview = html_table(texts(node, "text/html")[1])
-    assert sorted(overview["arm"]) == sorted(
-        ["ttl=60s", "ttl=300s", "api_after=120s", "api_after_unless_delivered=120s"]
-    )
+    headline = headline_text(node)
+    arms = ["ttl=60s", "ttl=300s", "api_after=120s", "api_after_unless_delivered=120s"]
+    positions = [headline.index(f"</span>{arm}</td>") for arm in arms]
+    assert positions == sorted(positions)  # the spec's order, not the alphabet's
+    tables = report_tables(node)
+    comparisons = tables[0]
+    assert set(comparisons["against"]) == {"ttl=60s"}  # the spec's first arm
+    assert {"difference", "95 % interval", "significant"} <= set(comparisons.columns)
+    assert all(str(v).endswith(" pp") for v in comparisons["difference"])
+    run_table = dict(zip(tables[-1]["what"], tables[-1]["value"], strict=True))
+    assert run_table["status"] == "complete" and run_table["messages planned"] == 800
+    assert "ExperimentResult(" not in "".join(texts(node, "text/plain"))
     assert figures(node) == 3
-    assert "revoke_success" in html_tables(node)  # the arm comparisons
 
 
 def test_experiment_from_a_spec_file_with_a_name(runs):
@@ -108,54 +125,68 @@ def test_experiment_from_a_spec_file_with_a_name(runs):
     assert "spec_file" in injected(node)
     folder = run.cwd.parents[1] / "experiments" / "file-run"
     assert (folder / "outbox.jsonl").exists() and (folder / "events").is_dir()
-    overview = html_table(texts(node, "text/html")[1])
-    assert set(overview["arm"]) == {"ttl 2m", "api 1m"}
-    assert set(overview["useCase"]) == {"alert"}
-    assert overview["messages"].sum() == 120
+    outcomes = next(t for t in report_tables(node) if "not RCS" in t.columns)
+    assert list(outcomes["arm"]) == ["ttl 2m", "api 1m"]  # the spec's order
+    assert set(outcomes["use case"]) == {"alert"}
+    assert outcomes["messages"].sum() == 120
     assert figures(node) == 3
 
 
 def test_log_analysis_defaults_read_the_sample(runs):
     node = runs["logs-default"].check().notebook()
-    read = html_table(texts(node, "text/html")[0])
+    tables = report_tables(node)
+    read = tables[-1]  # the appendix
     values = dict(zip(read["what"], read["value"], strict=True))
-    assert int(values["messages"]) == 1620 and values["window"] == "all messages"
-    tables = html_tables(node)
-    for column in ("never_delivered_share", "stale_rate", "double_rate", "median_seconds",
-                   "outcome_revoked", "revoke_failed_undelivered"):  # fmt: skip
-        assert column in tables, column
-    assert "2026-11-25" in tables  # the daily trend table
+    assert values["messages sent"] == 1620 and values["window"] == "all messages"
+    headline = headline_text(node)
+    for use_case in ("otp", "alert", "transaction", "promo"):
+        assert f"</span>{use_case}</td>" in headline
+    assert "best TTL" in headline and "never delivered" in headline
+    columns = {c for t in tables for c in t.columns}
+    expected = {
+        "never delivered (95 % interval)",
+        "stale deliveries",
+        "double deliveries",
+        "median time to read",
+        "revoke failed, undelivered",
+        "p50 (95 % interval)",
+    }
+    assert expected <= columns
+    assert "2026-11-25" in html_tables(node)  # the daily trend table
     assert figures(node) == 4  # outcomes, revoke success, latency curves, daily trend
+    assert "No line was set aside." in markdown(node)
 
 
 def test_log_analysis_window_keeps_the_messages_sent_in_it(runs):
     node = runs["logs-window"].check().notebook()
-    read = html_table(texts(node, "text/html")[0])
-    values = dict(zip(read["what"], read["value"], strict=True))
+    tables = report_tables(node)
+    values = dict(zip(tables[-1]["what"], tables[-1]["value"], strict=True))
     with load(SAMPLE / "events", SAMPLE / "outbox.jsonl") as data:
         sent = data.lifecycle()["sendTime"]
     day, next_day = pd.Timestamp("2026-11-24", tz="UTC"), pd.Timestamp("2026-11-25", tz="UTC")
     expected = int(((sent >= day) & (sent < next_day)).sum())
-    assert int(values["messages in window"]) == expected
-    assert "2026-11-24" in values["window"]
-    overview = html_table(texts(node, "text/html")[1])
-    assert "otp ttl=1m" in set(overview["arm"])
-    assert overview["messages"].sum() == expected
+    assert values["messages sent"] == expected
+    assert "2026-11-24" in values["window"] and "2026-11-24" in headline_text(node)
+    outcomes = tables[0]
+    assert "otp ttl=1m" in set(outcomes["arm"])
+    assert outcomes["messages"].sum() == expected
+    assert "one day (2026-11-24)" in markdown(node)  # no trend plot from one day
 
 
 def test_ttl_tuning_defaults_recommend_a_ttl_per_use_case(runs):
     node = runs["ttl-default"].check().notebook()
     tables = html_tables(node)
-    assert "best TTL" in tables and "95% interval" in tables and "sms_cost" in tables
+    assert "best TTL" in tables and "95 % interval" in tables and "SMS cost" in tables
+    assert "within 0.5 % of the best cost" in tables
     for use_case in ("otp", "alert", "transaction", "promo"):
-        assert use_case in tables
+        assert f"</span>{use_case}</td>" in headline_text(node)
     assert "data supports TTLs up to" in markdown(node)
     assert figures(node) == 2  # cost curves, latency curves
 
 
 def test_ttl_policies_change_the_recommendation(runs):
     run = runs["ttl-policies"].check()
-    table = pd.read_csv(run.cwd.parents[1] / "best.csv")
+    table = pd.read_csv(run.cwd.parents[1] / "best.csv").rename(columns={"use case": "useCase"})
     with load(SAMPLE / "events", SAMPLE / "outbox.jsonl") as data:
         default = build_analysis(data, "useCase", bootstrap=0)
     default_otp = next(g.ttl.seconds for g in default.groups if g.key["useCase"] == "otp")
@@ -164,16 +195,17 @@ def test_ttl_policies_change_the_recommendation(runs):
     assert otp["best_ttl_seconds"] > default_otp
     assert otp["policy"] == "otp"
     node = run.notebook()
-    policies = html_table(texts(node, "text/html")[1])
-    assert float(policies.loc[policies["use case"] == "otp", "sms_cost"].iloc[0]) == 0.5
+    policies = next(t for t in report_tables(node) if "SMS cost" in t.columns)
+    assert float(policies.loc[policies["use case"] == "otp", "SMS cost"].iloc[0]) == 0.5
 
 
 def test_scheduled_report_defaults_cover_the_last_day_of_traffic(runs):
     node = runs["scheduled-default"].check().notebook()
     text = markdown(node)
-    assert "This report:" in text and "2026-11-25T" in text and "2026-11-26T" in text
+    headline = headline_text(node)
+    assert "2026-11-25T" in headline and "2026-11-26T" in headline  # the window, named
+    assert "revoke success" in headline and "best TTL" in headline
     tables = html_tables(node)
-    assert "revoke success" in tables and "best TTL" in tables  # the headline
     assert "significant" in tables and "delivered rate" in tables  # the changes
     assert "no details_dir given" in text
     assert "rbmtools report webhook_log_analysis" in text
@@ -184,7 +216,8 @@ def test_scheduled_report_links_the_detail_reports(runs):
     run = runs["scheduled-weekly"].check()
     node = run.notebook()
     text = markdown(node)
-    assert "2026-11-24" in text and "2026-11-26" in text  # two days ending on the 26th
+    headline = headline_text(node)
+    assert "2026-11-24" in headline and "2026-11-26" in headline  # two days ending on the 26th
     detail = runs["logs-window"].html.name
     assert f"]({detail})" in text
     assert f"]({runs['ttl-policies'].html.name})" in text
@@ -206,5 +239,6 @@ def test_demo_runs_the_three_notebooks_and_prints_the_headline(runs):
     for report in reports:
         assert (folder / report.rsplit("/", 1)[-1]).exists()
     table = pd.read_csv(folder / "best_ttl.csv")
-    assert set(table["useCase"]) == {"otp", "alert", "transaction", "promo"}
+    assert set(table["use case"]) == {"otp", "alert", "transaction", "promo"}
+    assert "within 0.5 % of the best cost" in out
     assert (folder / "experiments" / "demo" / "outbox.jsonl").exists()
