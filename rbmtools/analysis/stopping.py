@@ -181,7 +181,7 @@ class ArmLook:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArmLook:
         """The arm as ``to_dict`` wrote it (a run folder's record of a look)."""
-        tally = ArmTally(**{f.name: data[f.name] for f in fields(ArmTally)})
+        tally = ArmTally(**{f.name: data[f.name] for f in fields(ArmTally) if f.name in data})
         return cls(tally, **{f.name: data[f.name] for f in fields(cls) if f.name != "tally"})
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from rbmtools.analysis import humanize as h
 from rbmtools.analysis.policy import policy_for
 from rbmtools.analysis.sample_ratio import SampleRatioCheck, sample_ratio_check
 from rbmtools.analysis.stopping import ArmLook, Decision, Look
@@ -35,7 +36,12 @@ from rbmtools.experiment.spec import ExperimentSpec, load_spec
 from rbmtools.experiment.stopping_spec import StoppingSpec
 from rbmtools.wire import format_timestamp
 
-__all__ = ["ExperimentStatus", "experiment_status"]
+__all__ = ["ExperimentStatus", "cost_detail", "experiment_status", "share_detail"]
+
+_UNPRICED = (
+    "{use_case}: no decision: no cost policy prices this use case (give one in the spec's "
+    "stopping.cost_policy, or a '*' policy)."
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,21 @@ class ExperimentStatus:
         best = look.best or _leader(look)
         return pd.DataFrame([_arm_row(arm, look, best) for arm in look.arms])
 
+    def headlines(self) -> list[str]:
+        """The decision of every use case in a sentence (a report's first lines)."""
+        lines = [self.headline(use_case) for use_case in self.decisions()]
+        return lines + [_UNPRICED.format(use_case=u) for u in self.unpriced()]
+
+    def alerts(self) -> list[str]:
+        """What a reader must not miss: a sample-ratio mismatch, a run not ended."""
+        found = [self.sample_ratio.text()] if self.sample_ratio.flagged else []
+        if self.state != "finished":
+            found.append(
+                "The run has not ended: read its decision. Fixed 95 % intervals (Wilson, "
+                "Newcombe) hold only at a size fixed in advance, not at any moment."
+            )
+        return found
+
     def readable(self, use_case: str) -> pd.DataFrame:
         """``table`` for people: rates as percentages with their raw counts and intervals."""
         return _readable(self.table(use_case))
@@ -85,11 +106,7 @@ class ExperimentStatus:
         if self.look is None:
             lines.append("No message has been sent yet.")
         for use_case in self.unpriced():
-            lines += [
-                f"{use_case}: no decision: no cost policy prices this use case (give one in "
-                "the spec's stopping.cost_policy, or a '*' policy).",
-                "",
-            ]
+            lines += [_UNPRICED.format(use_case=use_case), ""]
         for use_case in self.decisions():
             lines += [self.headline(use_case), ""]
             table = self.readable(use_case)
@@ -120,10 +137,6 @@ class ExperimentStatus:
         )
 
 
-def _money(value: float | None, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def _leader(look: Look) -> str | None:
     priced = [a for a in look.arms if a.running and a.cost is not None]
     return min(priced, key=lambda a: a.cost).arm if priced else None  # type: ignore[arg-type, return-value]
@@ -134,8 +147,8 @@ def _headline(use_case: str, look: Look, max_messages: int) -> str:
     if look.decision is Decision.READY:
         best = look.arm(look.best or "")
         text = (
-            f"{use_case}: READY. Best arm {best.arm!r}: {_money(best.cost)} per message "
-            f"({joint}: {_money(best.cost_lo)} to {_money(best.cost_hi)})"
+            f"{use_case}: READY. Best arm {best.arm!r}: {h.cost(best.cost)} per message "
+            f"({joint}: {h.cost(best.cost_lo)} – {h.cost(best.cost_hi)})"
         )
         if look.saving_per_1000 is not None:
             text += (
@@ -170,10 +183,12 @@ def _arm_row(arm: ArmLook, look: Look, best: str | None) -> dict[str, Any]:
     tally = arm.tally
     if not arm.running:
         status = f"dropped at look {arm.eliminated_at}"
-    elif arm.arm == look.best:
+    elif look.decision is Decision.READY:
         status = "best"
+    elif look.decision is Decision.INCONCLUSIVE:
+        status = "not separated"
     else:
-        status = "running" if look.decision is not Decision.READY else "best"
+        status = "running"
     saving = None
     best_look = next((a for a in look.arms if a.arm == best), None)
     if best_look is not None and arm.cost is not None and best_look.cost is not None:
@@ -196,36 +211,42 @@ def _arm_row(arm: ArmLook, look: Look, best: str | None) -> dict[str, Any]:
     }
 
 
+def share_detail(row: Mapping[str, Any]) -> str:
+    """The raw counts and the always-valid interval under a delivered share."""
+    counts = f"{h.count(row['delivered'])} of {h.count(row['settled'])}"
+    if not h.estimable(row["delivered_share"]):
+        return counts
+    return f"{counts} · {h.percent_range(row['delivered_lo'], row['delivered_hi'])}"
+
+
+def cost_detail(row: Mapping[str, Any]) -> str:
+    """The always-valid interval and the messages behind a cost per message."""
+    messages = f"{h.count(row['cost_messages'])} messages"
+    return f"{h.cost(row['cost_lo'])} – {h.cost(row['cost_hi'])} · {messages}"
+
+
+def _extra(value: Any) -> str:
+    return f"{value:+.2f}" if h.estimable(value) else ""
+
+
 def _readable(table: pd.DataFrame) -> pd.DataFrame:
     """The arm table as text: rates as percentages with their raw counts under them."""
 
     def share(row: pd.Series) -> str:
-        if row["delivered_share"] is None or pd.isna(row["delivered_share"]):
-            return f"n/a (0 of {row['settled']:,})"
-        return (
-            f"{row['delivered_share']:.1%} ({row['delivered']:,} of {row['settled']:,}; "
-            f"{row['delivered_lo']:.1%} to {row['delivered_hi']:.1%})"
-        )
+        return f"{h.percent(row['delivered_share'])} ({share_detail(row)})"
 
     def cost(row: pd.Series) -> str:
-        if row["cost"] is None or pd.isna(row["cost"]):
-            return "n/a (0 messages)"
-        return (
-            f"{row['cost']:.4f} ({row['cost_lo']:.4f} to {row['cost_hi']:.4f}; "
-            f"{row['cost_messages']:,} messages)"
-        )
+        return f"{h.cost(row['cost'])} ({cost_detail(row)})"
 
     return pd.DataFrame(
         {
             "arm": table["arm"],
             "status": table["status"],
-            "messages": table["messages"].map("{:,}".format),
+            "messages": table["messages"].map(h.count),
             "delivered by its duration": table.apply(share, axis=1),
-            "SMS": table["sms"].map("{:,}".format),
+            "SMS": table["sms"].map(h.count),
             "cost per message": table.apply(cost, axis=1),
-            "extra per 1,000": table["extra_per_1000"].map(
-                lambda v: "" if v is None or pd.isna(v) else f"{v:+.2f}"
-            ),
+            "extra per 1,000": table["extra_per_1000"].map(_extra),
         }
     )
 
