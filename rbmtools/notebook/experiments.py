@@ -127,12 +127,13 @@ def run_table(result: Any) -> Any:
     return pd.DataFrame(rows, columns=["what", "value"])
 
 
-def experiment_decision(source: Any) -> Any:
+def experiment_decision(source: Any, analysis: Any = None) -> Any:
     """Decision first, in the reports' headline design: per use case Ready, Keep running,
     Inconclusive or Not enough data, read with always-valid intervals (true whenever the run is
     looked at, finished or not), then one row per arm with its raw counts and intervals under
     every rate, and the sample-ratio check (a warning when it fails). ``source`` is a run's
-    result, its folder, or its ``ExperimentStatus``."""
+    result, its folder, or its ``ExperimentStatus``; with the run's ``analysis`` grouped by
+    arm, each arm keeps the colour it has there."""
     from IPython.display import HTML
 
     from rbmtools.analysis.style import css
@@ -144,16 +145,19 @@ def experiment_decision(source: Any) -> Any:
         status = source.status_report()
     else:
         status = experiment_status(find_path(source))
-    return HTML(f"<style>{css()}</style>{decision_html(status)}")
+    return HTML(f"<style>{css()}</style>{decision_html(status, analysis)}")
 
 
-def decision_html(status: Any) -> str:
+def decision_html(status: Any, analysis: Any = None) -> str:
     """The decision blocks of ``experiment_decision`` as HTML (one per use case)."""
     from rbmtools.analysis import humanize as h
     from rbmtools.analysis.page import headline_block_html
-    from rbmtools.analysis.plots import PALETTE
+    from rbmtools.analysis.plots import PALETTE, group_colours
 
     colours = {arm.name: PALETTE[i % len(PALETTE)] for i, arm in enumerate(status.spec.arms)}
+    if analysis is not None and "arm" in analysis.by:
+        for group, colour in zip(analysis.groups, group_colours(analysis), strict=True):
+            colours[group.key["arm"]] = colour
     source = "the runner's last look" if status.recorded else "looked at now, from the logs"
     context = [
         ("experiment:", status.spec.name),
