@@ -81,6 +81,8 @@ def test_a_clear_winner_stops_the_run_early_and_every_look_replays(tmp_path):
     status = experiment_status(result.run_dir)
     assert status.recorded and status.state == "finished"
     assert status.headline("otp").startswith("otp: READY. Best arm 'ttl=15s'")
+    assert status.headlines()[0].startswith("otp: Ready: 'ttl=15s', 0.0")
+    assert status.alerts() == []
     assert not status.sample_ratio.flagged
     table = status.table("otp").set_index("arm")
     assert (
@@ -157,6 +159,7 @@ def test_status_of_a_running_and_of_a_too_small_experiment(tmp_path):
     decision = running.decisions()["otp"].decision.value
     assert decision in ("keep_running", "not_enough_data")
     assert ("KEEP RUNNING" in running.text()) == (decision == "keep_running")
+    assert any("has not ended" in alert for alert in running.alerts())
     small = stopping_spec(name="small", max_messages=60, min_per_arm=100)
     with Emulator(profile="commuters", speed=1200.0, seed=4) as emu:
         result = run_experiment(small, data_dir=tmp_path, emulator=emu, **QUIET)
@@ -164,6 +167,9 @@ def test_status_of_a_running_and_of_a_too_small_experiment(tmp_path):
     assert status.recorded and status.sent == 60
     assert status.decisions()["otp"].decision.value == "not_enough_data"
     assert "otp: NOT ENOUGH DATA" in status.text() and "needs 100" in status.text()
+    assert status.headlines() == [
+        "otp: Not enough data: an arm has fewer than 100 settled messages"
+    ]
 
 
 def test_a_fixed_run_is_read_with_always_valid_intervals(tmp_path):
