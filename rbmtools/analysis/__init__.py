@@ -2,10 +2,10 @@
 
 ``load(events=..., outbox=...)`` reads both logs into a ``Dataset`` (DuckDB underneath, pandas
 out); ``Dataset.lifecycle()`` is one row per message with its outcome; the metric functions
-group by any of useCase, trafficType, experiment, arm, day; ``analyze(...)`` returns the whole
-analysis as one stable JSON-ready document. The heavy part is one SQL definition (``sql``) run
-by a thin engine layer (``engine``; ``load(..., engine="spark")`` runs the same SQL on Spark,
-see ``engines``); statistics run in Python on compact aggregates.
+group by any of useCase, trafficType, experiment, arm, policyVersion, day; ``analyze(...)``
+returns the whole analysis as one stable JSON-ready document. The heavy part is one SQL
+definition (``sql``) run by a thin engine layer (``engine``; ``load(..., engine="spark")`` runs
+the same SQL on Spark, see ``engines``); statistics run in Python on compact aggregates.
 
 Names are imported on first use, so ``import rbmtools`` and the CLI stay quick (DuckDB,
 lifelines and statsmodels load only when an analysis runs).

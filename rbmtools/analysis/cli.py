@@ -48,8 +48,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--by",
         default="useCase",
-        help="group columns, comma separated: useCase, trafficType, experiment, arm, day "
-        "(default: useCase; '' for no grouping)",
+        help="group columns, comma separated: useCase, trafficType, experiment, arm, "
+        "policyVersion, day (default: useCase; '' for no grouping)",
     )
     parser.add_argument(
         "--policy",

@@ -114,6 +114,7 @@ OUTBOX_ROW_COLUMNS: dict[str, str] = {
     "channel": "VARCHAR",
     "sentAt": "TIMESTAMPTZ",
     "reason": "VARCHAR",
+    "policyVersion": "VARCHAR",
 }
 
 #: The lifecycle event types, with the column prefix each gets in the facts.
@@ -302,6 +303,7 @@ _SEND_FIELDS = {
     "traffic_type": "trafficType",
     "experiment": "experiment",
     "arm": "arm",
+    "policy_version": "policyVersion",
 }
 #: Per-message columns only the lifecycle table shows (no metric reads them): ``FACTS`` has
 #: them, ``SUMMARY`` leaves them out, so the load does not carry their text per message.
@@ -510,6 +512,7 @@ SELECT
     traffic_type AS "trafficType",
     experiment,
     arm,
+    policy_version AS "policyVersion",
     CAST(send_time AS DATE) AS day,
     send_time AS "sendTime",
     send_status AS "sendStatus",
@@ -553,6 +556,7 @@ _GROUP_VALUES = {
     "trafficType": "traffic_type",
     "experiment": "experiment",
     "arm": "arm",
+    "policyVersion": "policy_version",
     "day": "CAST(send_time AS DATE)",
 }
 _GROUPS = ", ".join(f'"{name}"' for name in _GROUP_VALUES)

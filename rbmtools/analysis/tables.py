@@ -42,6 +42,7 @@ COLUMN_NAMES = {
     "trafficType": "traffic type",
     "experiment": "experiment",
     "arm": "arm",
+    "policyVersion": "TTL policy",
     "day": "day",
 }
 _OUTCOME_NAMES = {

@@ -156,6 +156,11 @@ def test_experiment_policy_traffic_and_drift(tmp_path, capsys):
     assert drift["otp"]["policy_seconds"] == otp.seconds
     assert drift["otp"]["best_seconds"] < otp.seconds and drift["otp"]["saving_per_1000"] > 0
     assert drift["promo"]["drift"] is False, drift["promo"]
+    # The outbox named the policy each send applied: the analysis groups by it.
+    assert main(["analyze", *period_two, "--by", "useCase,policyVersion", "--json"]) == 0
+    grouped = json.loads(capsys.readouterr().out)
+    keys = {(g["key"]["useCase"], g["key"]["policyVersion"]) for g in grouped["groups"]}
+    assert keys == {("otp", policy.version), ("promo", policy.version)}
     assert main(["analyze", *period_two]) == 0
     report = capsys.readouterr().out
     assert report.startswith(f"TTL policy {policy.version} no longer holds for otp")

@@ -19,7 +19,7 @@ CREATE TEMP TABLE rbm_event_rows AS
 SELECT _FILE_NAME AS source_file, receivedAt, verified, event, senderPhoneNumber, phoneNumber, messageId, eventId, sendTime, eventType, message FROM `proj.rbm.events`;
 
 CREATE TEMP TABLE rbm_outbox_rows AS
-SELECT _FILE_NAME AS source_file, kind, messageId, phone, agentId, sendTime, useCase, trafficType, ttl, expireTime, status, experiment, arm, error, requestedAt, attempt, channel, sentAt, reason FROM `proj.rbm.outbox`;
+SELECT _FILE_NAME AS source_file, kind, messageId, phone, agentId, sendTime, useCase, trafficType, ttl, expireTime, status, experiment, arm, error, requestedAt, attempt, channel, sentAt, reason, policyVersion FROM `proj.rbm.outbox`;
 
 CREATE TEMP TABLE rbm_summary AS
 WITH rbm_event_shapes AS (
@@ -186,7 +186,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         ),
         STRUCT(
@@ -197,7 +198,8 @@ WITH rbm_event_shapes AS (
           useCase AS use_case,
           trafficType AS traffic_type,
           experiment AS experiment,
-          arm AS arm
+          arm AS arm,
+          policyVersion AS policy_version
         ),
         NULL
       ) IGNORE NULLS ORDER BY IF(
@@ -213,7 +215,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         ),
         0,
@@ -269,6 +272,7 @@ WITH rbm_event_shapes AS (
     o.chosen.traffic_type AS traffic_type,
     o.chosen.experiment AS experiment,
     o.chosen.arm AS arm,
+    o.chosen.policy_version AS policy_version,
     o.send_attempts,
     o.api_revoke_attempts,
     o.api_revoke_first_at,
@@ -614,6 +618,7 @@ WITH rbm_event_shapes AS (
     traffic_type AS `trafficType`,
     experiment AS `experiment`,
     arm AS `arm`,
+    policy_version AS `policyVersion`,
     CAST(send_time AS DATE) AS `day`,
     outcome AS `outcome`,
     revoke_method AS `revokeMethod`,
@@ -667,6 +672,7 @@ SELECT
   `trafficType`,
   `experiment`,
   `arm`,
+  `policyVersion`,
   `day`,
   outcome,
   `revokeMethod`,
@@ -724,6 +730,7 @@ GROUP BY
       `trafficType`,
       `experiment`,
       `arm`,
+      `policyVersion`,
       `day`,
       outcome,
       `revokeMethod`,
@@ -740,13 +747,23 @@ GROUP BY
       `trafficType`,
       `experiment`,
       `arm`,
+      `policyVersion`,
       `day`,
       latency_bin,
       delivered,
       pending_since,
       pending_expires
     ),
-    (row_kind, `useCase`, `trafficType`, `experiment`, `arm`, `day`, read_bin)
+    (
+      row_kind,
+      `useCase`,
+      `trafficType`,
+      `experiment`,
+      `arm`,
+      `policyVersion`,
+      `day`,
+      read_bin
+    )
   );
 
 SELECT
@@ -832,6 +849,7 @@ WITH rbm_span AS (
     `trafficType`,
     `experiment`,
     `arm`,
+    `policyVersion`,
     `day`,
     latency_bin AS bin,
     delivered,
@@ -845,6 +863,7 @@ WITH rbm_span AS (
     `trafficType`,
     `experiment`,
     `arm`,
+    `policyVersion`,
     `day`,
     CASE
       WHEN GREATEST(
@@ -1140,6 +1159,7 @@ WITH rbm_event_shapes AS (
             trafficType AS traffic_type,
             experiment AS experiment,
             arm AS arm,
+            policyVersion AS policy_version,
             agentId AS agent_id,
             phone AS phone
           ) IS NULL
@@ -1153,6 +1173,7 @@ WITH rbm_event_shapes AS (
           trafficType AS traffic_type,
           experiment AS experiment,
           arm AS arm,
+          policyVersion AS policy_version,
           agentId AS agent_id,
           phone AS phone
         ),
@@ -1171,6 +1192,7 @@ WITH rbm_event_shapes AS (
             trafficType AS traffic_type,
             experiment AS experiment,
             arm AS arm,
+            policyVersion AS policy_version,
             agentId AS agent_id,
             phone AS phone
           ) IS NULL
@@ -1276,6 +1298,7 @@ SELECT
   o.chosen.traffic_type AS traffic_type,
   o.chosen.experiment AS experiment,
   o.chosen.arm AS arm,
+  o.chosen.policy_version AS policy_version,
   o.send_attempts,
   o.api_revoke_attempts,
   o.api_revoke_first_at,
@@ -1623,6 +1646,7 @@ SELECT
   traffic_type AS `trafficType`,
   experiment,
   arm,
+  policy_version AS `policyVersion`,
   CAST(send_time AS DATE) AS day,
   send_time AS `sendTime`,
   send_status AS `sendStatus`,

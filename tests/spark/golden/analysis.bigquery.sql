@@ -181,7 +181,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         ),
         STRUCT(
@@ -192,7 +193,8 @@ WITH rbm_event_shapes AS (
           useCase AS use_case,
           trafficType AS traffic_type,
           experiment AS experiment,
-          arm AS arm
+          arm AS arm,
+          policyVersion AS policy_version
         ),
         NULL
       ) IGNORE NULLS ORDER BY IF(
@@ -208,7 +210,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         ),
         0,
@@ -264,6 +267,7 @@ WITH rbm_event_shapes AS (
     o.chosen.traffic_type AS traffic_type,
     o.chosen.experiment AS experiment,
     o.chosen.arm AS arm,
+    o.chosen.policy_version AS policy_version,
     o.send_attempts,
     o.api_revoke_attempts,
     o.api_revoke_first_at,
@@ -609,6 +613,7 @@ WITH rbm_event_shapes AS (
     traffic_type AS `trafficType`,
     experiment AS `experiment`,
     arm AS `arm`,
+    policy_version AS `policyVersion`,
     CAST(send_time AS DATE) AS `day`,
     outcome AS `outcome`,
     revoke_method AS `revokeMethod`,
@@ -662,6 +667,7 @@ SELECT
   `trafficType`,
   `experiment`,
   `arm`,
+  `policyVersion`,
   `day`,
   outcome,
   `revokeMethod`,
@@ -719,6 +725,7 @@ GROUP BY
       `trafficType`,
       `experiment`,
       `arm`,
+      `policyVersion`,
       `day`,
       outcome,
       `revokeMethod`,
@@ -735,13 +742,23 @@ GROUP BY
       `trafficType`,
       `experiment`,
       `arm`,
+      `policyVersion`,
       `day`,
       latency_bin,
       delivered,
       pending_since,
       pending_expires
     ),
-    (row_kind, `useCase`, `trafficType`, `experiment`, `arm`, `day`, read_bin)
+    (
+      row_kind,
+      `useCase`,
+      `trafficType`,
+      `experiment`,
+      `arm`,
+      `policyVersion`,
+      `day`,
+      read_bin
+    )
   );
 
 SELECT
@@ -827,6 +844,7 @@ WITH rbm_span AS (
     `trafficType`,
     `experiment`,
     `arm`,
+    `policyVersion`,
     `day`,
     latency_bin AS bin,
     delivered,
@@ -840,6 +858,7 @@ WITH rbm_span AS (
     `trafficType`,
     `experiment`,
     `arm`,
+    `policyVersion`,
     `day`,
     CASE
       WHEN GREATEST(
