@@ -52,6 +52,7 @@ _LAZY_EXPORTS: dict[str, tuple[str, str]] = {
     "ExperimentSpec": ("rbmtools.experiment", "ExperimentSpec"),
     "run_experiment": ("rbmtools.experiment", "run_experiment"),
     "CostPolicy": ("rbmtools.analysis", "CostPolicy"),
+    "TtlPolicy": ("rbmtools.wire.ttl_policy", "TtlPolicy"),
     "analyze": ("rbmtools.analysis", "analyze"),
     "load_logs": ("rbmtools.analysis", "load"),
     "compact_logs": ("rbmtools.logs", "compact"),
@@ -92,6 +93,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from rbmtools.experiment import ExperimentResult, ExperimentSpec, run_experiment
     from rbmtools.logs import compact as compact_logs
     from rbmtools.webhook import Receiver, follow, read_events
+    from rbmtools.wire.ttl_policy import TtlPolicy
 
 __all__ = [
     "AgentEventResult",
@@ -112,6 +114,7 @@ __all__ = [
     "ShortExpiryWarning",
     "SignatureError",
     "TrafficType",
+    "TtlPolicy",
     "ValidationError",
     "__version__",
     "agent_message",

@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rbmtools.analysis.cli",
         "revoke success, delivery latency and the best TTL from webhook and outbox logs",
     ),
+    "policy": (
+        "rbmtools.analysis.ttl_policy_cli",
+        "TTL policy files: write one from the logs, diff two",
+    ),
     "experiment": (
         "rbmtools.experiment.cli",
         "run revoke experiments (arms, SMS fallback, resumable runs)",

@@ -78,6 +78,7 @@ def test_public_api_is_pinned():
             "ShortExpiryWarning",
             "SignatureError",
             "TrafficType",
+            "TtlPolicy",
             "ValidationError",
             "__version__",
             "agent_message",

@@ -2,10 +2,11 @@
 
 ``load(events=..., outbox=...)`` reads both logs into a ``Dataset`` (DuckDB underneath, pandas
 out); ``Dataset.lifecycle()`` is one row per message with its outcome; the metric functions
-group by any of useCase, trafficType, experiment, arm, day; ``analyze(...)`` returns the whole
-analysis as one stable JSON-ready document. The heavy part is one SQL definition (``sql``) run
-by a thin engine layer (``duckdb_engine``; ``load(..., engine="spark")`` runs the same SQL on
-Spark, see ``engine_interface``); statistics run in Python on compact aggregates.
+group by any of useCase, trafficType, experiment, arm, policyVersion, day; ``analyze(...)``
+returns the whole analysis as one stable JSON-ready document. The heavy part is one SQL
+definition (``sql``) run by a thin engine layer (``duckdb_engine``; ``load(...,
+engine="spark")`` runs the same SQL on Spark, see ``engine_interface``); statistics run in
+Python on compact aggregates.
 
 Names are imported on first use, so ``import rbmtools`` and the CLI stay quick (DuckDB,
 lifelines and statsmodels load only when an analysis runs).
@@ -19,6 +20,10 @@ from typing import Any
 _EXPORTS = {
     "Aggregates": "aggregates",
     "compute_aggregates": "aggregates",
+    "always_valid_mean": "confseq",
+    "always_valid_mean_difference": "confseq",
+    "always_valid_rate": "confseq",
+    "always_valid_rate_difference": "confseq",
     "SurvivalCurve": "latency",
     "kaplan_meier": "latency",
     "Dataset": "dataset",
@@ -41,6 +46,12 @@ _EXPORTS = {
     "OUTCOMES": "schema",
     "REVOKE_METHODS": "schema",
     "SparkEngine": "spark_engine",
+    "ArmTally": "stopping",
+    "Decision": "stopping",
+    "Look": "stopping",
+    "StoppingRule": "stopping",
+    "decide": "stopping",
+    "tally_arms": "stopping",
     "make_engine": "engine_interface",
     "analysis_script": "export",
     "TtlChoice": "ttl",

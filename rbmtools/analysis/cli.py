@@ -88,14 +88,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--by",
         default="useCase",
-        help="group columns, comma separated: useCase, trafficType, experiment, arm, day "
-        "(default: useCase; '' for no grouping)",
+        help="group columns, comma separated: useCase, trafficType, experiment, arm, "
+        "policyVersion, day (default: useCase; '' for no grouping)",
     )
     parser.add_argument(
         "--policy",
         metavar="FILE",
         help="YAML or JSON mapping useCase -> cost policy fields (over the defaults for otp, "
         "transaction, promo, alert); durations like '5s', '10m'",
+    )
+    parser.add_argument(
+        "--active-policy",
+        metavar="FILE",
+        help="the TTL policy in use (rbmtools policy write): per use case, a 'drift' entry says "
+        "whether it still holds (its duration against the best TTL's interval, the saving per "
+        "1,000 messages), with a headline line when it does not",
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print the JSON document")
@@ -208,6 +215,10 @@ def run(args: argparse.Namespace) -> int:
             daily=bool(args.html),
             reference=args.reference,
         )
+        if args.active_policy:
+            from rbmtools.analysis.ttl_policy import check_ttl_policy
+
+            check_ttl_policy(analysis, args.active_policy, dataset)
         if args.html:
             with open(args.html, "w", encoding="utf-8") as handle:
                 handle.write(analysis.to_html())

@@ -195,7 +195,8 @@ RATES: dict[str, Any] = {
     "read": lambda c: (c["read"], _delivered(c)),
     "stale": lambda c: (c["stale_deliveries"], _delivered(c)),
     "double_delivery": lambda c: (c["double_deliveries"], _delivered(c)),
-    "fallback": lambda c: (c["fallbacks"], c["messages"] - c["not_rcs"]),
+    # messages taken back and sent by SMS (an SMS for want of RCS is not a revoke's)
+    "fallback": lambda c: (c["fallbacks"] - c["not_rcs_fallbacks"], c["messages"] - c["not_rcs"]),
 }
 
 

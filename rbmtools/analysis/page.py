@@ -29,6 +29,7 @@ __all__ = [
     "analysis_page",
     "css",
     "figure_html",
+    "headline_block_html",
     "headline_html",
     "headline_rows",
     "sentence_html",
@@ -203,20 +204,51 @@ def _context(analysis: Any) -> list[tuple[str, str]]:
     return context
 
 
-def headline_html(analysis: Any, *, empty: str = "No messages to report.") -> str:
-    """The headline block of ``analysis``: its inputs and window, then one row per group."""
+def headline_html(
+    analysis: Any,
+    *,
+    empty: str = "No messages to report.",
+    lead: list[str] | None = None,
+    alerts: list[str] | None = None,
+) -> str:
+    """The headline block of ``analysis``: its inputs and window, the ``lead`` lines (an
+    experiment's decisions) and the alerts (drift, and ``alerts``), then one row per group."""
     notes = h.Footnotes()
     columns, rows = headline_rows(analysis, notes)
     header = " · ".join(tables.COLUMN_NAMES.get(c, c) for c in analysis.by) or "messages"
+    from rbmtools.analysis.report import drift_headlines
+
     return _render(
         "headline.html.j2",
         context=_context(analysis),
+        lead=lead or [],
+        alerts=[*drift_headlines(analysis), *(alerts or [])],
         group_header=header,
         columns=columns,
         rows=rows,
         notes=notes.items(),
         empty=empty,
     )
+
+
+def headline_block_html(
+    context: list[tuple[str, str]],
+    group_header: str,
+    columns: list[str],
+    rows: list[dict],
+    *,
+    lead: list[str] | None = None,
+    alerts: list[str] | None = None,
+    notes: list[tuple[str, str]] | None = None,
+    empty: str = "",
+) -> str:
+    """A headline block of the reports' design from ready parts: the ``context`` line, lines
+    in bold (``lead``: a decision) and in warning colours (``alerts``), then one row per group
+    (``name``, ``colour``, ``cells`` of a main value ``v`` and a line under it ``s``)."""
+    return _render(
+        "headline.html.j2", context=context, lead=lead or [], alerts=alerts or [],
+        group_header=group_header, columns=columns, rows=rows, notes=notes or [], empty=empty,
+    )  # fmt: skip
 
 
 def _section(title: str, *parts: dict, intro: str = "", appendix: bool = False) -> dict:

@@ -42,12 +42,19 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import yaml
 
 from rbmtools.errors import ValidationError
 from rbmtools.wire import duration_seconds, format_duration
 
-__all__ = ["DEFAULT_POLICIES", "CostPolicy", "load_policies", "resolve_policies"]
+__all__ = [
+    "DEFAULT_POLICIES",
+    "CostPolicy",
+    "load_policies",
+    "policy_for",
+    "resolve_policies",
+]
 
 _DURATIONS = ("sms_latency", "deadline")
 _BOOLEANS = ("fallback",)
@@ -115,6 +122,21 @@ class CostPolicy:
     def wait_cost(self, seconds: Any) -> Any:
         """w(t) = wait_cost_per_hour * t, with t in seconds."""
         return self.wait_cost_per_hour * seconds / 3600.0
+
+    def delivery_cost(self, seconds: Any) -> Any:
+        """What a message delivered ``seconds`` after its send costs: ``rcs_cost + w(t)``, plus
+        ``stale_cost`` after the deadline (numbers or numpy arrays)."""
+        stale = np.where(np.asarray(seconds) > self.deadline, self.stale_cost, 0.0)
+        return self.rcs_cost + self.wait_cost(seconds) + stale
+
+    def undelivered_cost(self, ttl: Any, p_race: Any = 0.0) -> Any:
+        """What a message not delivered by its TTL costs: with fallback, the SMS, the wait
+        until it lands and, with chance ``p_race``, a duplicate RCS delivery; without,
+        ``lost_cost``."""
+        if not self.fallback:
+            return np.full(np.shape(ttl), self.lost_cost) if np.ndim(ttl) else self.lost_cost
+        race = p_race * (self.rcs_cost + self.duplicate_cost)
+        return self.sms_cost + self.wait_cost(ttl + self.sms_latency) + race
 
 
 #: The default policy of each use case; the module docstring explains every number.
@@ -184,6 +206,17 @@ def resolve_policies(policies: Mapping[str, Any] | None) -> dict[str, CostPolicy
                 f"policies.{use_case}", value, "must be a mapping of policy fields"
             )
     return result
+
+
+def policy_for(
+    use_case: str | None, policies: Mapping[str, CostPolicy]
+) -> tuple[str | None, CostPolicy | None]:
+    """The policy a use case gets, and its name: its own, else the ``"*"`` policy, else none."""
+    if use_case is not None and use_case in policies:
+        return use_case, policies[use_case]
+    if "*" in policies:
+        return "*", policies["*"]
+    return None, None
 
 
 def load_policies(path: str | os.PathLike[str]) -> dict[str, CostPolicy]:

@@ -97,22 +97,25 @@ class Analysis:
     daily: Aggregates | None = None
     inputs: dict[str, str] = field(default_factory=dict)
     window: Window | None = None
+    #: Per use case, whether an active TTL policy still holds (``ttl_policy.ttl_policy_drift``).
+    drift: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         used = sorted({g.ttl.policy_name for g in self.groups if g.ttl.policy_name})
-        return _clean(
-            {
-                "schema": SCHEMA,
-                "read": self.report.to_dict(),
-                "by": list(self.by),
-                "settings": self.settings,
-                "policies": {name: self.policies[name].to_dict() for name in used},
-                "groups": [_clean(g.document) for g in self.groups],
-                "inputs": self.inputs,
-                "window": _window_dict(self.window),
-                "comparisons": self.comparisons.to_dict("records"),
-            }
-        )
+        doc = {
+            "schema": SCHEMA,
+            "read": self.report.to_dict(),
+            "by": list(self.by),
+            "settings": self.settings,
+            "policies": {name: self.policies[name].to_dict() for name in used},
+            "groups": [_clean(g.document) for g in self.groups],
+            "inputs": self.inputs,
+            "window": _window_dict(self.window),
+            "comparisons": self.comparisons.to_dict("records"),
+        }
+        if self.drift is not None:
+            doc["drift"] = self.drift
+        return _clean(doc)
 
     def to_text(self) -> str:
         return render_text(self)
@@ -160,6 +163,7 @@ def group_document(group: GroupResult) -> dict[str, Any]:
         "stale_deliveries": _rate_dict(c["stale_deliveries"], delivered),
         "double_deliveries": _rate_dict(c["double_deliveries"], delivered),
         "revoke_race": _rate_dict(c["delivered_after_revoke"], succeeded),
+        "sms": _sms_dict(c, group.ttl.policy),
         "anomalies": {
             "clock_skew_messages": c["clock_skew"],
             "out_of_order_messages": c["out_of_order"],
@@ -246,6 +250,21 @@ def describe_files(files: Any) -> str:
     relative = os.path.relpath(where)
     shown = where if relative.startswith("..") else relative
     return shown if len(paths) == 1 else f"{shown} ({len(paths):,} files)"
+
+
+def _sms_dict(counts: Mapping[str, int], policy: CostPolicy | None) -> dict[str, Any]:
+    """The SMS sent, split by why: a revoked or inconclusive message (``after_revoke``) or a
+    phone without RCS (``not_rcs``, outside the TTL's cost model), each priced at the cost
+    policy's ``sms_cost`` (null without a policy)."""
+    not_rcs = counts["not_rcs_fallbacks"]
+    after_revoke = counts["fallbacks"] - not_rcs
+    price = None if policy is None else policy.sms_cost
+    return {
+        "after_revoke": after_revoke,
+        "not_rcs": not_rcs,
+        "after_revoke_cost": None if price is None else after_revoke * price,
+        "not_rcs_cost": None if price is None else not_rcs * price,
+    }
 
 
 def _rate_dict(successes: int, trials: int) -> dict[str, Any]:
@@ -481,8 +500,27 @@ def _group_text(group: GroupResult, notes: h.Footnotes) -> list[str]:
         f"   read: {_rate_text(read, notes, why.get('read.rate'))}, median {median} after "
         f"delivery; stale {h.count(c['stale_deliveries'])}, double "
         f"{h.count(c['double_deliveries'])}",
+        f"   SMS: {_sms_text(doc['sms'])}",
         "",
     ]
+
+
+def _sms_text(sms: Mapping[str, Any]) -> str:
+    def cost(key: str) -> str:
+        return "" if sms[key] is None else f" (cost {sms[key]:,.2f})"
+
+    return (
+        f"{h.count(sms['after_revoke'])} after revokes{cost('after_revoke_cost')}, "
+        f"{h.count(sms['not_rcs'])} to phones without RCS{cost('not_rcs_cost')}"
+    )
+
+
+def drift_headlines(analysis: Analysis) -> list[str]:
+    """One line per use case whose active TTL policy no longer holds (the report opens with
+    them; see ``ttl_policy.ttl_policy_drift``)."""
+    from rbmtools.analysis.ttl_policy import drift_headline
+
+    return [drift_headline(entry) for entry in analysis.drift or () if entry["drift"]]
 
 
 def _comparison_text(analysis: Analysis) -> list[str]:
@@ -510,7 +548,7 @@ def render_text(analysis: Analysis) -> str:
     ``n/e`` (not estimable) carries a footnote number saying why."""
     notes = h.Footnotes()
     window = "all messages" if analysis.window is None else analysis.window.label()
-    lines = [str(analysis.report), f"window: {window}", ""]
+    lines = [*drift_headlines(analysis), str(analysis.report), f"window: {window}", ""]
     for group in analysis.groups:
         lines += _group_text(group, notes)
     lines += _comparison_text(analysis)

@@ -39,7 +39,9 @@ OUTCOMES: tuple[str, ...] = (
 REVOKE_METHODS: tuple[str, ...] = ("api", "ttl")
 
 #: Lifecycle columns a metric may be grouped by (``day`` is the UTC date of the send).
-GROUP_COLUMNS: tuple[str, ...] = ("useCase", "trafficType", "experiment", "arm", "day")
+GROUP_COLUMNS: tuple[str, ...] = (
+    "useCase", "trafficType", "experiment", "arm", "policyVersion", "day",
+)  # fmt: skip
 
 #: Durations at or below this many seconds fall in bin 0 (shown as 0 s).
 BIN_FLOOR_SECONDS = 0.001

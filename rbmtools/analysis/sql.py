@@ -138,6 +138,7 @@ OUTBOX_ROW_COLUMNS: dict[str, str] = {
     "channel": "VARCHAR",
     "sentAt": "VARCHAR",
     "reason": "VARCHAR",
+    "policyVersion": "VARCHAR",
     **_typed("outbox"),
 }
 
@@ -499,6 +500,7 @@ _SEND_FIELDS = {
     "traffic_type": "trafficType",
     "experiment": "experiment",
     "arm": "arm",
+    "policy_version": "policyVersion",
 }
 #: Per-message columns only the lifecycle table shows (no metric reads them): ``FACTS`` has
 #: them, ``SUMMARY`` leaves them out, so the load does not carry their text per message.
@@ -815,6 +817,7 @@ SELECT
     traffic_type AS "trafficType",
     experiment,
     arm,
+    policy_version AS "policyVersion",
     CAST(send_time AS DATE) AS day,
     send_time AS "sendTime",
     send_status AS "sendStatus",
@@ -859,6 +862,7 @@ _GROUP_VALUES = {
     "trafficType": "traffic_type",
     "experiment": "experiment",
     "arm": "arm",
+    "policyVersion": "policy_version",
     "day": "CAST(send_time AS DATE)",
 }
 _GROUPS = ", ".join(f'"{name}"' for name in _GROUP_VALUES)
@@ -1152,6 +1156,8 @@ def counts_columns(count: Callable[[str | None], str], duplicates: str) -> str:
         "stale_deliveries": count(_FLAGS["flag_stale"]),
         "double_deliveries": count(_FLAGS["flag_double"]),
         "fallbacks": count(_FLAGS["flag_fallback"]),
+        # a send answered 404 never entered RCS: its SMS went out for want of RCS, not a revoke
+        "not_rcs_fallbacks": count(f"outcome = 'not_rcs' AND {_FLAGS['flag_fallback']}"),
         "clock_skew": count(_FLAGS["flag_skew"]),
         "out_of_order": count(_FLAGS["flag_unordered"]),
         "implausible_times": count(_FLAGS["flag_implausible"]),

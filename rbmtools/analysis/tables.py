@@ -42,6 +42,7 @@ COLUMN_NAMES = {
     "trafficType": "traffic type",
     "experiment": "experiment",
     "arm": "arm",
+    "policyVersion": "TTL policy",
     "day": "day",
 }
 _OUTCOME_NAMES = {
@@ -215,9 +216,10 @@ def read_table(analysis: Any) -> pd.DataFrame:
 
 
 def deliveries_table(analysis: Any) -> pd.DataFrame:
-    """Per group: SMS fallbacks (and their share of the messages that reached RCS), stale
-    deliveries (after expireTime) and double deliveries (after the SMS), with their share of
-    the delivered, and the revoke race (revokes that succeeded, then DELIVERED anyway)."""
+    """Per group: SMS fallbacks after revokes (and their share of the messages that reached
+    RCS) and SMS to phones without RCS, stale deliveries (after expireTime) and double
+    deliveries (after the SMS), with their share of the delivered, and the revoke race
+    (revokes that succeeded, then DELIVERED anyway)."""
     notes = h.Footnotes()
     rows = []
     for group in analysis.groups:
@@ -227,8 +229,9 @@ def deliveries_table(analysis: Any) -> pd.DataFrame:
         reachable = c["messages"] - c["not_rcs"]
         rows.append(
             {**_key_columns(group.key),
-             "SMS fallbacks": _count_share(c["fallbacks"], reachable, notes,
-                                           "no message reached RCS"),
+             "SMS fallbacks": _count_share(c["fallbacks"] - c["not_rcs_fallbacks"], reachable,
+                                           notes, "no message reached RCS"),
+             "SMS, no RCS": h.count(c["not_rcs_fallbacks"]),
              "stale deliveries": _count_share(c["stale_deliveries"], delivered, notes,
                                               "nothing delivered"),
              "double deliveries": _count_share(c["double_deliveries"], delivered, notes,
@@ -394,7 +397,8 @@ def daily_table(analysis: Any) -> pd.DataFrame:
              "revoke success": _share(c["revoked"], c["revoke_tried"], notes,
                                       "no revokes tried"),
              "read": _share(c["read"], delivered, notes, "nothing delivered"),
-             "SMS fallbacks": h.count(c["fallbacks"]),
+             "SMS fallbacks": h.count(c["fallbacks"] - c["not_rcs_fallbacks"]),
+             "SMS, no RCS": h.count(c["not_rcs_fallbacks"]),
              "stale": h.count(c["stale_deliveries"]),
              "double": h.count(c["double_deliveries"])}
         )  # fmt: skip

@@ -67,25 +67,15 @@ def expected_cost(
     survival = np.asarray(survival, dtype=float)
     previous = np.concatenate([np.ones((*survival.shape[:-1], 1)), survival[..., :-1]], axis=-1)
     mass = previous - survival  # share delivered at each time
-    per_delivery = policy.rcs_cost + policy.wait_cost(times)
-    per_delivery = per_delivery + np.where(times > policy.deadline, policy.stale_cost, 0.0)
-    delivered_cost = np.cumsum(mass * per_delivery, axis=-1)
+    delivered_cost = np.cumsum(mass * policy.delivery_cost(times), axis=-1)
     index = np.searchsorted(times, ttls, side="right") - 1
     safe = np.clip(index, 0, None)
     cost_so_far = np.where(index >= 0, delivered_cost[..., safe], 0.0)
     undelivered = np.where(index >= 0, survival[..., safe], 1.0)
-    if policy.fallback:
-        race = np.asarray(p_race, dtype=float)
-        if race.ndim:
-            race = race[..., None]
-        late = (
-            policy.sms_cost
-            + policy.wait_cost(ttls + policy.sms_latency)
-            + race * (policy.rcs_cost + policy.duplicate_cost)
-        )
-    else:
-        late = np.full(ttls.shape, policy.lost_cost)
-    return cost_so_far + undelivered * late
+    race = np.asarray(p_race, dtype=float)
+    if race.ndim:
+        race = race[..., None]
+    return cost_so_far + undelivered * policy.undelivered_cost(ttls, race)
 
 
 def coverage_ttl(curve: SurvivalCurve, share: float = 0.95) -> float | None:

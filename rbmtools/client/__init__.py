@@ -14,11 +14,13 @@ from rbmtools.client.ratelimit import RateLimiter
 from rbmtools.client.results import AgentEventResult, RevokeResult, SendResult
 from rbmtools.client.retry import RetryPolicy, retry_after_seconds
 from rbmtools.client.session import ENV_VARS, ClientConfig
+from rbmtools.client.sms import CallableSmsSender, SmsReceipt, SmsSender, load_sms_sender
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "ENV_VARS",
     "AgentEventResult",
+    "CallableSmsSender",
     "ClientConfig",
     "OutboxWriter",
     "RateLimiter",
@@ -26,7 +28,10 @@ __all__ = [
     "RetryPolicy",
     "RevokeResult",
     "SendResult",
+    "SmsReceipt",
+    "SmsSender",
     "default_client",
+    "load_sms_sender",
     "retry_after_seconds",
     "revoke",
     "revoke_many",

@@ -1,7 +1,9 @@
 """``rbmtools send``, ``rbmtools revoke`` and ``rbmtools capabilities``.
 
 The client is configured from the environment (``RBM_SERVICE_ACCOUNT`` key path,
-``RBM_AGENT_ID``, ``RBM_REGION``, ``RBM_BASE_URL``) or the matching flags. Exit codes: 0
+``RBM_AGENT_ID``, ``RBM_REGION``, ``RBM_BASE_URL``) or the matching flags, a flag beating its
+variable (``ClientConfig.resolve``). ``send --use-case U --policy FILE`` sends under the TTL
+policy's rule for ``U`` (``--sms`` names the SMS sender of its no-RCS fallback). Exit codes: 0
 success, 1 the platform said no (unreachable, already delivered), 2 usage or validation error,
 3 API or transport failure.
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pandas as pd
 
 from rbmtools.cli import EXIT_FAILURE, EXIT_NO, EXIT_OK
 from rbmtools.client.core import RbmClient
+from rbmtools.client.session import ClientConfig
+from rbmtools.client.sms import load_sms_sender
 from rbmtools.errors import ValidationError
 from rbmtools.wire.times import format_timestamp
 
@@ -35,19 +38,18 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> RbmClient:
-    env = dict(os.environ)
-    for flag, name in (
-        ("key_file", "RBM_SERVICE_ACCOUNT"),
-        ("agent_id", "RBM_AGENT_ID"),
-        ("region", "RBM_REGION"),
-        ("base_url", "RBM_BASE_URL"),
-    ):
-        if getattr(args, flag, None):
-            env[name] = str(getattr(args, flag))
-    return RbmClient.from_env(env, outbox=args.outbox)
+    config = ClientConfig.resolve(args.key_file, args.agent_id, args.region, args.base_url)
+    extra: dict[str, Any] = {}
+    if getattr(args, "policy", None) is not None:
+        extra["policy"] = args.policy
+    if getattr(args, "sms", None):
+        extra["sms"] = load_sms_sender(args.sms)
+    return RbmClient.from_config(config, outbox=args.outbox, **extra)
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     if hasattr(value, "isoformat") and getattr(value, "tzinfo", None) is not None:
         return format_timestamp(value)
     return value
@@ -61,6 +63,8 @@ def _print(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
 
 
 def _send(args: argparse.Namespace) -> int:
+    if args.policy is not None and not args.use_case:
+        raise ValidationError("--use-case", None, "is required with --policy (it picks the rule)")
     with _client(args) as client:
         result = client.send(
             args.phone,
@@ -70,11 +74,22 @@ def _send(args: argparse.Namespace) -> int:
             expire_time=args.expire_time,
             traffic_type=args.traffic_type,
             use_case=args.use_case,
+            sms_text=args.sms_text,
+            check_capabilities=args.check_capabilities,
         )
+        version = None if client.policy is None else client.policy.version
+    under = f" under TTL policy {version} ({args.use_case})" if version else ""
     if result.reachable:
         expiry = f", expires {format_timestamp(result.expire_time)}" if result.expire_time else ""
+        revoke = ""
+        if result.revoke_at is not None:
+            revoke = f"; revoke it at {format_timestamp(result.revoke_at)} unless delivered"
         sent_at = format_timestamp(result.send_time)
-        text = f"sent {result.message_id} to {result.phone} at {sent_at}{expiry}"
+        text = f"sent {result.message_id} to {result.phone} at {sent_at}{expiry}{under}{revoke}"
+    elif result.fallback_sms is not None:
+        receipt = result.fallback_sms
+        outcome = "SMS sent instead" if receipt.accepted else f"the SMS failed: {receipt.error}"
+        text = f"not sent over RBM: {result.phone} has no RCS (404); {outcome}{under}"
     else:
         text = f"not sent: {result.phone} is not reachable over RCS (404); send it another way"
     _print(args, result.to_dict(), text)
@@ -151,6 +166,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     send.add_argument("--traffic-type", help="AUTHENTICATION, TRANSACTION, PROMOTION, ...")
     send.add_argument("--message-id", help="your own id (default: a new UUID); reuse it to retry")
     send.add_argument("--use-case", help="label for the outbox log, e.g. otp")
+    by_policy = send.add_argument_group("sending by use case (a TTL policy)")
+    by_policy.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="TTL policy (rbmtools policy write): --use-case picks the rule whose expiry and "
+        "traffic type apply unless --ttl/--expire-time/--traffic-type are given",
+    )
+    by_policy.add_argument(
+        "--sms",
+        metavar="MODULE:NAME",
+        help="SMS sender for the policy's no-RCS fallback, 'package.module:name'",
+    )
+    by_policy.add_argument("--sms-text", help="the fallback SMS text (default: the message text)")
+    by_policy.add_argument(
+        "--check-capabilities",
+        action="store_true",
+        help="ask the platform first; a phone without RCS gets no RBM send (recorded as 404)",
+    )
     _connection_flags(send)
     send.set_defaults(func=_send)
 

@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,8 @@ from rbmtools.client.ratelimit import RateLimiter
 from rbmtools.client.results import AgentEventResult, RevokeResult, SendResult
 from rbmtools.client.retry import RetryPolicy, retry_after_seconds
 from rbmtools.client.session import ClientConfig, authorized_session, load_credentials
+from rbmtools.client.sms import SmsSender
+from rbmtools.client.use_case import SendPlan, plan_send, send_fallback_sms
 from rbmtools.errors import ApiError, AuthError, ValidationError
 from rbmtools.wire.api import (
     PLATFORM_TIME_HEADER,
@@ -45,6 +48,7 @@ from rbmtools.wire.records import RevokeRecord, SendRecord
 from rbmtools.wire.redact import redact_text
 from rbmtools.wire.status import api_error
 from rbmtools.wire.times import parse_timestamp, utc_now
+from rbmtools.wire.ttl_policy import TtlPolicy, load_ttl_policy
 
 __all__ = ["DEFAULT_TIMEOUT", "RbmClient"]
 
@@ -67,7 +71,9 @@ class RbmClient:
     in every answer (``wire.PLATFORM_TIME_HEADER``): records then carry that time, and the
     client's clock is corrected by the offset it last saw, so everything the outbox holds is on
     the platform's one clock. Thread-safe: the bulk helpers share one client across worker
-    threads.
+    threads. ``policy`` (a TTL policy file or ``TtlPolicy``) gives sends with a ``use_case``
+    their expiry, traffic type and no-RCS fallback (see ``use_case.py``); ``sms`` is the SMS
+    sender that fallback goes through.
     """
 
     def __init__(
@@ -81,8 +87,12 @@ class RbmClient:
         outbox: str | os.PathLike[str] | OutboxWriter | None = None,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        policy: TtlPolicy | str | os.PathLike[str] | None = None,
+        sms: SmsSender | None = None,
     ) -> None:
         self.agent_id = validate_agent_id(agent_id)
+        self.policy = None if policy is None else load_ttl_policy(policy)
+        self.sms = sms
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
@@ -116,13 +126,13 @@ class RbmClient:
         (``retry``, ``outbox``, ``clock``).
         """
         config = ClientConfig.from_values(path, agent_id, region=region, base_url=base_url)
-        return cls._from_config(config, timeout=timeout, pool_size=pool_size, **kwargs)
+        return cls.from_config(config, timeout=timeout, pool_size=pool_size, **kwargs)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> RbmClient:
         """A client configured by ``RBM_SERVICE_ACCOUNT`` (key path), ``RBM_AGENT_ID``,
         ``RBM_REGION`` and ``RBM_BASE_URL``; a missing variable is named in the error."""
-        return cls._from_config(ClientConfig.from_env(environ), **kwargs)
+        return cls.from_config(ClientConfig.from_env(environ), **kwargs)
 
     @classmethod
     def from_emulator(cls, emulator: Any, agent_id: str | None = None, **kwargs: Any) -> RbmClient:
@@ -131,10 +141,10 @@ class RbmClient:
             emulator.key_file, agent_id or emulator.agent_id, base_url=emulator.base_url
         )
         kwargs.setdefault("clock", emulator.clock.now)
-        return cls._from_config(config, **kwargs)
+        return cls.from_config(config, **kwargs)
 
     @classmethod
-    def _from_config(
+    def from_config(
         cls,
         config: ClientConfig,
         *,
@@ -142,6 +152,8 @@ class RbmClient:
         pool_size: int = 16,
         **kwargs: Any,
     ) -> RbmClient:
+        """A client for a ``ClientConfig`` (``ClientConfig.resolve`` merges explicit values
+        over the ``RBM_*`` environment); keyword arguments as for ``from_service_account_file``."""
         session = authorized_session(load_credentials(config.key_path), pool_size=pool_size)
         return cls(session, config.agent_id, base_url=config.base_url, timeout=timeout, **kwargs)
 
@@ -158,7 +170,8 @@ class RbmClient:
         self.close()
 
     def __repr__(self) -> str:
-        return f"RbmClient(agent_id={self.agent_id!r}, base_url={self.base_url!r})"
+        policy = "" if self.policy is None else f", policy={self.policy.version!r}"
+        return f"RbmClient(agent_id={self.agent_id!r}, base_url={self.base_url!r}{policy})"
 
     # ------------------------------------------------------------------ transport
 
@@ -260,6 +273,8 @@ class RbmClient:
         suggestions: Iterable[Mapping[str, Any]] = (),
         experiment: str | None = None,
         arm: str | None = None,
+        sms_text: str | None = None,
+        check_capabilities: bool = False,
     ) -> SendResult:
         """Send one message; returns ``SendResult`` (``reachable=False`` on 404).
 
@@ -268,9 +283,23 @@ class RbmClient:
         to make a re-run safe: the platform ignores an id it has already seen. ``ttl`` takes
         seconds, a ``timedelta`` or "10m"; ``expire_time`` an aware datetime or RFC 3339 text.
         ``use_case``, ``experiment`` and ``arm`` are labels for the outbox log.
+
+        With a TTL policy on the client, ``use_case`` picks its rule: the rule's expiry and
+        traffic type apply unless given here, and the outbox records the policy's version.
+        When the rule falls back for phones without RCS, a 404 is followed at once by the SMS
+        (``sms_text``, default the message text) through the client's SMS sender.
+        ``check_capabilities=True`` asks the platform first and, for a phone without RCS, skips
+        the RBM send (it is recorded as answered 404).
         """
         phone = normalize_phone(phone)
-        body = _message_body(text, message, ttl, expire_time, traffic_type, suggestions)
+        plan = plan_send(
+            self.policy, use_case, text=text, message=message, ttl=ttl,
+            expire_time=expire_time, traffic_type=traffic_type, sms_text=sms_text,
+            sms=self.sms, now=self._now,
+        )  # fmt: skip
+        body = _message_body(
+            text, message, plan.ttl, plan.expire_time, plan.traffic_type, suggestions
+        )
         message_id = validate_message_id(message_id) if message_id else str(uuid.uuid4())
         params = {"messageId": message_id, "agentId": self.agent_id}
         asked_at = self._now()
@@ -281,9 +310,14 @@ class RbmClient:
             "agent_id": self.agent_id,
             "traffic_type": body.get("messageTrafficType"),
             "ttl": body.get("ttl"),
+            "policy_version": plan.policy_version,
             **labels,
         }
         SendRecord(send_time=asked_at, status=0, **record)  # its outbox line can be written
+        if check_capabilities and self.capabilities(phone) is None:
+            result = SendResult(message_id, phone, 404, False, asked_at, None, 0)
+            self._record(SendRecord(send_time=asked_at, status=404, **record))
+            return self._after_send(result, plan, labels)
         try:
             response, attempts = self._request("POST", messages_path(phone), params, body)
         except ApiError as exc:
@@ -319,7 +353,26 @@ class RbmClient:
                 **record,
             )
         )
-        return result
+        return self._after_send(result, plan, labels)
+
+    def _after_send(
+        self, result: SendResult, plan: SendPlan, labels: Mapping[str, str | None]
+    ) -> SendResult:
+        """What the TTL policy's rule adds once the platform answered: the revoke time of an
+        API-revoke rule, and the SMS for a phone without RCS (with its outbox record)."""
+        if plan.rule is None:
+            return result
+        if result.reachable:
+            return replace(result, revoke_at=plan.rule.revoke_at(result.send_time))
+        if not plan.falls_back_for_no_rcs:
+            return result
+        assert self.sms is not None and plan.sms_text is not None  # checked by plan_send
+        receipt = send_fallback_sms(
+            self.sms, self.outbox, phone=result.phone, text=plan.sms_text,
+            message_id=result.message_id, reason="not_rcs", agent_id=self.agent_id,
+            clock=self._now, experiment=labels.get("experiment"), arm=labels.get("arm"),
+        )  # fmt: skip
+        return replace(result, fallback_sms=receipt)
 
     def revoke(
         self,

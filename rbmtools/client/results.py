@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from rbmtools.client.sms import SmsReceipt
+
 __all__ = ["AgentEventResult", "RevokeResult", "SendResult"]
 
 
@@ -22,6 +24,9 @@ class SendResult:
     ``send_time`` is the platform's time when it answered (the client's clock on a 404), and
     ``expire_time`` the absolute expiry the platform computed from ``ttl``/``expireTime``.
     ``attempts`` counts HTTP attempts; retries reuse the messageId, so they never double-send.
+    Sent under a TTL policy: ``revoke_at`` is when an API-revoke rule wants the message revoked
+    (the caller's to do), and ``fallback_sms`` the receipt of the SMS sent at once to a phone
+    without RCS.
     """
 
     message_id: str
@@ -31,6 +36,8 @@ class SendResult:
     send_time: datetime
     expire_time: datetime | None = None
     attempts: int = 1
+    revoke_at: datetime | None = None
+    fallback_sms: SmsReceipt | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -97,17 +97,46 @@ class ClientConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientConfig:
         """Read ``RBM_SERVICE_ACCOUNT``, ``RBM_AGENT_ID``, ``RBM_REGION``, ``RBM_BASE_URL``."""
+        return cls.resolve(environ=environ)
+
+    @classmethod
+    def resolve(
+        cls,
+        key_file: str | os.PathLike[str] | None = None,
+        agent_id: str | None = None,
+        region: str | None = None,
+        base_url: str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> ClientConfig:
+        """The configuration from explicit values, each one falling back to its ``RBM_*``
+        environment variable (``ENV_VARS``): an explicit value always beats the environment.
+
+        This is the one place that rule lives; the CLI flags, the experiment runner's live
+        target and the notebook sessions all come through here. A key path and an agent id
+        must come from one or the other; the error names the variable to export.
+        """
         env = os.environ if environ is None else environ
+        explicit = {
+            "RBM_SERVICE_ACCOUNT": key_file,
+            "RBM_AGENT_ID": agent_id,
+            "RBM_REGION": region,
+            "RBM_BASE_URL": base_url,
+        }
+        values = {
+            name: os.fspath(value) if value else (env.get(name) or None)
+            for name, value in explicit.items()
+        }
         for name in ("RBM_SERVICE_ACCOUNT", "RBM_AGENT_ID"):
-            if not env.get(name):
+            if not values[name]:
                 raise ValidationError(
                     name,
                     env.get(name),
-                    f"is not set; export it as the {ENV_VARS[name]}",
+                    f"is not set; export it as the {ENV_VARS[name]} (or pass it explicitly)",
                 )
         return cls.from_values(
-            env["RBM_SERVICE_ACCOUNT"],
-            env["RBM_AGENT_ID"],
-            region=env.get("RBM_REGION") or None,
-            base_url=env.get("RBM_BASE_URL") or None,
+            values["RBM_SERVICE_ACCOUNT"],  # type: ignore[arg-type]
+            values["RBM_AGENT_ID"],  # type: ignore[arg-type]
+            region=values["RBM_REGION"],
+            base_url=values["RBM_BASE_URL"],
         )

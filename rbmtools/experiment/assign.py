@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rbmtools.errors import ValidationError
+from rbmtools.experiment.allocation import batch_arms
 from rbmtools.experiment.spec import ExperimentSpec
 from rbmtools.wire import normalize_phone
 
@@ -31,7 +32,9 @@ __all__ = [
     "message_id_for",
     "plan_messages",
     "read_phones",
+    "recipient_order",
     "recipients",
+    "stopping_plan",
     "synthetic_phones",
 ]
 
@@ -121,10 +124,27 @@ def audience_fingerprint(phones: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def assign(spec: ExperimentSpec, phones: Sequence[str]) -> list[PlannedMessage]:
-    """Draw the recipients and their arms (seeded, balanced, random order)."""
+def _shuffled(spec: ExperimentSpec, phones: Sequence[str]) -> tuple[random.Random, list[str]]:
+    """The audience in the run's seeded order, and the generator that shuffled it."""
+    rng = random.Random(f"rbmtools.experiment\x1f{spec.name}\x1f{spec.seed}")
+    order = list(phones)
+    rng.shuffle(order)
+    return rng, order
+
+
+def recipient_order(spec: ExperimentSpec, phones: Sequence[str]) -> list[str]:
+    """The audience in the order a run draws it (the same shuffle ``assign`` makes): a
+    stopping run gives these recipients their arms batch by batch."""
+    return _shuffled(spec, phones)[1]
+
+
+def _wanted(spec: ExperimentSpec, phones: Sequence[str]) -> int:
+    """How many recipients the run draws: ``per_arm`` per arm, ``total``, or everyone; with a
+    stopping rule, its ``max_messages`` when given."""
     arms = spec.arm_names
-    if spec.per_arm is not None:
+    if spec.stopping is not None and spec.stopping.max_messages is not None:
+        wanted = spec.stopping.max_messages
+    elif spec.per_arm is not None:
         wanted = spec.per_arm * len(arms)
     elif spec.total is not None:
         wanted = spec.total
@@ -132,6 +152,8 @@ def assign(spec: ExperimentSpec, phones: Sequence[str]) -> list[PlannedMessage]:
         wanted = len(phones)
     if wanted > len(phones):
         field = "per_arm" if spec.per_arm is not None else "total"
+        if spec.stopping is not None and spec.stopping.max_messages is not None:
+            field = "stopping.max_messages"
         raise ValidationError(
             field, wanted, f"needs {wanted:,} recipients but the audience has {len(phones):,}"
         )
@@ -139,9 +161,14 @@ def assign(spec: ExperimentSpec, phones: Sequence[str]) -> list[PlannedMessage]:
         raise ValidationError(
             "audience", len(phones), f"needs at least one recipient per arm ({len(arms)})"
         )
-    rng = random.Random(f"rbmtools.experiment\x1f{spec.name}\x1f{spec.seed}")
-    order = list(phones)
-    rng.shuffle(order)
+    return wanted
+
+
+def assign(spec: ExperimentSpec, phones: Sequence[str]) -> list[PlannedMessage]:
+    """Draw the recipients and their arms (seeded, balanced, random order)."""
+    arms = spec.arm_names
+    wanted = _wanted(spec, phones)
+    rng, order = _shuffled(spec, phones)
     chosen = order[:wanted]
     base, extra = divmod(wanted, len(arms))
     bigger = set(rng.sample(range(len(arms)), extra))
@@ -153,8 +180,34 @@ def assign(spec: ExperimentSpec, phones: Sequence[str]) -> list[PlannedMessage]:
     ]
 
 
+def stopping_plan(
+    spec: ExperimentSpec, phones: Sequence[str], running: Sequence[Sequence[str]] = ()
+) -> list[PlannedMessage]:
+    """The messages of a run with a stopping rule: the recipients in the run's order, batch by
+    batch (``stopping.look_every``), each batch split evenly among the arms the look before it
+    left running (``running[b - 1]`` for batch ``b``; all arms for the first, and the last
+    known set for batches not looked at yet). A look that left nothing running ends the plan."""
+    assert spec.stopping is not None
+    order = recipient_order(spec, phones)[: _wanted(spec, phones)]
+    size = spec.stopping.look_every
+    messages: list[PlannedMessage] = []
+    arms: Sequence[str] = spec.arm_names
+    for batch, start in enumerate(range(0, len(order), size)):
+        if 0 < batch <= len(running):
+            arms = running[batch - 1]
+        if not arms:
+            break
+        chosen = batch_arms(spec.seed, batch, len(order[start : start + size]), arms)
+        messages += [
+            PlannedMessage(start + i, phone, arm, message_id_for(spec.name, phone, arm))
+            for i, (phone, arm) in enumerate(zip(order[start : start + size], chosen, strict=True))
+        ]
+    return messages
+
+
 def plan_messages(spec: ExperimentSpec) -> tuple[list[PlannedMessage], str, int]:
     """The planned messages of ``spec``, the fingerprint of the audience they came from, and
     the audience's size."""
     phones = recipients(spec)
-    return assign(spec, phones), audience_fingerprint(phones), len(phones)
+    planned = assign(spec, phones) if spec.stopping is None else stopping_plan(spec, phones)
+    return planned, audience_fingerprint(phones), len(phones)

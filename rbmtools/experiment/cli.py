@@ -1,4 +1,5 @@
-"""``rbmtools experiment run SPEC.yaml [--target emulator|live] [--dry-run] [--resume]``.
+"""``rbmtools experiment run SPEC.yaml [--target emulator|live] [--dry-run] [--resume]``,
+``rbmtools experiment suggest ...`` and ``rbmtools experiment status RUN_DIR``.
 
 Runs a revoke experiment (see ``rbmtools.experiment.run_experiment``) and prints the plan, the
 progress and the per-arm summary. Exit codes: 0 the run completed (or the plan was printed),
@@ -15,15 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from rbmtools.cli import EXIT_NO, EXIT_OK
-from rbmtools.experiment.api import (
-    DEFAULT_DATA_DIR,
+from rbmtools.errors import ValidationError
+from rbmtools.experiment.plan import ExperimentPlan
+from rbmtools.experiment.run import DEFAULT_DATA_DIR, ExperimentResult, run_experiment
+from rbmtools.experiment.sms import load_sms_sender
+from rbmtools.experiment.targets import (
     DEFAULT_MAX_RECIPIENTS,
     TARGETS,
-    ExperimentResult,
-    run_experiment,
+    EmulatorTarget,
+    LiveTarget,
+    Target,
 )
-from rbmtools.experiment.plan import ExperimentPlan
-from rbmtools.experiment.sms import load_sms_sender
+from rbmtools.outputs import add_force_argument, refuse_existing
 
 __all__ = ["register"]
 
@@ -38,6 +42,7 @@ SUMMARY_COLUMNS = (
     "pending",
     "not_rcs",
     "fallbacks",
+    "not_rcs_fallbacks",
     "double_deliveries",
 )
 
@@ -97,6 +102,122 @@ def register(subparsers: Any) -> None:
         "(fallbacks are held until an event arrives; 'off' disables; default 10m)",
     )
     run.set_defaults(func=_run)
+    _register_suggest(commands)
+    _register_status(commands)
+
+
+def _register_status(commands: Any) -> None:
+    status = commands.add_parser(
+        "status",
+        help="where a run stands, decision first (Ready, Keep running, Inconclusive, ...)",
+        description=(
+            "Say, per use case, whether a run's answer is clear: Ready (the best arm, its "
+            "always-valid interval, what it saves per 1,000 messages), Keep running (about how "
+            "many messages are left), Inconclusive (the maximum was sent) or Not enough data; "
+            "then every arm's raw counts and rates, and a sample-ratio check of the assignment "
+            "counts. A finished run with a stopping rule shows the runner's last look; any other "
+            "run is looked at now, from its logs."
+        ),
+        epilog="Exit codes: 0 printed, 2 not a run folder.",
+    )
+    status.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="DATA_DIR/<name>")
+    status.add_argument("--json", action="store_true", help="the status as JSON")
+    status.set_defaults(func=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rbmtools.experiment.status import experiment_status
+
+    if not (args.run_dir / "spec.yaml").is_file():
+        raise ValidationError("RUN_DIR", str(args.run_dir), "is not a run folder (no spec.yaml)")
+    report = experiment_status(args.run_dir)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(report.text())
+    return EXIT_OK
+
+
+def _register_suggest(commands: Any) -> None:
+    suggest = commands.add_parser(
+        "suggest",
+        help="write the next experiment: arms bracketing the best TTL's interval",
+        description=(
+            "Write a TTL experiment spec for one use case from an analysis document (rbmtools "
+            "analyze --json): arms at the low end of the best TTL's interval, at the best TTL "
+            "and at the high end, plus the active TTL policy's rule as control, each sized to "
+            "detect a stated difference in expected cost per message."
+        ),
+        epilog="Exit codes: 0 written, 2 bad input (an existing --output without --force).",
+    )
+    suggest.add_argument("--from", dest="source", type=Path, required=True, metavar="JSON",
+                         help="the analysis document (rbmtools analyze --json > FILE)")  # fmt: skip
+    suggest.add_argument("--use-case", required=True, help="the use case to experiment on")
+    suggest.add_argument(
+        "--active-policy",
+        type=Path,
+        metavar="FILE",
+        help="the TTL policy in use: its rule for the use case is the control arm (default: "
+        "the analysis's drift entry, if analyze ran with --active-policy)",
+    )
+    suggest.add_argument(
+        "--difference",
+        type=float,
+        default=5.0,
+        help="the expected-cost difference to detect, per 1,000 messages (default 5)",
+    )
+    suggest.add_argument("--power", type=float, default=0.8, help="default 0.8")
+    suggest.add_argument("--alpha", type=float, default=0.05, help="default 0.05 (two-sided)")
+    audience = suggest.add_mutually_exclusive_group()
+    audience.add_argument("--phones", help="audience: a phone list (for a live run)")
+    audience.add_argument(
+        "--profile", default="default", help="audience: synthetic numbers of this emulator profile"
+    )
+    suggest.add_argument("--name", help="the experiment's name (default <use case>-ttl-next)")
+    suggest.add_argument("--template", help="the message template (default 'Your code is {code}')")
+    suggest.add_argument("--seed", type=int, default=0, help="assignment seed (default 0)")
+    suggest.add_argument("-o", "--output", type=Path, required=True, help="the spec to write")
+    add_force_argument(suggest, "--output")
+    suggest.set_defaults(func=_suggest)
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from rbmtools.experiment.suggest import suggest_spec
+    from rbmtools.wire.ttl_policy import TtlPolicy
+
+    refuse_existing(args.output, args.force, "--output")
+    try:
+        document = json.loads(args.source.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValidationError("--from", str(args.source), f"cannot be read ({exc})") from None
+    active = None
+    if args.active_policy is not None:
+        active = TtlPolicy.load(args.active_policy).rule(args.use_case)
+    audience = None
+    if args.phones:
+        audience = {"phones_file": str(Path(args.phones).resolve())}
+    suggestion = suggest_spec(
+        document,
+        args.use_case,
+        active=active,
+        difference_per_1000=args.difference,
+        alpha=args.alpha,
+        power=args.power,
+        audience=audience,
+        profile=args.profile,
+        name=args.name,
+        template=args.template,
+        seed=args.seed,
+    )
+    spec = suggestion.spec
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    spec.save(args.output)
+    print(f"wrote {args.output}: {len(spec.arms)} arms of {suggestion.per_arm:,} messages")
+    for arm in spec.arms:
+        print(f"  {arm.name}")
+    print(spec.description)
+    print(f"check the plan: rbmtools experiment run {args.output} --dry-run")
+    return EXIT_OK
 
 
 def _prompt(args: argparse.Namespace) -> Any:
@@ -117,31 +238,41 @@ def _prompt(args: argparse.Namespace) -> Any:
     return confirm
 
 
-def _run(args: argparse.Namespace) -> int:
-    options: dict[str, Any] = {
-        "resume": args.resume,
-        "concurrency": args.concurrency,
-        "progress": not args.no_progress,
-        "stop_file": args.stop_file,
-        "key_file": args.key_file,
-        "agent_id": args.agent_id,
-        "echo": (lambda text: print(text, file=sys.stderr)) if args.json else print,
-    }
-    if args.sms:
-        options["sms"] = load_sms_sender(args.sms)
+def _target(args: argparse.Namespace) -> Target:
+    """The target object the flags describe."""
     if args.target == "emulator":
-        options.update(emulator=args.emulator_url, speed=args.speed)
-    else:
-        options.update(
-            region=args.region,
-            base_url=args.base_url,
-            events_dir=args.events_dir,
-            max_recipients=args.max_recipients,
-            allow_many=args.allow_many,
-            event_timeout=None if args.event_timeout == "off" else args.event_timeout,
+        return EmulatorTarget(
+            emulator=args.emulator_url,
+            speed=args.speed,
+            key_file=args.key_file,
+            agent_id=args.agent_id,
         )
-        options["confirm"] = _prompt(args)
-    result = run_experiment(args.spec, args.target, args.data_dir, dry_run=args.dry_run, **options)
+    return LiveTarget(
+        key_file=args.key_file,
+        agent_id=args.agent_id,
+        region=args.region,
+        base_url=args.base_url,
+        events_dir=args.events_dir,
+        confirm=_prompt(args),
+        max_recipients=args.max_recipients,
+        allow_many=args.allow_many,
+        event_timeout=None if args.event_timeout == "off" else args.event_timeout,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = run_experiment(
+        args.spec,
+        _target(args),
+        args.data_dir,
+        resume=args.resume,
+        dry_run=args.dry_run,
+        sms=load_sms_sender(args.sms) if args.sms else None,
+        concurrency=args.concurrency,
+        progress=not args.no_progress,
+        stop_file=args.stop_file,
+        echo=(lambda text: print(text, file=sys.stderr)) if args.json else print,
+    )
     if args.json:
         print(json.dumps(_document(result), indent=2, default=str))
     elif result.summary is not None:

@@ -50,6 +50,7 @@ class ExperimentPlan:
     already_settled: int = 0
     sms_estimate: int | None = None
     profile: str | None = None
+    stopping: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -75,13 +76,15 @@ class ExperimentPlan:
         else:
             lines.append(
                 f"  SMS fallback ({self.fallback}): at most {self.sms_at_most:,} SMS "
-                "(if every message were revoked)"
+                "(if every message fell back)"
             )
             if self.sms_estimate is not None:
                 lines.append(
                     f"  estimated SMS: about {self.sms_estimate:,} if the phones behave like "
                     f"the emulator profile {self.profile!r}"
                 )
+        if self.stopping is not None:
+            lines.append(f"  stopping rule: {self.stopping}")
         if self.already_sent:
             lines.append(
                 f"  resuming: {self.already_sent:,} already sent, "
@@ -105,7 +108,8 @@ def build_plan(
     """The plan of ``spec`` for its planned ``messages``."""
     per_arm = Counter(m.arm for m in messages)
     estimate = None
-    if spec.audience.profile is not None and spec.fallback.value != "none":
+    rule = spec.fallback_rule
+    if spec.audience.profile is not None and rule.sends_sms:
         estimate = estimate_sms(spec, messages)
     arms = tuple(
         ArmPlan(a.name, a.method.value, a.duration, per_arm.get(a.name, 0)) for a in spec.arms
@@ -117,13 +121,27 @@ def build_plan(
         recipients=len({m.phone for m in messages}),
         audience=audience,
         arms=arms,
-        fallback=spec.fallback.value,
-        sms_at_most=0 if spec.fallback.value == "none" else len(messages) - already_settled,
+        fallback=str(rule),
+        sms_at_most=len(messages) - already_settled if rule.sends_sms else 0,
         send_rate=spec.send_rate,
         already_sent=already_sent,
         already_settled=already_settled,
         sms_estimate=estimate,
         profile=_profile_name(spec.audience.profile),
+        stopping=_stopping_text(spec),
+    )
+
+
+def _stopping_text(spec: ExperimentSpec) -> str | None:
+    """The stopping rule in a line: the messages above are then a maximum."""
+    rule = spec.stopping
+    if rule is None:
+        return None
+    return (
+        f"a look every {rule.look_every:,} messages; arms whose cost is surely higher than "
+        f"the best's are dropped and the run ends once one arm per use case is best at an error "
+        f"rate of {rule.error_rate:g} (each arm needs {rule.min_per_arm:,} settled messages "
+        "first): the messages above are a maximum"
     )
 
 
@@ -135,9 +153,10 @@ def _profile_name(profile: object) -> str | None:
 
 
 def estimate_sms(spec: ExperimentSpec, messages: Sequence[PlannedMessage]) -> int:
-    """How many messages the emulator's model (the spec's profile and seed) would leave
-    undelivered at the end of their arm's window: the SMS a run would send, give or take the
-    races, ignoring the policy's inconclusive cases."""
+    """How many SMS a run would send by the emulator's model (the spec's profile and seed):
+    messages left undelivered at the end of their arm's window when revoked messages fall
+    back, plus phones without RCS when they do; give or take the races, ignoring the rule's
+    inconclusive cases."""
     from rbmtools.emulator import DEFAULT_AGENT_ID, PlatformModel, load_profile
 
     model = PlatformModel(
@@ -152,12 +171,14 @@ def estimate_sms(spec: ExperimentSpec, messages: Sequence[PlannedMessage]) -> in
         )
     end = len(messages) * spacing + max(windows.values()) + 1.0
     model.advance(end)
-    undelivered = 0
+    rule = spec.fallback_rule
+    count = 0
     for message in messages:
         sent = model.message(DEFAULT_AGENT_ID, message.message_id)
-        if sent is None:  # not RCS-reachable: the send is answered 404, no fallback
+        if sent is None:  # not RCS-reachable: the send is answered 404
+            count += rule.not_rcs
             continue
         due = sent.send_at + windows[message.arm]
-        if sent.delivered_at is None or sent.delivered_at > due:
-            undelivered += 1
-    return undelivered
+        if rule.allows("revoked") and (sent.delivered_at is None or sent.delivered_at > due):
+            count += 1
+    return count

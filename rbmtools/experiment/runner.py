@@ -29,8 +29,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rbmtools.client import OutboxWriter, RbmClient, RevokeResult, SendResult
+from rbmtools.client.use_case import send_fallback_sms
 from rbmtools.errors import ApiError, AuthError, RbmError, ValidationError
 from rbmtools.experiment.assign import PlannedMessage
+from rbmtools.experiment.looks import RunLooks
 from rbmtools.experiment.schedule import DueHeap, PlatformClock, SendSpacing, real_wait
 from rbmtools.experiment.sms import SmsReceipt, SmsSender
 from rbmtools.experiment.spec import ExperimentSpec
@@ -45,7 +47,7 @@ from rbmtools.experiment.state import (
     next_step,
 )
 from rbmtools.webhook import follow, read_events
-from rbmtools.wire import FallbackRecord, OutboxRecord, UserEvent, parse_duration
+from rbmtools.wire import OutboxRecord, UserEvent, parse_duration
 
 __all__ = ["ExperimentRunner", "RunStats"]
 
@@ -125,6 +127,10 @@ class ExperimentRunner:
     arrives that long after the first accepted send, the run stops with an error (a resume
     continues once the receiver is fixed). Without the guard, every "unless delivered" revoke
     of a delivered message would look inconclusive and its recipient would get the SMS too.
+
+    ``looks`` (a spec with a stopping rule): before the first send of each batch, once the
+    calls of the batch before it are answered, the runner looks (``looks.RunLooks``) and sends
+    the rest as the look re-planned it; once everything sent has settled, a final look.
     """
 
     def __init__(
@@ -142,12 +148,13 @@ class ExperimentRunner:
         progress: bool = True,
         poll: float = 0.01,
         event_timeout: float | None = None,
+        looks: RunLooks | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValidationError("concurrency", concurrency, "must be at least 1")
-        if sms is None and spec.fallback.value != "none":
+        if sms is None and spec.fallback_rule.sends_sms:
             raise ValidationError(
-                "sms", None, f"the fallback policy {spec.fallback.value!r} needs an SMS sender"
+                "sms", None, f"the fallback rule {str(spec.fallback_rule)!r} needs an SMS sender"
             )
         self.spec = spec
         self.client = client
@@ -189,6 +196,7 @@ class ExperimentRunner:
         self._follower_stop = threading.Event()
         self._started_at: datetime | None = None
         self._bars: tuple[Any, Any] | None = None
+        self.looks = looks
 
     # ------------------------------------------------------------------ history (resume)
 
@@ -312,6 +320,7 @@ class ExperimentRunner:
                     and self._in_flight < capacity
                     and not self._ready
                     and spacing.ready(now)
+                    and self._look_if_due(now)
                 ):
                     spacing.take(now)
                     self._submit(pool, "send", self._unsent.popleft(), None)
@@ -319,6 +328,9 @@ class ExperimentRunner:
                 if self._stopping is not None:
                     break
                 if self._finished(now):
+                    if self.looks is not None and not self.looks.finished:
+                        settle = self._settle_after()
+                        self.looks.take(self.facts, now, final=True, settle_after=settle)
                     break
             self._wait(now, spacing)
         self.stats.status = "interrupted" if self._stopping is not None else "complete"
@@ -328,6 +340,55 @@ class ExperimentRunner:
             return False
         return self._window_end is None or now >= self._window_end + self._observe
 
+    def _look_if_due(self, now: datetime) -> bool:
+        """With a stopping rule: before the first send of a batch, once every call of the
+        batch before it is answered, look, and re-plan what is still unsent (eliminated arms
+        get no more recipients; a decision ends sending). True when the send may go."""
+        if self.looks is None or not self.looks.due(self._unsent[0]):
+            return True
+        if self._in_flight:
+            return False
+        record = self.looks.take(self.facts, now, settle_after=self._settle_after())
+        decisions = {name: look.decision.value for name, look in record.use_cases.items()}
+        log.info("look %d: %s", record.index, decisions)
+        self._replan(self._unsent[0])
+        return bool(self._unsent)
+
+    def _settle_after(self) -> float:
+        """When a look counts a message as settled: the grace period after its duration,
+        stretched by the webhook's recent lag (its events must have reached the runner)."""
+        return self._grace_now().total_seconds()
+
+    def _look_waits(self) -> bool:
+        """A look is due and waits for the calls in flight (their answers wake the loop)."""
+        return (
+            self.looks is not None
+            and bool(self._unsent)
+            and self.looks.due(self._unsent[0])
+            and self._in_flight > 0
+        )
+
+    def _replan(self, start: int) -> None:
+        """Give the unsent messages from ``start`` on their arms as the looks now plan them."""
+        assert self.looks is not None
+        plan = self.looks.plan()
+        if any(fact.sent or fact.busy for fact in self.facts[min(start, len(plan)) :]):
+            raise RbmError(
+                f"the looks re-plan messages from #{start} on, but some of them were already "
+                f"sent: {self.looks.path} does not match the outbox"
+            )
+        for index in range(start, len(self.facts)):
+            del self._by_id[self.facts[index].planned.message_id]
+        for message in plan[start:]:
+            self.facts[message.index].planned = message
+            self._by_id[message.message_id] = message.index
+        del self.facts[len(plan) :]
+        self._unsent = deque(i for i in self._unsent if i < len(plan))
+        self.stats.messages = len(self.facts)
+        for bar in self._bars or ():
+            bar.total = len(self.facts)
+            bar.refresh()
+
     def _wait(self, now: datetime, spacing: SendSpacing) -> None:
         """Block on the inbox until the next due instant (real time), then drain it."""
         room = self._in_flight < self.concurrency * 2 and self._stopping is None
@@ -335,7 +396,7 @@ class ExperimentRunner:
             timeout = 0.0
         else:
             candidates = [self._heap.next_due()]
-            if self._unsent and not self._ready and room:
+            if self._unsent and not self._ready and room and not self._look_waits():
                 candidates.append(spacing.next_slot() or now)
             if self._settled == len(self.facts) and self._window_end is not None:
                 candidates.append(self._window_end + self._observe)
@@ -371,17 +432,18 @@ class ExperimentRunner:
         if facts.settled is not None or facts.busy or not facts.sent:
             return
         arm = self._arms[facts.planned.arm]
-        step = next_step(facts, arm, self.spec.fallback, self._grace_now(), now)
+        step = next_step(facts, arm, self.spec.fallback_rule, self._grace_now(), now)
         if isinstance(step, Wait):
             self._heap.push(step.until, index)
         elif isinstance(step, Revoke):
             facts.busy = True
             self._ready.append(("revoke", index, step.attempt))
         elif isinstance(step, Fallback):
-            if self.event_timeout is not None and not self._events_seen:
+            certain = step.reason == "not_rcs"  # the send's own answer: no event can change it
+            if not certain and self.event_timeout is not None and not self._events_seen:
                 self._held.append(index)  # no proof yet that the webhook log is wired
                 return
-            if self._fallback_gate is not None and now < self._fallback_gate:
+            if not certain and self._fallback_gate is not None and now < self._fallback_gate:
                 self._heap.push(self._fallback_gate, index)
                 return
             facts.busy = True
@@ -469,21 +531,11 @@ class ExperimentRunner:
         text = spec.render(
             spec.sms_text_template, planned.phone, planned.message_id, planned.arm, planned.index
         )
-        receipt = self.sms.send_sms(planned.phone, text, message_id=planned.message_id)
-        if receipt.accepted:
-            self.outbox.write(
-                FallbackRecord(
-                    message_id=planned.message_id,
-                    phone=planned.phone,
-                    channel="sms",
-                    sent_at=receipt.at,
-                    reason=reason,
-                    agent_id=self.client.agent_id,
-                    experiment=spec.name,
-                    arm=planned.arm,
-                )
-            )
-        return receipt
+        return send_fallback_sms(
+            self.sms, self.outbox, phone=planned.phone, text=text,
+            message_id=planned.message_id, reason=reason, agent_id=self.client.agent_id,
+            clock=self.clock.now, experiment=spec.name, arm=planned.arm,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ the inbox
 

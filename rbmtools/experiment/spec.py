@@ -17,13 +17,14 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rbmtools.analysis.policy import policy_for
 from rbmtools.errors import ValidationError
+from rbmtools.experiment.stopping_spec import StoppingSpec
 from rbmtools.wire import (
     MAX_EXPIRY,
     agent_message,
@@ -33,6 +34,7 @@ from rbmtools.wire import (
     parse_duration,
     validate_agent_message,
 )
+from rbmtools.wire.ttl_policy import FallbackPolicy, FallbackRule, RevokeMethod
 
 __all__ = [
     "TEMPLATE_FIELDS",
@@ -50,36 +52,6 @@ TEMPLATE_FIELDS = ("phone", "code", "arm", "experiment", "message_id", "index")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _ARM_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _MAX_SYNTHETIC = 10_000_000
-
-
-class RevokeMethod(StrEnum):
-    """How an arm takes back a message that was not delivered in time."""
-
-    TTL = "ttl"
-    EXPIRE_TIME = "expire_time"
-    API_AFTER = "api_after"
-    API_AFTER_UNLESS_DELIVERED = "api_after_unless_delivered"
-
-    @property
-    def uses_api(self) -> bool:
-        """True when the runner revokes by API at send + duration (no expiry on the message)."""
-        return self in (RevokeMethod.API_AFTER, RevokeMethod.API_AFTER_UNLESS_DELIVERED)
-
-
-class FallbackPolicy(StrEnum):
-    """When the runner sends the SMS fallback."""
-
-    NONE = "none"
-    ON_REVOKED = "on_revoked"
-    ON_REVOKED_OR_INCONCLUSIVE = "on_revoked_or_inconclusive"
-
-    def allows(self, reason: str) -> bool:
-        """Whether a message settled with ``reason`` (revoked / inconclusive) falls back."""
-        if self is FallbackPolicy.NONE:
-            return False
-        if reason == "revoked":
-            return True
-        return reason == "inconclusive" and self is FallbackPolicy.ON_REVOKED_OR_INCONCLUSIVE
 
 
 def _mapping(value: object, where: str) -> Mapping[str, Any]:
@@ -293,7 +265,10 @@ class ExperimentSpec:
     assigned to arms by a random shuffle seeded with ``seed``: each recipient is in one arm
     and gets one RBM message. ``send_rate`` caps sends per second of platform time.
     ``grace`` is how long the runner waits for DELIVERED after a revoke before revoking once
-    more; ``observe`` how long it keeps logging events after the last expiry.
+    more; ``observe`` how long it keeps logging events after the last expiry. ``fallback`` says
+    who gets the SMS: ``none``, ``on_revoked``, ``on_revoked_or_inconclusive``, or a list that
+    adds ``not_rcs`` (phones whose send is answered 404 get it at once), e.g.
+    ``[on_revoked, not_rcs]``; ``fallback_not_rcs`` is that last choice as a field.
     """
 
     name: str
@@ -308,9 +283,11 @@ class ExperimentSpec:
     seed: int = 0
     send_rate: float | None = None
     fallback: FallbackPolicy = FallbackPolicy.ON_REVOKED
+    fallback_not_rcs: bool = False
     grace: str = "30s"
     observe: str = "10m"
     description: str = ""
+    stopping: StoppingSpec | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -359,19 +336,50 @@ class ExperimentSpec:
             if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
                 raise ValidationError("send_rate", rate, "must be a positive number per second")
             object.__setattr__(self, "send_rate", float(rate))
-        try:
-            object.__setattr__(self, "fallback", FallbackPolicy(self.fallback))
-        except ValueError:
-            allowed = ", ".join(p.value for p in FallbackPolicy)
-            raise ValidationError("fallback", self.fallback, f"must be one of {allowed}") from None
+        rule = FallbackRule.parse(self.fallback)
+        if not isinstance(self.fallback_not_rcs, bool):
+            raise ValidationError(
+                "fallback_not_rcs", self.fallback_not_rcs, "must be true or false"
+            )
+        object.__setattr__(self, "fallback", rule.on_revoke)
+        object.__setattr__(self, "fallback_not_rcs", rule.not_rcs or self.fallback_not_rcs)
         object.__setattr__(self, "grace", _duration(self.grace, "grace"))
         object.__setattr__(self, "observe", _duration(self.observe, "observe", positive=False))
         if not isinstance(self.description, str):
             raise ValidationError("description", self.description, "must be text")
+        self._check_stopping()
         if isinstance(self.template, str):
             # Render once with the longest values so size limits fail here, not mid-run.
             sample = self.render(self.template, "+123456789012345", "0" * 36, arms[0].name, 10**9)
             agent_message(sample)
+
+    def _check_stopping(self) -> None:
+        """A stopping rule needs paced sends (otherwise every message is sent before the first
+        one settles) and two arms to compare in some use case."""
+        if self.stopping is None:
+            return
+        if isinstance(self.stopping, Mapping):
+            object.__setattr__(self, "stopping", StoppingSpec.from_dict(self.stopping))
+        if not isinstance(self.stopping, StoppingSpec):
+            raise ValidationError("stopping", self.stopping, "must be a mapping")
+        if self.send_rate is None:
+            raise ValidationError(
+                "send_rate", None, "is required with a stopping rule: unpaced, every message "
+                "would be sent before the first one settles",
+            )  # fmt: skip
+        per_use_case: dict[str, int] = {}
+        for arm in self.arms:
+            use_case = arm.use_case or self.use_case
+            per_use_case[use_case] = per_use_case.get(use_case, 0) + 1
+        if max(per_use_case.values()) < 2:
+            raise ValidationError("stopping", None, "needs two arms of one use case to compare")
+        policies = self.stopping.policies()
+        for use_case, count in per_use_case.items():
+            if count > 1 and policy_for(use_case, policies)[1] is None:
+                raise ValidationError(
+                    "stopping.cost_policy", use_case, "gives no cost policy for this use case "
+                    "(its arms are compared by cost; add it, or a '*' policy)",
+                )  # fmt: skip
 
     # ------------------------------------------------------------------ derived values
 
@@ -392,6 +400,12 @@ class ExperimentSpec:
     @property
     def observe_seconds(self) -> float:
         return parse_duration(self.observe).total_seconds()
+
+    @property
+    def fallback_rule(self) -> FallbackRule:
+        """Who gets the SMS: revoked / inconclusive messages (``fallback``), and phones without
+        RCS when ``fallback`` lists ``not_rcs`` (the send was answered 404)."""
+        return FallbackRule(self.fallback, self.fallback_not_rcs)
 
     @property
     def sms_text_template(self) -> str:
@@ -432,9 +446,11 @@ class ExperimentSpec:
         out["seed"] = self.seed
         if self.send_rate is not None:
             out["send_rate"] = self.send_rate
-        out["fallback"] = self.fallback.value
+        out["fallback"] = self.fallback_rule.to_plain()
         out["grace"] = self.grace
         out["observe"] = self.observe
+        if self.stopping is not None:
+            out["stopping"] = self.stopping.to_dict()
         return out
 
     @classmethod
@@ -446,7 +462,7 @@ class ExperimentSpec:
         allowed = (
             "name", "description", "use_case", "traffic_type", "template", "sms_template",
             "audience", "arms", "per_arm", "total", "seed", "send_rate", "fallback", "grace",
-            "observe",
+            "observe", "stopping",
         )  # fmt: skip
         _unknown(spec, allowed, "")
         for key in ("name", "arms", "audience"):
@@ -456,6 +472,8 @@ class ExperimentSpec:
         if not isinstance(arms, list | tuple):
             raise ValidationError("arms", arms, "must be a list of arms")
         values = {k: spec[k] for k in allowed if k in spec and k not in ("arms", "audience")}
+        if spec.get("stopping") is not None:
+            values["stopping"] = StoppingSpec.from_dict(spec["stopping"], base_dir)
         return cls(
             arms=tuple(Arm.from_dict(a, i) for i, a in enumerate(arms)),
             audience=Audience.from_dict(

@@ -10,8 +10,8 @@ an expiry reported as TTL_EXPIRATION_REVOKE_FAILED, or an expiry with no event a
 the end: wait ``grace`` for a DELIVERED; if none came, revoke once more (attempt 2) and decide
 on its answer: 200 means revoked, anything else is inconclusive. TTL_EXPIRATION_REVOKED
 without DELIVERED means revoked at once. A DELIVERED seen before the decision always wins:
-no fallback is sent for it. The fallback policy then says whether revoked / inconclusive
-messages get the SMS.
+no fallback is sent for it. The fallback rule then says whether revoked / inconclusive
+messages get the SMS, and whether a phone without RCS (the send answered 404) gets it at once.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from rbmtools.wire import (
     UserEvent,
     parse_duration,
 )
+from rbmtools.wire.ttl_policy import FallbackRule
 
 __all__ = [
     "Done",
@@ -79,7 +80,7 @@ class Revoke:
 
 @dataclass(frozen=True)
 class Fallback:
-    """Send the SMS now; ``reason`` is ``revoked`` or ``inconclusive``."""
+    """Send the SMS now; ``reason`` is ``revoked``, ``inconclusive`` or ``not_rcs``."""
 
     reason: str
 
@@ -213,7 +214,7 @@ class MessageFacts:
 
 
 def _decide(
-    facts: MessageFacts, answer: RevokeAnswer | None, policy: FallbackPolicy, reason: str = ""
+    facts: MessageFacts, answer: RevokeAnswer | None, policy: FallbackRule, reason: str = ""
 ) -> Step:
     """The fallback decision after the recovery revoke (or a TTL_EXPIRATION_REVOKED)."""
     if facts.delivered_at is not None:
@@ -228,23 +229,29 @@ def _decide(
 def next_step(
     facts: MessageFacts,
     arm: Arm,
-    policy: FallbackPolicy,
+    policy: FallbackPolicy | FallbackRule,
     grace: timedelta,
     now: datetime,
 ) -> Step:
-    """What to do next for one message (see the module doc); pure and deterministic."""
+    """What to do next for one message (see the module doc); pure and deterministic.
+
+    ``policy`` is the spec's fallback rule (a bare ``FallbackPolicy`` covers revoked and
+    inconclusive messages only). A send answered 404 (no RCS) falls back at once when the rule
+    includes ``not_rcs``: there is nothing to wait for.
+    """
+    rule = policy if isinstance(policy, FallbackRule) else FallbackRule(FallbackPolicy(policy))
     if facts.fallback_reason is not None:
         return Done(Outcome.FALLBACK)
     if facts.send_status is None:
         return Send()
     if facts.send_status == 404:
-        return Done(Outcome.NOT_RCS)
+        return Fallback("not_rcs") if rule.allows("not_rcs") else Done(Outcome.NOT_RCS)
     if facts.send_status != 200 or facts.send_time is None:
         return Done(Outcome.SEND_FAILED)
     delivered = facts.delivered_at is not None
     first, second = facts.revokes.get(1), facts.revokes.get(2)
     if second is not None:
-        return _decide(facts, second, policy)
+        return _decide(facts, second, rule)
     if arm.method.uses_api:
         if first is None:
             if delivered and arm.method is RevokeMethod.API_AFTER_UNLESS_DELIVERED:
@@ -259,7 +266,7 @@ def next_step(
     if delivered:
         return Done(Outcome.DELIVERED)
     if facts.ttl_revoked_at is not None:
-        return _decide(facts, None, policy, "revoked")
+        return _decide(facts, None, rule, "revoked")
     expiry = facts.window_end(arm)
     assert expiry is not None
     signal = facts.ttl_failed_at or expiry

@@ -101,8 +101,8 @@ def register(subparsers: Any) -> None:
     script.add_argument(
         "--by",
         default="useCase",
-        help="group columns, comma separated: useCase, trafficType, experiment, arm, day "
-        "(default: useCase; '' for no grouping)",
+        help="group columns, comma separated: useCase, trafficType, experiment, arm, "
+        "policyVersion, day (default: useCase; '' for no grouping)",
     )
     script.add_argument("--events-table", metavar="TABLE", help="table holding the event log")
     script.add_argument("--outbox-table", metavar="TABLE", help="table holding the outbox log")

@@ -30,6 +30,7 @@ _EXPORTS = {
     "render_html": "execute",
     "run": "execute",
     "experiment_analysis": "experiments",
+    "experiment_decision": "experiments",
     "experiment_spec": "experiments",
     "run_table": "experiments",
     "sms_sender": "experiments",
@@ -64,6 +65,10 @@ _EXPORTS = {
     "parse_instant": "windows",
     "outbox_span": "windows",
     "scheduled_windows": "windows",
+    "check_policy": "ttl_policies",
+    "drift_markdown": "ttl_policies",
+    "drift_table": "ttl_policies",
+    "write_ttl_policy": "ttl_policies",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -74,15 +74,23 @@ def table(frame: pd.DataFrame) -> Any:
     return HTML(_table_html(frame))
 
 
-def headline(analysis: Any, *, empty: str = "No messages to report.") -> Any:
-    """The headline block of an analysis: inputs and window, then per group the best TTL with
-    its interval, revoke success, p50 and p90 latency, never delivered and the message count."""
+def headline(
+    analysis: Any,
+    *,
+    empty: str = "No messages to report.",
+    lead: list[str] | None = None,
+    alerts: list[str] | None = None,
+) -> Any:
+    """The headline block of an analysis: inputs and window, ``lead`` lines in bold (an
+    experiment's decisions) and ``alerts``, then per group the best TTL with its interval,
+    revoke success, p50 and p90 latency, never delivered and the message count."""
     from IPython.display import HTML
 
     from rbmtools.analysis.page import headline_html
     from rbmtools.analysis.style import css
 
-    return HTML(f"<style>{css()}</style>{headline_html(analysis, empty=empty)}")
+    block = headline_html(analysis, empty=empty, lead=lead, alerts=alerts)
+    return HTML(f"<style>{css()}</style>{block}")
 
 
 def figure_or_sentence(figure: Any, sentence: str) -> Any:

@@ -18,7 +18,14 @@ from typing import Any
 from rbmtools.errors import ValidationError
 from rbmtools.notebook.paths import find_path
 
-__all__ = ["experiment_analysis", "experiment_spec", "run_table", "sms_sender"]
+__all__ = [
+    "decision_html",
+    "experiment_analysis",
+    "experiment_decision",
+    "experiment_spec",
+    "run_table",
+    "sms_sender",
+]
 
 
 def experiment_spec(
@@ -118,3 +125,85 @@ def run_table(result: Any) -> Any:
             for name, count in sorted(stats.outcomes.items())
         ]
     return pd.DataFrame(rows, columns=["what", "value"])
+
+
+def experiment_decision(source: Any, analysis: Any = None) -> Any:
+    """Decision first, in the reports' headline design: per use case Ready, Keep running,
+    Inconclusive or Not enough data, read with always-valid intervals (true whenever the run is
+    looked at, finished or not), then one row per arm with its raw counts and intervals under
+    every rate, and the sample-ratio check (a warning when it fails). ``source`` is a run's
+    result, its folder, or its ``ExperimentStatus``; with the run's ``analysis`` grouped by
+    arm, each arm keeps the colour it has there."""
+    from IPython.display import HTML
+
+    from rbmtools.analysis.style import css
+    from rbmtools.experiment.status import ExperimentStatus, experiment_status
+
+    if isinstance(source, ExperimentStatus):
+        status = source
+    elif hasattr(source, "status_report"):
+        status = source.status_report()
+    else:
+        status = experiment_status(find_path(source))
+    return HTML(f"<style>{css()}</style>{decision_html(status, analysis)}")
+
+
+def decision_html(status: Any, analysis: Any = None) -> str:
+    """The decision blocks of ``experiment_decision`` as HTML (one per use case)."""
+    from rbmtools.analysis import humanize as h
+    from rbmtools.analysis.page import headline_block_html
+    from rbmtools.analysis.plots import PALETTE, group_colours
+
+    colours = {arm.name: PALETTE[i % len(PALETTE)] for i, arm in enumerate(status.spec.arms)}
+    if analysis is not None and "arm" in analysis.by:
+        for group, colour in zip(analysis.groups, group_colours(analysis), strict=True):
+            colours[group.key["arm"]] = colour
+    source = "the runner's last look" if status.recorded else "looked at now, from the logs"
+    context = [
+        ("experiment:", status.spec.name),
+        ("state:", status.state),
+        ("sent:", f"{h.count(status.sent)} of at most {h.count(status.max_messages)}"),
+        ("looks:", f"{h.count(status.looks)} recorded; {source}"),
+    ]
+    alerts = status.alerts()
+    columns = ["status", "messages", "delivered by its duration", "SMS", "cost per message",
+               "more per 1,000 than the best"]  # fmt: skip
+    blocks = []
+    for use_case in status.decisions():
+        rows = [
+            {"name": row["arm"], "colour": colours.get(row["arm"], PALETTE[0]),
+             "cells": _decision_cells(row)}
+            for row in status.table(use_case).to_dict("records")
+        ]  # fmt: skip
+        lead = [status.headline(use_case)]
+        blocks.append(
+            headline_block_html(
+                [*context, ("use case:", use_case)],
+                "arm",
+                columns,
+                rows,
+                lead=lead,
+                alerts=alerts,
+                notes=[("", status.sample_ratio.text())],
+            )
+        )
+    for line in status.headlines()[len(blocks) :]:  # use cases without a cost policy
+        blocks.append(headline_block_html(context, "arm", [], [], lead=[line]))
+    if not blocks:
+        blocks.append(headline_block_html(context, "arm", [], [], empty="Nothing sent yet."))
+    return "".join(blocks)
+
+
+def _decision_cells(row: Mapping[str, Any]) -> list[dict[str, str]]:
+    from rbmtools.analysis import humanize as h
+    from rbmtools.experiment.status import cost_detail, share_detail
+
+    extra = row["extra_per_1000"]
+    return [
+        {"v": row["status"], "s": ""},
+        {"v": h.count(row["messages"]), "s": f"{h.count(row['settled'])} settled"},
+        {"v": h.percent(row["delivered_share"]), "s": share_detail(row)},
+        {"v": h.count(row["sms"]), "s": ""},
+        {"v": h.cost(row["cost"]), "s": cost_detail(row)},
+        {"v": f"{extra:+.2f}" if h.estimable(extra) else "", "s": ""},
+    ]

@@ -11,7 +11,6 @@ message. Credentials are only ever a path; nothing here prints or stores them.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import tempfile
 import threading
@@ -23,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from rbmtools.analysis.humanize import percent
-from rbmtools.client import RbmClient, SendResult, set_default_client
+from rbmtools.client import ClientConfig, RbmClient, SendResult, set_default_client
 from rbmtools.errors import ValidationError
 from rbmtools.notebook.paths import find_path
 from rbmtools.wire import duration_seconds
@@ -36,7 +35,12 @@ _KEEP_EVENTS = 100_000  # events a live session remembers (the newest)
 
 
 class Session:
-    """A client (``client``) and the events of its messages; close it when done."""
+    """A client (``client``) and the events of its messages; close it when done.
+
+    On the emulator the session holds a ``rehearsal`` (``rbmtools.experiment.Rehearsal``: the
+    emulator, a receiver wired to it and the client); live, the client and, when given, the
+    log directory of your own receiver, which it follows.
+    """
 
     def __init__(
         self,
@@ -44,16 +48,15 @@ class Session:
         client: RbmClient,
         events_dir: Path | None,
         *,
-        emulator: Any = None,
-        receiver: Any = None,
+        rehearsal: Any = None,
         work_dir: Path | None = None,
         poll: float = 0.1,
     ) -> None:
         self.target = target
         self.client = client
         self.events_dir = events_dir
-        self.emulator = emulator
-        self._receiver = receiver
+        self.rehearsal = rehearsal
+        self.emulator = None if rehearsal is None else rehearsal.emulator
         self._work_dir = work_dir
         self._poll = poll
         self._events: dict[str, list[Any]] = defaultdict(list)
@@ -61,7 +64,7 @@ class Session:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
-        if events_dir is not None and emulator is None:
+        if events_dir is not None and rehearsal is None:
             self._follower = threading.Thread(
                 target=self._follow, name="rbmtools-session-events", daemon=True
             )
@@ -187,11 +190,10 @@ class Session:
         if self._follower is not None:
             self._follower.join(timeout=5)
         set_default_client(None)
-        self.client.close()
-        if self.emulator is not None:
-            self.emulator.stop()
-        if self._receiver is not None:
-            self._receiver.close()
+        if self.rehearsal is not None:
+            self.rehearsal.close()  # the client, the receiver and the emulator
+        else:
+            self.client.close()
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
             self._work_dir = None
@@ -212,55 +214,37 @@ def open_session(
 ) -> Session:
     """A session on the embedded emulator (``profile``, ``seed``, ``speed``) or live.
 
-    Live: the client is built from ``key_file`` (the *path* of a service-account key) and
-    ``agent_id`` (``region``, ``base_url`` optional), or else from ``RBM_SERVICE_ACCOUNT``,
-    ``RBM_AGENT_ID``, ``RBM_REGION``; events are read from ``events_dir``, where your webhook
+    Live: the client is built from ``key_file`` (the *path* of a service-account key),
+    ``agent_id``, ``region`` and ``base_url``, each falling back to its ``RBM_*`` environment
+    variable (``ClientConfig.resolve``); events are read from ``events_dir``, where your webhook
     receiver logs. ``outbox`` appends every send and revoke to an outbox log.
     """
     if target not in TARGETS:
         raise ValidationError("target", target, f"must be one of {', '.join(TARGETS)}")
     outbox_path = None if outbox is None else Path(outbox)
     if target == "live":
-        if key_file is not None:
-            if not agent_id:
-                raise ValidationError("agent_id", agent_id, "is required with key_file")
-            client = RbmClient.from_service_account_file(
-                find_path(key_file), agent_id, region=region, base_url=base_url, outbox=outbox_path
-            )
-        else:
-            env = dict(os.environ)
-            for value, name in ((agent_id, "RBM_AGENT_ID"), (region, "RBM_REGION"),
-                                (base_url, "RBM_BASE_URL")):  # fmt: skip
-                if value:
-                    env[name] = value
-            client = RbmClient.from_env(env, outbox=outbox_path)
+        config = ClientConfig.resolve(
+            None if key_file is None else find_path(key_file), agent_id, region, base_url
+        )
         watched = None if events_dir is None else find_path(events_dir)
         if watched is not None and not watched.is_dir():
-            client.close()
             raise ValidationError("events_dir", os.fspath(events_dir), "is not a directory")
+        client = RbmClient.from_config(config, outbox=outbox_path)
         set_default_client(client)
         return Session("live", client, watched)
-    from rbmtools.emulator import Emulator
-    from rbmtools.webhook import Receiver
+    from rbmtools.experiment import Rehearsal
 
     work = Path(tempfile.mkdtemp(prefix="rbmtools-session-"))
     log_dir = work / "events" if events_dir is None else Path(events_dir)
-    token = secrets.token_urlsafe(24)
-    emulator = receiver = None
     try:
-        emulator = Emulator(profile=profile, speed=speed, seed=seed).start()
-        receiver = Receiver(log_dir, client_token=token, clock=emulator.clock.now).start()
-        emulator.admin.register_webhook(receiver.url, token)
-        client = RbmClient.from_emulator(emulator, outbox=outbox_path)
+        rehearsal = Rehearsal.open(
+            log_dir, profile=profile, seed=seed, speed=speed, outbox=outbox_path
+        )
     except BaseException:
-        if receiver is not None:
-            receiver.close()
-        if emulator is not None:
-            emulator.stop()
         shutil.rmtree(work, ignore_errors=True)
         raise
-    set_default_client(client)
-    return Session("emulator", client, log_dir, emulator=emulator, receiver=receiver, work_dir=work)
+    set_default_client(rehearsal.client)
+    return Session("emulator", rehearsal.client, log_dir, rehearsal=rehearsal, work_dir=work)
 
 
 def revoke_summary(results: pd.DataFrame) -> pd.DataFrame:

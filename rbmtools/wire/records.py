@@ -233,7 +233,9 @@ class _OutboxBase:
 
 @dataclass(frozen=True)
 class SendRecord(_OutboxBase):
-    """One create call. ``status`` 404 means the phone was not RCS-reachable."""
+    """One create call. ``status`` 404 means the phone was not RCS-reachable (also when a
+    capability check said so and no create call was made). ``policy_version`` is the TTL
+    policy the send applied (``use_case`` names its rule)."""
 
     kind: ClassVar[str] = "send"
     message_id: str = _spec("messageId", required=True)
@@ -248,6 +250,7 @@ class SendRecord(_OutboxBase):
     experiment: str | None = _spec("experiment")
     arm: str | None = _spec("arm")
     error: str | None = _spec("error")
+    policy_version: str | None = _spec("policyVersion")
 
 
 @dataclass(frozen=True)
@@ -268,7 +271,8 @@ class RevokeRecord(_OutboxBase):
 
 @dataclass(frozen=True)
 class FallbackRecord(_OutboxBase):
-    """A message sent another way (SMS) because the RBM one was revoked or inconclusive."""
+    """A message sent another way (SMS): ``reason`` is ``revoked`` or ``inconclusive`` (the RBM
+    message was taken back) or ``not_rcs`` (the phone has no RCS: the send was answered 404)."""
 
     kind: ClassVar[str] = "fallback"
     message_id: str = _spec("messageId", required=True)

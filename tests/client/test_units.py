@@ -124,6 +124,29 @@ def test_config_names_the_missing_variable():
         ClientConfig.from_env({"RBM_SERVICE_ACCOUNT": "/k.json"})
 
 
+def test_explicit_values_beat_the_environment_one_field_at_a_time():
+    env = {
+        "RBM_SERVICE_ACCOUNT": "/env/key.json",
+        "RBM_AGENT_ID": "env-agent",
+        "RBM_REGION": "asia",
+        "RBM_BASE_URL": "",
+    }
+    from_env = ClientConfig.resolve(environ=env)
+    assert (str(from_env.key_path), from_env.agent_id) == ("/env/key.json", "env-agent")
+    assert from_env.base_url == "https://asia-rcsbusinessmessaging.googleapis.com"
+    mixed = ClientConfig.resolve(agent_id="mine", region="europe", environ=env)
+    assert (str(mixed.key_path), mixed.agent_id) == ("/env/key.json", "mine")
+    assert mixed.base_url == "https://europe-rcsbusinessmessaging.googleapis.com"
+    explicit = ClientConfig.resolve(
+        "/flag/key.json", "flag-agent", base_url="http://127.0.0.1:9", environ=env
+    )
+    assert (str(explicit.key_path), explicit.agent_id) == ("/flag/key.json", "flag-agent")
+    assert explicit.base_url == "http://127.0.0.1:9"  # the base URL beats any region
+    assert ClientConfig.resolve(environ=env) == ClientConfig.from_env(env)
+    with pytest.raises(ValidationError, match=r"RBM_AGENT_ID: is not set.*pass it explicitly"):
+        ClientConfig.resolve(key_file="/k.json", environ={})
+
+
 def test_config_regions_and_overrides():
     env = {"RBM_SERVICE_ACCOUNT": "/k.json", "RBM_AGENT_ID": "shop@rbm.goog"}
     assert ClientConfig.from_env(env).base_url == "https://rcsbusinessmessaging.googleapis.com"

@@ -8,7 +8,14 @@ import pytest
 from experiment_helpers import make_spec
 
 from rbmtools.emulator import Emulator, VirtualClock
-from rbmtools.experiment import FallbackPolicy, MessageFacts, MirroredClock, Outcome, next_step
+from rbmtools.experiment import (
+    FallbackPolicy,
+    FallbackRule,
+    MessageFacts,
+    MirroredClock,
+    Outcome,
+    next_step,
+)
 from rbmtools.experiment.assign import PlannedMessage
 from rbmtools.experiment.schedule import DueHeap, SendSpacing, WallClock, real_wait
 from rbmtools.experiment.state import Done, Fallback, Revoke, RevokeAnswer, Send, Wait
@@ -47,6 +54,21 @@ def test_unsent_not_rcs_and_failed_sends():
     assert step(facts("ttl", sent=None), 0) == Send()
     assert step(facts("api", sent=404), 0) == Done(Outcome.NOT_RCS)
     assert step(facts("api", sent=503), 0) == Done(Outcome.SEND_FAILED)
+
+
+def test_a_phone_without_rcs_falls_back_at_once_when_the_rule_says_not_rcs():
+    rule = FallbackRule.parse(["on_revoked", "not_rcs"])
+    arm = SPEC.arm("api")
+    no_rcs = facts("api", sent=404)
+    assert next_step(no_rcs, arm, rule, GRACE, at(0)) == Fallback("not_rcs")
+    only_rcs = FallbackRule.parse("not_rcs")
+    assert next_step(no_rcs, arm, only_rcs, GRACE, at(0)) == Fallback("not_rcs")
+    no_rcs.fallback_reason = "not_rcs"  # the SMS went out: nothing more, ever
+    assert next_step(no_rcs, arm, rule, GRACE, at(0)) == Done(Outcome.FALLBACK)
+    revoked = facts("api")
+    revoked.revokes[1] = RevokeAnswer(200, at(600))
+    revoked.revokes[2] = RevokeAnswer(200, at(630))
+    assert next_step(revoked, arm, only_rcs, GRACE, at(631)) == Done(Outcome.REVOKED)
 
 
 @pytest.mark.parametrize("arm", ["api", "unless"])

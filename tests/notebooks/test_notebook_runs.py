@@ -108,6 +108,13 @@ def test_experiment_default_runs_four_arms_in_its_own_folder(runs):
     arms = ["ttl=60s", "ttl=300s", "api_after=120s", "api_after_unless_delivered=120s"]
     positions = [headline.index(f"</span>{arm}</td>") for arm in arms]
     assert positions == sorted(positions)  # the spec's order, not the alphabet's
+    # the decision leads the headline, read with always-valid intervals; the arms follow
+    decision = headline.split('class="rbm-lead">')[1].split("</p>")[0]
+    assert decision.startswith(("otp: Ready: ", "otp: Inconclusive: "))
+    assert "best TTL" in headline
+    arms_block = [t for t in texts(node, "text/html") if "rbm-headline" in t][1]
+    assert "<b>state:</b> finished" in arms_block and "sample ratio: as allocated" in arms_block
+    assert all(f"</span>{arm}</td>" in arms_block for arm in arms)
     tables = report_tables(node)
     comparisons = tables[0]
     assert set(comparisons["against"]) == {"ttl=60s"}  # the spec's first arm

@@ -78,7 +78,7 @@ def test_live_sessions_check_their_arguments_first(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ValidationError, match="target"):
         open_session("production")
-    with pytest.raises(ValidationError, match="agent_id: is required with key_file"):
+    with pytest.raises(ValidationError, match="RBM_AGENT_ID: is not set"):
         open_session("live", key_file=tmp_path / "key.json")
     with pytest.raises(RbmError, match=r"RBM_SERVICE_ACCOUNT"):
         open_session("live", events_dir=tmp_path)  # no credentials in this environment

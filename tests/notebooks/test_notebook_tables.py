@@ -174,7 +174,8 @@ def test_a_change_is_significant_only_when_its_interval_excludes_zero():
     def window(delivered, messages):
         counts = {"messages": messages, "not_rcs": 0, "delivered": delivered,
                   "delivered_after_revoke": 0, "revoked": 0, "revoke_tried": 0, "read": 0,
-                  "stale_deliveries": 0, "double_deliveries": 0, "fallbacks": 0}  # fmt: skip
+                  "stale_deliveries": 0, "double_deliveries": 0, "fallbacks": 0,
+                  "not_rcs_fallbacks": 0}  # fmt: skip
         curve = SimpleNamespace(quantile=lambda p: (None, None, None))
         group = SimpleNamespace(key={"useCase": "otp"}, counts=counts, curve=curve,
                                 ttl=SimpleNamespace(seconds=None))  # fmt: skip

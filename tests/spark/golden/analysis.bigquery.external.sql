@@ -23,7 +23,7 @@ CREATE TEMP TABLE rbm_event_rows AS
 SELECT _FILE_NAME AS source_file, receivedAt, verified, event, senderPhoneNumber, phoneNumber, messageId, eventId, sendTime, eventType, message, send_time_typed, received_at_typed, CAST(NULL AS TIMESTAMP) AS send_time_typed, CAST(NULL AS TIMESTAMP) AS received_at_typed FROM `proj.rbm.events`;
 
 CREATE TEMP TABLE rbm_outbox_rows AS
-SELECT _FILE_NAME AS source_file, kind, messageId, phone, agentId, sendTime, useCase, trafficType, ttl, expireTime, status, experiment, arm, error, requestedAt, attempt, channel, sentAt, reason, send_time_typed, expire_time_typed, requested_at_typed, sent_at_typed, CAST(NULL AS TIMESTAMP) AS send_time_typed, CAST(NULL AS TIMESTAMP) AS expire_time_typed, CAST(NULL AS TIMESTAMP) AS requested_at_typed, CAST(NULL AS TIMESTAMP) AS sent_at_typed FROM `proj.rbm.outbox`;
+SELECT _FILE_NAME AS source_file, kind, messageId, phone, agentId, sendTime, useCase, trafficType, ttl, expireTime, status, experiment, arm, error, requestedAt, attempt, channel, sentAt, reason, policyVersion, send_time_typed, expire_time_typed, requested_at_typed, sent_at_typed, CAST(NULL AS TIMESTAMP) AS send_time_typed, CAST(NULL AS TIMESTAMP) AS expire_time_typed, CAST(NULL AS TIMESTAMP) AS requested_at_typed, CAST(NULL AS TIMESTAMP) AS sent_at_typed FROM `proj.rbm.outbox`;
 
 CREATE TEMP TABLE rbm_summary AS
 WITH rbm_event_shapes AS (
@@ -230,6 +230,7 @@ WITH rbm_event_shapes AS (
     attempt,
     channel,
     reason,
+    policyVersion,
     sendTime AS sendTime_text,
     COALESCE(send_time_typed, rbm_time(sendTime)) AS sendTime_at,
     expireTime AS expireTime_text,
@@ -256,6 +257,7 @@ WITH rbm_event_shapes AS (
     attempt,
     channel,
     reason,
+    policyVersion,
     sendTime_at AS sendTime,
     expireTime_at AS expireTime,
     requestedAt_at AS requestedAt,
@@ -304,7 +306,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         )
         AND (
@@ -320,7 +323,8 @@ WITH rbm_event_shapes AS (
           useCase AS use_case,
           trafficType AS traffic_type,
           experiment AS experiment,
-          arm AS arm
+          arm AS arm,
+          policyVersion AS policy_version
         ),
         NULL
       ) IGNORE NULLS ORDER BY IF(
@@ -333,7 +337,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         )
         AND (
@@ -429,7 +434,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         )
         AND (
@@ -445,7 +451,8 @@ WITH rbm_event_shapes AS (
           useCase AS use_case,
           trafficType AS traffic_type,
           experiment AS experiment,
-          arm AS arm
+          arm AS arm,
+          policyVersion AS policy_version
         ),
         NULL
       ) IGNORE NULLS ORDER BY IF(
@@ -461,7 +468,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         )
         AND (
@@ -531,6 +539,7 @@ WITH rbm_event_shapes AS (
     o.chosen.traffic_type AS traffic_type,
     o.chosen.experiment AS experiment,
     o.chosen.arm AS arm,
+    o.chosen.policy_version AS policy_version,
     o.send_attempts,
     o.api_revoke_attempts,
     o.api_revoke_first_at,
@@ -908,6 +917,7 @@ WITH rbm_event_shapes AS (
     traffic_type AS `trafficType`,
     experiment AS `experiment`,
     arm AS `arm`,
+    policy_version AS `policyVersion`,
     CAST(send_time AS DATE) AS `day`,
     outcome AS `outcome`,
     revoke_method AS `revokeMethod`,
@@ -965,6 +975,7 @@ SELECT
   `trafficType`,
   `experiment`,
   `arm`,
+  `policyVersion`,
   `day`,
   outcome,
   `revokeMethod`,
@@ -1026,6 +1037,7 @@ GROUP BY
       `trafficType`,
       `experiment`,
       `arm`,
+      `policyVersion`,
       `day`,
       outcome,
       `revokeMethod`,
@@ -1043,13 +1055,23 @@ GROUP BY
       `trafficType`,
       `experiment`,
       `arm`,
+      `policyVersion`,
       `day`,
       latency_bin,
       delivered,
       pending_since,
       pending_expires
     ),
-    (row_kind, `useCase`, `trafficType`, `experiment`, `arm`, `day`, read_bin)
+    (
+      row_kind,
+      `useCase`,
+      `trafficType`,
+      `experiment`,
+      `arm`,
+      `policyVersion`,
+      `day`,
+      read_bin
+    )
   );
 
 SELECT
@@ -1113,6 +1135,7 @@ SELECT
   CAST(COALESCE(SUM(IF(flag_stale, n, NULL)), 0) AS INT64) AS stale_deliveries,
   CAST(COALESCE(SUM(IF(flag_double, n, NULL)), 0) AS INT64) AS double_deliveries,
   CAST(COALESCE(SUM(IF(flag_fallback, n, NULL)), 0) AS INT64) AS fallbacks,
+  CAST(COALESCE(SUM(IF(outcome = 'not_rcs' AND flag_fallback, n, NULL)), 0) AS INT64) AS not_rcs_fallbacks,
   CAST(COALESCE(SUM(IF(flag_skew, n, NULL)), 0) AS INT64) AS clock_skew,
   CAST(COALESCE(SUM(IF(flag_unordered, n, NULL)), 0) AS INT64) AS out_of_order,
   CAST(COALESCE(SUM(IF(flag_implausible, n, NULL)), 0) AS INT64) AS implausible_times,
@@ -1142,6 +1165,7 @@ WITH rbm_span AS (
     `trafficType`,
     `experiment`,
     `arm`,
+    `policyVersion`,
     `day`,
     latency_bin AS bin,
     delivered,
@@ -1155,6 +1179,7 @@ WITH rbm_span AS (
     `trafficType`,
     `experiment`,
     `arm`,
+    `policyVersion`,
     `day`,
     CASE
       WHEN GREATEST(
@@ -1489,6 +1514,7 @@ WITH rbm_event_shapes AS (
     attempt,
     channel,
     reason,
+    policyVersion,
     sendTime AS sendTime_text,
     COALESCE(send_time_typed, rbm_time(sendTime)) AS sendTime_at,
     expireTime AS expireTime_text,
@@ -1515,6 +1541,7 @@ WITH rbm_event_shapes AS (
     attempt,
     channel,
     reason,
+    policyVersion,
     sendTime_at AS sendTime,
     expireTime_at AS expireTime,
     requestedAt_at AS requestedAt,
@@ -1564,6 +1591,7 @@ WITH rbm_event_shapes AS (
             trafficType AS traffic_type,
             experiment AS experiment,
             arm AS arm,
+            policyVersion AS policy_version,
             agentId AS agent_id,
             phone AS phone
           ) IS NULL
@@ -1582,6 +1610,7 @@ WITH rbm_event_shapes AS (
           trafficType AS traffic_type,
           experiment AS experiment,
           arm AS arm,
+          policyVersion AS policy_version,
           agentId AS agent_id,
           phone AS phone
         ),
@@ -1597,6 +1626,7 @@ WITH rbm_event_shapes AS (
             trafficType AS traffic_type,
             experiment AS experiment,
             arm AS arm,
+            policyVersion AS policy_version,
             agentId AS agent_id,
             phone AS phone
           ) IS NULL
@@ -1745,6 +1775,7 @@ WITH rbm_event_shapes AS (
             trafficType AS traffic_type,
             experiment AS experiment,
             arm AS arm,
+            policyVersion AS policy_version,
             agentId AS agent_id,
             phone AS phone
           ) IS NULL
@@ -1763,6 +1794,7 @@ WITH rbm_event_shapes AS (
           trafficType AS traffic_type,
           experiment AS experiment,
           arm AS arm,
+          policyVersion AS policy_version,
           agentId AS agent_id,
           phone AS phone
         ),
@@ -1781,6 +1813,7 @@ WITH rbm_event_shapes AS (
             trafficType AS traffic_type,
             experiment AS experiment,
             arm AS arm,
+            policyVersion AS policy_version,
             agentId AS agent_id,
             phone AS phone
           ) IS NULL
@@ -1900,6 +1933,7 @@ SELECT
   o.chosen.traffic_type AS traffic_type,
   o.chosen.experiment AS experiment,
   o.chosen.arm AS arm,
+  o.chosen.policy_version AS policy_version,
   o.send_attempts,
   o.api_revoke_attempts,
   o.api_revoke_first_at,
@@ -2325,6 +2359,7 @@ SELECT
   traffic_type AS `trafficType`,
   experiment,
   arm,
+  policy_version AS `policyVersion`,
   CAST(send_time AS DATE) AS day,
   send_time AS `sendTime`,
   send_status AS `sendStatus`,

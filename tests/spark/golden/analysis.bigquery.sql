@@ -225,6 +225,7 @@ WITH rbm_event_shapes AS (
     attempt,
     channel,
     reason,
+    policyVersion,
     sendTime AS sendTime_text,
     COALESCE(send_time_typed, rbm_time(sendTime)) AS sendTime_at,
     expireTime AS expireTime_text,
@@ -251,6 +252,7 @@ WITH rbm_event_shapes AS (
     attempt,
     channel,
     reason,
+    policyVersion,
     sendTime_at AS sendTime,
     expireTime_at AS expireTime,
     requestedAt_at AS requestedAt,
@@ -299,7 +301,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         )
         AND (
@@ -315,7 +318,8 @@ WITH rbm_event_shapes AS (
           useCase AS use_case,
           trafficType AS traffic_type,
           experiment AS experiment,
-          arm AS arm
+          arm AS arm,
+          policyVersion AS policy_version
         ),
         NULL
       ) IGNORE NULLS ORDER BY IF(
@@ -328,7 +332,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         )
         AND (
@@ -424,7 +429,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         )
         AND (
@@ -440,7 +446,8 @@ WITH rbm_event_shapes AS (
           useCase AS use_case,
           trafficType AS traffic_type,
           experiment AS experiment,
-          arm AS arm
+          arm AS arm,
+          policyVersion AS policy_version
         ),
         NULL
       ) IGNORE NULLS ORDER BY IF(
@@ -456,7 +463,8 @@ WITH rbm_event_shapes AS (
             useCase AS use_case,
             trafficType AS traffic_type,
             experiment AS experiment,
-            arm AS arm
+            arm AS arm,
+            policyVersion AS policy_version
           ) IS NULL
         )
         AND (
@@ -526,6 +534,7 @@ WITH rbm_event_shapes AS (
     o.chosen.traffic_type AS traffic_type,
     o.chosen.experiment AS experiment,
     o.chosen.arm AS arm,
+    o.chosen.policy_version AS policy_version,
     o.send_attempts,
     o.api_revoke_attempts,
     o.api_revoke_first_at,
@@ -903,6 +912,7 @@ WITH rbm_event_shapes AS (
     traffic_type AS `trafficType`,
     experiment AS `experiment`,
     arm AS `arm`,
+    policy_version AS `policyVersion`,
     CAST(send_time AS DATE) AS `day`,
     outcome AS `outcome`,
     revoke_method AS `revokeMethod`,
@@ -960,6 +970,7 @@ SELECT
   `trafficType`,
   `experiment`,
   `arm`,
+  `policyVersion`,
   `day`,
   outcome,
   `revokeMethod`,
@@ -1021,6 +1032,7 @@ GROUP BY
       `trafficType`,
       `experiment`,
       `arm`,
+      `policyVersion`,
       `day`,
       outcome,
       `revokeMethod`,
@@ -1038,13 +1050,23 @@ GROUP BY
       `trafficType`,
       `experiment`,
       `arm`,
+      `policyVersion`,
       `day`,
       latency_bin,
       delivered,
       pending_since,
       pending_expires
     ),
-    (row_kind, `useCase`, `trafficType`, `experiment`, `arm`, `day`, read_bin)
+    (
+      row_kind,
+      `useCase`,
+      `trafficType`,
+      `experiment`,
+      `arm`,
+      `policyVersion`,
+      `day`,
+      read_bin
+    )
   );
 
 SELECT
@@ -1108,6 +1130,7 @@ SELECT
   CAST(COALESCE(SUM(IF(flag_stale, n, NULL)), 0) AS INT64) AS stale_deliveries,
   CAST(COALESCE(SUM(IF(flag_double, n, NULL)), 0) AS INT64) AS double_deliveries,
   CAST(COALESCE(SUM(IF(flag_fallback, n, NULL)), 0) AS INT64) AS fallbacks,
+  CAST(COALESCE(SUM(IF(outcome = 'not_rcs' AND flag_fallback, n, NULL)), 0) AS INT64) AS not_rcs_fallbacks,
   CAST(COALESCE(SUM(IF(flag_skew, n, NULL)), 0) AS INT64) AS clock_skew,
   CAST(COALESCE(SUM(IF(flag_unordered, n, NULL)), 0) AS INT64) AS out_of_order,
   CAST(COALESCE(SUM(IF(flag_implausible, n, NULL)), 0) AS INT64) AS implausible_times,
@@ -1137,6 +1160,7 @@ WITH rbm_span AS (
     `trafficType`,
     `experiment`,
     `arm`,
+    `policyVersion`,
     `day`,
     latency_bin AS bin,
     delivered,
@@ -1150,6 +1174,7 @@ WITH rbm_span AS (
     `trafficType`,
     `experiment`,
     `arm`,
+    `policyVersion`,
     `day`,
     CASE
       WHEN GREATEST(

@@ -237,6 +237,7 @@ WITH rbm_event_shapes AS (
     attempt,
     channel,
     reason,
+    policyVersion,
     sendTime AS sendTime_text,
     COALESCE(
       send_time_typed,
@@ -287,6 +288,7 @@ WITH rbm_event_shapes AS (
     attempt,
     channel,
     reason,
+    policyVersion,
     sendTime_at AS sendTime,
     expireTime_at AS expireTime,
     requestedAt_at AS requestedAt,
@@ -333,7 +335,8 @@ WITH rbm_event_shapes AS (
         useCase AS use_case,
         trafficType AS traffic_type,
         experiment AS experiment,
-        arm AS arm
+        arm AS arm,
+        policyVersion AS policy_version
       ),
       CASE
         WHEN NOT STRUCT(
@@ -344,7 +347,8 @@ WITH rbm_event_shapes AS (
           useCase AS use_case,
           trafficType AS traffic_type,
           experiment AS experiment,
-          arm AS arm
+          arm AS arm,
+          policyVersion AS policy_version
         ) IS NULL
         THEN (
           CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
@@ -433,7 +437,8 @@ WITH rbm_event_shapes AS (
         useCase AS use_case,
         trafficType AS traffic_type,
         experiment AS experiment,
-        arm AS arm
+        arm AS arm,
+        policyVersion AS policy_version
       ),
       CASE
         WHEN NOT STRUCT(
@@ -444,7 +449,8 @@ WITH rbm_event_shapes AS (
           useCase AS use_case,
           trafficType AS traffic_type,
           experiment AS experiment,
-          arm AS arm
+          arm AS arm,
+          policyVersion AS policy_version
         ) IS NULL
         THEN (
           CASE status WHEN 200 THEN 0 WHEN 404 THEN 1 ELSE 2 END
@@ -512,6 +518,7 @@ WITH rbm_event_shapes AS (
     o.chosen.traffic_type AS traffic_type,
     o.chosen.experiment AS experiment,
     o.chosen.arm AS arm,
+    o.chosen.policy_version AS policy_version,
     o.send_attempts,
     o.api_revoke_attempts,
     o.api_revoke_first_at,
@@ -644,6 +651,7 @@ WITH rbm_event_shapes AS (
     traffic_type AS `trafficType`,
     experiment AS `experiment`,
     arm AS `arm`,
+    policy_version AS `policyVersion`,
     CAST(send_time AS DATE) AS `day`,
     outcome AS `outcome`,
     revoke_method AS `revokeMethod`,
@@ -697,6 +705,7 @@ SELECT
   `trafficType`,
   `experiment`,
   `arm`,
+  `policyVersion`,
   `day`,
   outcome,
   `revokeMethod`,
@@ -758,6 +767,7 @@ GROUP BY
       `trafficType`,
       `experiment`,
       `arm`,
+      `policyVersion`,
       `day`,
       outcome,
       `revokeMethod`,
@@ -775,13 +785,23 @@ GROUP BY
       `trafficType`,
       `experiment`,
       `arm`,
+      `policyVersion`,
       `day`,
       latency_bin,
       delivered,
       pending_since,
       pending_expires
     ),
-    (row_kind, `useCase`, `trafficType`, `experiment`, `arm`, `day`, read_bin)
+    (
+      row_kind,
+      `useCase`,
+      `trafficType`,
+      `experiment`,
+      `arm`,
+      `policyVersion`,
+      `day`,
+      read_bin
+    )
   );
 
 SELECT
@@ -887,6 +907,8 @@ SELECT
   CAST(COALESCE(SUM(n) FILTER(WHERE
     flag_fallback), 0) AS BIGINT) AS fallbacks,
   CAST(COALESCE(SUM(n) FILTER(WHERE
+    outcome = 'not_rcs' AND flag_fallback), 0) AS BIGINT) AS not_rcs_fallbacks,
+  CAST(COALESCE(SUM(n) FILTER(WHERE
     flag_skew), 0) AS BIGINT) AS clock_skew,
   CAST(COALESCE(SUM(n) FILTER(WHERE
     flag_unordered), 0) AS BIGINT) AS out_of_order,
@@ -915,6 +937,7 @@ WITH rbm_span AS (
     `trafficType`,
     `experiment`,
     `arm`,
+    `policyVersion`,
     `day`,
     latency_bin AS bin,
     delivered,
@@ -928,6 +951,7 @@ WITH rbm_span AS (
     `trafficType`,
     `experiment`,
     `arm`,
+    `policyVersion`,
     `day`,
     CASE
       WHEN GREATEST(
