@@ -353,6 +353,7 @@ def facts_sql(source: str, window: tuple[str | None, str | None] | None = None) 
         "traffic_type": "chosen.traffic_type",
         "experiment": "chosen.experiment",
         "arm": "chosen.arm",
+        "policy_version": "chosen.policy_version",
         "agent_id": "chosen.agent_id",
         "phone": "chosen.phone",
     }
@@ -459,6 +460,7 @@ FACT_TYPES: dict[str, str] = {
     "traffic_type": "VARCHAR",
     "experiment": "VARCHAR",
     "arm": "VARCHAR",
+    "policy_version": "VARCHAR",
     "agent_id": "VARCHAR",
     "phone": "VARCHAR",
     "send_attempts": "BIGINT",
