@@ -161,6 +161,18 @@ def test_experiment_policy_traffic_and_drift(tmp_path, capsys):
     grouped = json.loads(capsys.readouterr().out)
     keys = {(g["key"]["useCase"], g["key"]["policyVersion"]) for g in grouped["groups"]}
     assert keys == {("otp", policy.version), ("promo", policy.version)}
+    # A compacted history groups by the policy version as the logs do.
+    history = tmp_path / "history"
+    slow = ["--outbox", str(slow_dir / "outbox.jsonl")]
+    assert main(["logs", "compact", str(slow_dir / "events"), "--to", str(history), *slow]) == 0
+    capsys.readouterr()
+    by_policy = ["--by", "useCase,policyVersion", "--bootstrap", "0", "--json"]
+    assert main(["analyze", "--history", str(history), *by_policy]) == 0
+    from_history = json.loads(capsys.readouterr().out)
+    assert main(["analyze", "--events", str(slow_dir / "events"), *slow, *by_policy]) == 0
+    from_logs = json.loads(capsys.readouterr().out)
+    assert from_history["groups"] == from_logs["groups"]
+    assert {g["key"]["policyVersion"] for g in from_history["groups"]} == {policy.version}
     assert main(["analyze", *period_two]) == 0
     report = capsys.readouterr().out
     assert report.startswith(f"TTL policy {policy.version} no longer holds for otp")
