@@ -82,11 +82,24 @@ def _config(lines: int):
     )
 
 
+def _current_rules(folder: Path) -> None:
+    """A cached history whose state another rbmtools (SQL) or DuckDB version computed is
+    brought up to date once, untimed (a compaction with nothing new rebuilds it)."""
+    from rbmtools.analysis.history import rules_digest
+    from rbmtools.analysis.history_files import read_manifest
+    from rbmtools.logs import compact
+
+    if read_manifest(folder / "history").rules != rules_digest():
+        print("the cached history's state is of other rules: rebuilding it once", flush=True)
+        compact(folder / "events", folder / "history", progress=True)
+
+
 def ensure_data(lines: int) -> Path:
     """Generate the logs and their compacted history unless a finished copy is cached."""
     folder = OUT / f"analysis-{DATA_VERSION}-{lines}"
     marker = folder / "done.json"
     if marker.exists():
+        _current_rules(folder)
         return folder
     if folder.exists():
         import shutil
