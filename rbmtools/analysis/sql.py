@@ -538,6 +538,17 @@ def outbox_per_message_cte(details: bool, rank: bool = False) -> str:
         else ""
     )
     fallback_columns = "r.fallback_channel, r.fallback_reason," if details else ""
+    # what every record but a send gives a message (the usable ones and the unusable alike)
+    others = f"""COUNT(*) FILTER (WHERE kind = 'revoke') AS api_revoke_attempts,
+        MIN(requestedAt) FILTER (WHERE kind = 'revoke') AS api_revoke_first_at,
+        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 200) AS api_revoked_at,
+        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 404) AS api_refused_at,
+        COUNT(*) FILTER (WHERE kind = 'revoke' AND status NOT IN (200, 404))
+            AS api_revoke_errors,
+        COUNT(*) FILTER (WHERE kind = 'fallback') AS fallbacks,
+        MIN(sentAt) FILTER (WHERE kind = 'fallback') AS fallback_at,{fallback_details}
+        MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
+        MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at"""
     return f"""
 rbm_outbox_sends AS (
     SELECT messageId AS message_id,
@@ -553,16 +564,7 @@ rbm_outbox_sends AS (
 rbm_outbox_others AS (
     SELECT messageId AS message_id,
         COUNT(*) AS outbox_lines,
-        COUNT(*) FILTER (WHERE kind = 'revoke') AS api_revoke_attempts,
-        MIN(requestedAt) FILTER (WHERE kind = 'revoke') AS api_revoke_first_at,
-        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 200) AS api_revoked_at,
-        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 404) AS api_refused_at,
-        COUNT(*) FILTER (WHERE kind = 'revoke' AND status NOT IN (200, 404))
-            AS api_revoke_errors,
-        COUNT(*) FILTER (WHERE kind = 'fallback') AS fallbacks,
-        MIN(sentAt) FILTER (WHERE kind = 'fallback') AS fallback_at,{fallback_details}
-        MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
-        MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
+        {others}
     FROM rbm_outbox
     WHERE ok AND kind <> 'send'
     GROUP BY messageId
@@ -598,16 +600,7 @@ rbm_outbox_messages AS (
         ARG_MIN({_send_record(details)}, {SEND_RANK}) FILTER (WHERE kind = 'send') AS chosen,{
         f" MIN({SEND_RANK}) FILTER (WHERE kind = 'send') AS chosen_rank," if rank else ""
     }
-        COUNT(*) FILTER (WHERE kind = 'revoke') AS api_revoke_attempts,
-        MIN(requestedAt) FILTER (WHERE kind = 'revoke') AS api_revoke_first_at,
-        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 200) AS api_revoked_at,
-        MIN(requestedAt) FILTER (WHERE kind = 'revoke' AND status = 404) AS api_refused_at,
-        COUNT(*) FILTER (WHERE kind = 'revoke' AND status NOT IN (200, 404))
-            AS api_revoke_errors,
-        COUNT(*) FILTER (WHERE kind = 'fallback') AS fallbacks,
-        MIN(sentAt) FILTER (WHERE kind = 'fallback') AS fallback_at,{fallback_details}
-        MIN(COALESCE(sendTime, requestedAt, sentAt)) AS first_outbox_at,
-        MAX(COALESCE(sendTime, requestedAt, sentAt)) AS last_outbox_at
+        {others}
     FROM rbm_outbox
     WHERE NOT ok
     GROUP BY source_file, problem
