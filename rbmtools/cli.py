@@ -60,7 +60,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "experiment": (
         "rbmtools.experiment.cli",
-        "run revoke experiments (arms, SMS fallback, resumable runs)",
+        "run, watch and plan revoke experiments (arms, stopping rules, SMS fallback)",
     ),
     "logs": (
         "rbmtools.logs.cli",

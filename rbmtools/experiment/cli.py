@@ -50,8 +50,11 @@ SUMMARY_COLUMNS = (
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "experiment",
-        help="run revoke experiments (arms, SMS fallback, resumable runs)",
-        description="Run revoke experiments on the emulator or live.",
+        help="run, watch and plan revoke experiments (arms, stopping rules, SMS fallback)",
+        description=(
+            "Run revoke experiments on the emulator or live, watch them (status) and plan the "
+            "next one (suggest)."
+        ),
     )
     commands = parser.add_subparsers(title="experiment commands", metavar="COMMAND")
     run = commands.add_parser(
