@@ -153,6 +153,9 @@ KEY_EVENTS = {
 #: Why a line or record was set aside (the ``problem`` of a malformed row).
 PROBLEMS: dict[str, str] = {
     "not_event": "not an event",
+    # the receiver's other log (LOG_DIR/_other/): authentic pushes it acknowledged but models
+    # no event for (an agent launch, an unreadable time, NaN): counted, never read as events
+    "other_log": "kept in the other log of the receiver",
     "not_record": "not an outbox record",
     "unreadable_time": "unreadable time",
     "no_send_time": "lifecycle event without sendTime",
@@ -285,6 +288,8 @@ rbm_classified AS (
         END AS cls,
         CASE
             WHEN bad_time THEN '{PROBLEMS["unreadable_time"]}'
+            WHEN shape = 'malformed' AND STRPOS(source_file, '/_other/') > 0
+                THEN '{PROBLEMS["other_log"]}'
             WHEN shape = 'malformed' THEN '{PROBLEMS["not_event"]}'
             WHEN shape = 'message' AND send_time IS NULL AND event_type IN ({_LIFECYCLE_TYPES})
                 THEN '{PROBLEMS["no_send_time"]}'

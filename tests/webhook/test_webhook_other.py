@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from webhook_helpers import T0, TOKEN, lines_of, make_event, signed
 
 from rbmtools.analysis import load
+from rbmtools.analysis.sql import PROBLEMS
 from rbmtools.webhook import Receiver, read_events
 from rbmtools.webhook.layout import OTHER_DIR, list_segments
 from rbmtools.wire import SIGNATURE_HEADER, OtherRecord, sign
@@ -191,6 +192,7 @@ def test_every_acknowledged_push_is_an_event_or_a_line_the_analysis_counts(recei
         report = data.report
     assert report.events == stats["accepted"] == 5
     assert report.lines - report.events - report.duplicates == stats["other_total"] == 4
+    assert dict(report.malformed_problems) == {PROBLEMS["other_log"]: 4}  # said where they are
     reader = read_events(receiver.log_dir)  # the event readers skip the other log
     assert len(list(reader)) == 5 and reader.counts.malformed == 0
 

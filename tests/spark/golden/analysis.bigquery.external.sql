@@ -118,6 +118,8 @@ WITH rbm_event_shapes AS (
     CASE
       WHEN bad_time
       THEN 'unreadable time'
+      WHEN shape = 'malformed' AND INSTR(source_file, '/_other/') > 0
+      THEN 'kept in the other log of the receiver'
       WHEN shape = 'malformed'
       THEN 'not an event'
       WHEN shape = 'message'
@@ -1402,6 +1404,8 @@ WITH rbm_event_shapes AS (
     CASE
       WHEN bad_time
       THEN 'unreadable time'
+      WHEN shape = 'malformed' AND INSTR(source_file, '/_other/') > 0
+      THEN 'kept in the other log of the receiver'
       WHEN shape = 'malformed'
       THEN 'not an event'
       WHEN shape = 'message'

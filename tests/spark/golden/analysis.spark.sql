@@ -116,6 +116,8 @@ WITH rbm_event_shapes AS (
     CASE
       WHEN bad_time
       THEN 'unreadable time'
+      WHEN shape = 'malformed' AND LOCATE('/_other/', source_file) > 0
+      THEN 'kept in the other log of the receiver'
       WHEN shape = 'malformed'
       THEN 'not an event'
       WHEN shape = 'message'
