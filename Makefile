@@ -31,7 +31,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: venv
-	@set -e; for script in benchmarks/*.py; do \
+	@set -e; for script in benchmarks/[!_]*.py; do \
 		[ -e "$$script" ] || { echo "no benchmarks yet"; break; }; \
 		echo "== $$script"; \
 		$(BIN)/python "$$script"; \

@@ -33,8 +33,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from _timing import run_timed
 
 OUT = Path(__file__).resolve().parent / "out"
 DATA_VERSION = "v1"
@@ -293,26 +294,6 @@ def run_python(folder: Path) -> None:
 # ------------------------------------------------------------------------------ running
 
 
-def _timed(command: list[str]) -> dict:
-    """Run ``command``; its wall time, CPU time and peak RSS (that process alone), stdout."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = process.stdout.read()
-    err = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        sys.stderr.write(err.decode(errors="replace")[-3000:])
-        raise SystemExit(f"{command[:3]} failed (exit {process.returncode})")
-    return {
-        "seconds": wall,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024.0,
-        "stdout": out.decode(),
-    }
-
-
 def _worker(kind: str, data: object) -> list[str]:
     return [sys.executable, __file__, "--worker", kind, "--data", str(data)]
 
@@ -363,16 +344,16 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"floor": [], "job": [], "python": [], "version": []}
     for _ in range(args.repeat):
         for kind, command in (("floor", _worker("floor", folder)), ("job", _job(folder))):
-            result = _timed(command)
+            result = run_timed(command)
             runs[kind].append(result)
             print(f"  {kind}: {result['seconds']:.2f} s, {result['cpu_seconds']:.1f} CPU s, "
                   f"peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
     for _ in range(args.python_repeat):
-        result = _timed(_worker("python", folder))
+        result = run_timed(_worker("python", folder))
         runs["python"].append(result)
         print(f"  plain Python: {result['seconds']:.2f} s", flush=True)
     for _ in range(5):
-        runs["version"].append(_timed([str(RBMTOOLS), "--version"]))
+        runs["version"].append(run_timed([str(RBMTOOLS), "--version"]))
     floor, job = _median(runs["floor"], "seconds"), _median(runs["job"], "seconds")
     python = _median(runs["python"], "seconds")
     start = _median(runs["version"], "seconds")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -37,6 +36,8 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from _timing import run_timed
 
 OUT = Path(__file__).resolve().parent / "out"
 DATA_VERSION = "v1"
@@ -215,20 +216,6 @@ def _current_rules(folder: Path) -> None:
 # ------------------------------------------------------------------------------ runs
 
 
-def _run(command: list[str]) -> dict:
-    """Run ``command``: its wall time, peak RSS (that process alone) and stdout."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = process.stdout.read()
-    err = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.stderr.write(err.decode(errors="replace")[-3000:])
-        raise SystemExit(f"{' '.join(command[1:4])} failed")
-    return {"seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "stdout": out.decode()}
-
-
 def _copy(folder: Path, name: str) -> Path:
     """A hard-linked copy of the history: its files are never changed in place."""
     target = folder / name
@@ -278,16 +265,16 @@ def main() -> None:
     rebuild = None
     if not args.no_rebuild:
         copy = _copy(folder, "run-rebuild")
-        rebuild = _run([str(RBMTOOLS), "logs", "compact", str(folder / "nothing"), "--to",
+        rebuild = run_timed([str(RBMTOOLS), "logs", "compact", str(folder / "nothing"), "--to",
                         str(copy), "--rebuild", "--json", *limit])  # fmt: skip
         print(f"  rebuild: {rebuild['seconds']:.1f} s, peak RSS {rebuild['peak_rss_mb']:.0f} MB",
               flush=True)  # fmt: skip
     days = []
     for run in range(args.repeat):
         copy = _copy(folder, "run-day")
-        compacted = _run([str(RBMTOOLS), "logs", "compact", str(day_events), "--to", str(copy),
+        compacted = run_timed([str(RBMTOOLS), "logs", "compact", str(day_events), "--to", str(copy),
                           "--outbox", str(day_outbox), "--json", *limit])  # fmt: skip
-        analysed = _run([str(RBMTOOLS), "analyze", "--history", str(copy), "--json", *limit])
+        analysed = run_timed([str(RBMTOOLS), "analyze", "--history", str(copy), "--json", *limit])
         total = compacted["seconds"] + analysed["seconds"]
         rss = max(compacted["peak_rss_mb"], analysed["peak_rss_mb"])
         days.append({"seconds": total, "compact": compacted["seconds"],
@@ -298,13 +285,13 @@ def main() -> None:
               f"{analysed['seconds']:.1f} s = {total:.1f} s, peak RSS {rss:.0f} MB "
               f"({days[-1]['state_days']} state days rewritten)", flush=True)  # fmt: skip
     # the check: the same history, its state computed again from every part
-    _run([str(RBMTOOLS), "logs", "compact", str(day_events), "--to", str(copy), "--rebuild",
+    run_timed([str(RBMTOOLS), "logs", "compact", str(day_events), "--to", str(copy), "--rebuild",
           *limit])  # fmt: skip
-    full = _run([str(RBMTOOLS), "analyze", "--history", str(copy), "--json", *limit])
+    full = run_timed([str(RBMTOOLS), "analyze", "--history", str(copy), "--json", *limit])
     same = _document(full["stdout"]) == _document(days[-1]["doc"])
     print(f"  incremental document equals the rebuilt one: {same}", flush=True)
     if args.one_pass:
-        one = _run([str(RBMTOOLS), "analyze", "--events", str(copy), "--outbox",
+        one = run_timed([str(RBMTOOLS), "analyze", "--events", str(copy), "--outbox",
                     str(copy / "_outbox"), "--json", *limit])  # fmt: skip
         print(
             f"  one pass over all the Parquet: {one['seconds']:.1f} s, peak RSS "
