@@ -283,6 +283,20 @@ def _policy_for(
     return None, None
 
 
+def _only_use_cases(dataset: Dataset, columns: tuple[str, ...]) -> dict[tuple, str]:
+    """For a grouping without ``useCase``: each group whose messages all share one use case,
+    that use case (an experiment's arms usually each have one, so ``--by arm`` still gets each
+    arm its use case's cost policy); groups mixing use cases are left out."""
+    if "useCase" in columns:
+        return {}
+    found: dict[tuple, set[str | None]] = {}
+    for group in dataset.aggregates((*columns, "useCase")):
+        if group.counts["messages"] > 0:
+            key = tuple(group.key.get(c) for c in columns)
+            found.setdefault(key, set()).add(group.key.get("useCase"))
+    return {key: next(iter(cases)) for key, cases in found.items() if len(cases) == 1}
+
+
 def build_analysis(
     dataset: Dataset,
     by: str | Iterable[str] | None = DEFAULT_BY,
@@ -301,7 +315,8 @@ def build_analysis(
     ``policies`` maps useCase -> ``CostPolicy`` or policy fields (over the defaults for otp,
     transaction, promo and alert), or names a YAML/JSON file; key ``"*"`` applies to any other
     use case. A group gets the policy of its ``useCase`` (with ``useCase`` not in ``by``, the
-    dataset's only use case, if it has one); without a policy its ``best_ttl`` is null.
+    use case all its messages share, if they share one); without a policy its ``best_ttl`` is
+    null.
     Arms are compared with ``reference``: the arms in the spec's order, or one arm's name
     (see ``compare_arms``). ``tolerance`` sets the near-optimal range of each best TTL.
     """
@@ -314,19 +329,14 @@ def build_analysis(
         from rbmtools.errors import ValidationError
 
         raise ValidationError("min_at_risk", min_at_risk, "must be at least 1")
-    only_use_case = None
-    if "useCase" not in columns:
-        use_cases = dataset.engine.df(
-            'SELECT DISTINCT "useCase" AS u FROM rbm_summary '
-            "WHERE part = 'counts' AND row_kind = 'message'"
-        )["u"]
-        if len(use_cases) == 1:
-            only_use_case = use_cases.iloc[0]
     aggregates = dataset.aggregates(columns)
+    only_use_case = _only_use_cases(dataset, columns)
     results = []
     for index, group in enumerate(aggregates):
         curve = kaplan_meier(group.latency_bins, min_at_risk=min_at_risk)
-        name, policy = _policy_for(group.key, resolved, only_use_case)
+        name, policy = _policy_for(
+            group.key, resolved, only_use_case.get(tuple(group.key.get(c) for c in columns))
+        )
         choice = best_ttl(
             curve,
             group.latency_bins,

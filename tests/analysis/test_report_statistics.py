@@ -254,3 +254,17 @@ def test_by_as_papermill_passes_it():
         assert validate_by(form) == ["useCase", "arm"], form
     with pytest.raises(ValidationError, match="list of column names"):
         validate_by('["useCase"')
+
+
+def test_grouped_without_use_case_a_group_of_one_use_case_gets_its_cost_policy(sample_by_arm):
+    """Each arm of the sample's experiment holds one use case: ``by arm`` prices each arm by
+    it; a group that mixes use cases (the whole experiment) gets no policy, not a guess."""
+    arms = {g["key"]["arm"]: g["best_ttl"] for g in sample_by_arm.to_dict()["groups"]}
+    assert {arm: best["policy"] for arm, best in arms.items()} == {
+        arm: arm.split()[0]
+        for arm in arms  # "otp ttl=1m" is an otp arm
+    }
+    assert all(best["seconds"] is not None for best in arms.values())
+    with load(SAMPLE / "events", SAMPLE / "outbox.jsonl") as data:
+        mixed = build_analysis(data, "experiment", bootstrap=0).to_dict()["groups"]
+    assert [g["best_ttl"]["policy"] for g in mixed] == [None]
