@@ -61,7 +61,14 @@ _MEASURE = """(() => {
     }
     return true;
   }).map(el => el.tagName + '.' + el.className);
-  return {scrollWidth: doc.scrollWidth, innerWidth: innerWidth, height: doc.scrollHeight,
+  // a table in a scrolling box that needs the scroll bar runs off the page just the same
+  const scrolled = [...document.querySelectorAll('body *')].filter(el => {
+    const s = getComputedStyle(el);
+    return ['auto', 'scroll'].includes(s.overflowX) && el.scrollWidth > el.clientWidth + 1 &&
+      el !== doc && el !== document.body;
+  }).map(el => (el.querySelector('th') || el).textContent.trim().slice(0, 60));
+  return {scrollWidth: doc.scrollWidth, scrolled: scrolled, innerWidth: innerWidth,
+          height: doc.scrollHeight,
           images: images, headline: box && {top: box.top, bottom: box.bottom},
           headlineText: headline ? headline.innerText : null,
           cut: cut, wide: wide.slice(0, 10), title: document.title,

@@ -52,6 +52,7 @@ def analyze_pages(tmp_path_factory):
 def _check(page, headline: bool = True) -> None:
     name = page.path.name
     assert not page.overflows, (name, page.measure["scrollWidth"], page.measure["wide"])
+    assert not page.measure["scrolled"], (name, page.measure["scrolled"])  # no table to scroll
     assert not page.broken_images, (name, page.broken_images)
     assert page.measure["images"] or not headline or "adhoc" in name, name
     assert not page.measure["cut"], (name, page.measure["cut"][:5])
