@@ -438,6 +438,10 @@ def load_table(report: Any, window: Any = None) -> pd.DataFrame:
             text = f"{value:.2f} s"
         elif isinstance(value, int) and not isinstance(value, bool):
             text = h.count(value)
+        elif isinstance(value, Mapping):  # problems -> lines: "unreadable time: 3; ..."
+            text = "; ".join(f"{name}: {h.count(n)}" for name, n in value.items()) or "none"
+        elif isinstance(value, list | tuple):  # unreadable files
+            text = ", ".join(str(item) for item in value) or "none"
         else:
             text = "none" if value is None else str(value)
         rows.append({"what": _LOAD_NAMES.get(key, key.replace("_", " ")), "value": text})
